@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: MIT
+// examples/quickstart.cpp: the brief's example: numbers -> groups of 5 -> total.
+
+#include <plumb/plumb.hpp>
+
+#include <cstddef>
+#include <iostream>
+#include <utility>
+#include <vector>
+
+plumb::Generator<int> numbers(int count) {
+  for (int i = 0; i < count; ++i) co_yield i;
+}
+
+plumb::Generator<std::vector<int>> group(plumb::Stream<int> in, std::size_t size) {
+  std::vector<int> batch;
+  for (int x : in) {
+    batch.push_back(x);
+    if (batch.size() == size) co_yield std::exchange(batch, {});
+  }
+  if (!batch.empty()) co_yield std::move(batch);
+}
+
+long total(plumb::Stream<std::vector<int>> in) {
+  long sum = 0;
+  for (auto& batch : in) {
+    for (int x : batch) sum += x;
+  }
+  return sum;
+}
+
+int main() {
+  plumb::Pipeline pipeline{
+      plumb::stage(numbers, 101).in_flight(8),
+      plumb::stage(group, std::size_t{5}).workers(2).in_flight(4).max_message_size(4096).name("group"),
+      plumb::stage(total),
+  };
+  const long sum = pipeline.run(plumb::Mode::sequential);
+  std::cout << "sum of 0..100 = " << sum << '\n';
+  return sum == 5050 ? 0 : 1;
+}

@@ -1,0 +1,163 @@
+#pragma once
+// SPDX-License-Identifier: MIT
+// plumb/detail/chain.hpp: the pieces a worker chains its stages with: its context, a fused
+// stage's generator as the next stage's input, and the call of a stage body.
+
+#include <plumb/detail/input.hpp>
+#include <plumb/detail/monitor.hpp>
+#include <plumb/detail/run_state.hpp>
+#include <plumb/detail/type_rules.hpp>
+#include <plumb/error.hpp>
+#include <plumb/generator.hpp>
+#include <plumb/stream.hpp>
+#include <plumb/worker.hpp>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <span>
+#include <tuple>
+#include <utility>
+
+namespace plumb::detail {
+
+// What one worker needs while it runs its group of stages: the run's shared state, its own
+// WorkerInfo for each stage of the group, its packet counters, and which stage an exception in
+// flight came from.
+//
+// Thread affinity: the worker's thread only.
+class WorkerContext {
+ public:
+  WorkerContext(RunState& state, std::span<const WorkerInfo> infos,
+                std::atomic<std::uint64_t>* counters, Monitor* inline_monitor) noexcept
+      : state_(state), infos_(infos), counters_(counters), inline_monitor_(inline_monitor) {}
+
+  [[nodiscard]] RunState& state() noexcept { return state_; }
+  [[nodiscard]] const WorkerInfo& info(std::size_t stage) const noexcept { return infos_[stage]; }
+  [[nodiscard]] std::atomic<std::uint64_t>& counter(std::size_t stage) noexcept {
+    return counters_[stage];
+  }
+
+  // Throws Stopped once the run is stopping.
+  void check_stop() const {
+    if (state_.stopping()) throw Stopped{};
+  }
+
+  // A packet moved out of a stage of this worker.
+  void on_packet(std::size_t stage) {
+    PacketCounters::increment(counters_[stage]);
+    if (inline_monitor_ != nullptr) inline_monitor_->on_packet();
+  }
+
+  // Called where an exception leaves a stage body: remembers that stage as the exception's
+  // origin unless the exception is already known (it came from further upstream and only
+  // passed through this stage's body).
+  void attribute(const WorkerInfo& info, std::exception_ptr error) noexcept {
+    if (error != origin_error_) {
+      origin_error_ = std::move(error);
+      origin_ = &info;
+    }
+  }
+  void attribute_current(const WorkerInfo& info) noexcept {
+    attribute(info, std::current_exception());
+  }
+
+  // The failure report of `error`, which left the worker: the stage it came from, else
+  // `fallback` (the stage at the worker's outer end).
+  [[nodiscard]] Failure failure_of(const std::exception_ptr& error,
+                                   const WorkerInfo& fallback) const {
+    const WorkerInfo& info = (error == origin_error_ && origin_ != nullptr) ? *origin_ : fallback;
+    return make_failure(info, error);
+  }
+
+ private:
+  RunState& state_;
+  std::span<const WorkerInfo> infos_;
+  std::atomic<std::uint64_t>* counters_;
+  Monitor* inline_monitor_;
+  std::exception_ptr origin_error_;
+  const WorkerInfo* origin_ = nullptr;
+};
+
+// A processor or sink returned while its input still had packets.
+[[noreturn]] inline void throw_returned_early(WorkerContext& context, const WorkerInfo& info) {
+  auto error = std::make_exception_ptr(StageError(
+      fmt::format("plumb.stage_error: {} worker {} returned while its input still had packets, "
+                  "which would be lost; read the whole plumb::Stream to its end before returning",
+                  describe_stage(info.stage_index, info.stage_name), info.index),
+      info.stage_index, info.stage_name, info.index));
+  context.attribute(info, error);
+  std::rethrow_exception(error);
+}
+
+// The generator of a fused stage, as the input of the stage after it (no link, no copy: the
+// consumer reads the object the generator yielded).
+template <class T>
+class GeneratorInput final : public Input<T> {
+ public:
+  // `upstream` is the stage's own input (nullptr for a source).
+  GeneratorInput(Generator<T>&& generator, const WorkerInfo& info, InputBase* upstream,
+                 WorkerContext& context) noexcept
+      : generator_(std::move(generator)), info_(info), upstream_(upstream), context_(context) {}
+
+ private:
+  T* pull() override {
+    context_.check_stop();
+    T* packet = nullptr;
+    {
+      const CurrentWorkerScope scope(&info_);
+      try {
+        packet = GeneratorAccess<T>::next(generator_);
+      } catch (...) {
+        context_.attribute_current(info_);
+        throw;
+      }
+    }
+    if (packet != nullptr) {
+      context_.on_packet(info_.stage_index);
+    } else if (upstream_ != nullptr && upstream_->has_unread()) {
+      throw_returned_early(context_, info_);
+    }
+    return packet;
+  }
+
+  Generator<T> generator_;
+  const WorkerInfo& info_;
+  InputBase* upstream_;
+  WorkerContext& context_;
+};
+
+// Calls stage `Index` of `specs` with this worker's own copies of the callable and constants
+// (alive until `use` returns, so a generator may keep referring to them), and passes the result
+// to `use`.
+template <std::size_t Index, class Specs, class In, class Use>
+decltype(auto) call_stage(const Specs& specs, Input<In>* input, const WorkerInfo& info,
+                          WorkerContext& context, Use&& use) {
+  const auto& spec = std::get<Index>(specs);
+  auto callable = spec.callable();
+  auto constants = spec.constants();
+  auto invoke = [&]() -> decltype(auto) {
+    const CurrentWorkerScope scope(&info);
+    try {
+      return std::apply(
+          [&](auto&... values) -> decltype(auto) {
+            if constexpr (std::is_void_v<In>) {
+              return std::invoke(callable, values...);
+            } else {
+              return std::invoke(callable, StreamAccess<In>::over(*input), values...);
+            }
+          },
+          constants);
+    } catch (...) {
+      context.attribute_current(info);
+      throw;
+    }
+  };
+  return std::forward<Use>(use)(invoke);
+}
+
+}  // namespace plumb::detail

@@ -1,0 +1,102 @@
+#pragma once
+// SPDX-License-Identifier: MIT
+// plumb/detail/plan.hpp: where each stage runs: fused groups, their workers and their links.
+
+#include <plumb/detail/validate.hpp>
+#include <plumb/run_options.hpp>
+#include <plumb/stage.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace plumb::detail {
+
+// A run of stages executed together by the same workers: the first stage and the stages fused
+// after it (mode sequential), each pulling straight from the generator before it.
+struct GroupPlan {
+  std::size_t first = 0;
+  std::size_t last = 0;
+  std::size_t workers = 1;
+  // thread: one thread per worker; process: one process per worker; sequential: the calling
+  // thread (only the group of the pipeline's source can be).
+  Mode mode = Mode::thread;
+};
+
+struct Plan {
+  // fused[i]: stage i runs inside the workers of stage i - 1 (no link between them).
+  std::vector<bool> fused;
+  std::vector<GroupPlan> groups;
+  // capacity[i]: slots of the link after stage i (0 where stage i + 1 is fused, and for the sink).
+  std::vector<std::size_t> capacity;
+
+  // Workers that need a thread of their own.
+  [[nodiscard]] std::size_t thread_workers() const noexcept {
+    std::size_t count = 0;
+    for (const GroupPlan& group : groups) {
+      if (group.mode == Mode::thread) count += group.workers;
+    }
+    return count;
+  }
+};
+
+[[nodiscard]] inline std::string_view mode_name(Mode mode) noexcept {
+  switch (mode) {
+    case Mode::sequential: return "Mode::sequential";
+    case Mode::thread: return "Mode::thread";
+    case Mode::process: return "Mode::process";
+  }
+  return "an unknown Mode";
+}
+
+// Decides where every stage runs, and checks what only the plan can tell. Throws ConfigError.
+inline Plan make_plan(std::span<const StageOptions* const> stages,
+                      std::span<const std::string> names, Mode run_mode) {
+  const std::size_t count = stages.size();
+  Plan plan;
+  plan.fused.assign(count, false);
+  plan.capacity.assign(count, 0);
+  for (std::size_t index = 0; index < count; ++index) {
+    const StageOptions& options = *stages[index];
+    const Mode mode = options.mode.value_or(run_mode);
+    if (mode == Mode::process) {
+      throw_config_error(index, names[index],
+                         "Mode::process is not available in this version of plumb; run the stage "
+                         "in Mode::thread or Mode::sequential");
+    }
+    if (options.mode == Mode::sequential && options.workers != 1) {
+      throw_config_error(index, names[index],
+                         "the stage is fused (mode sequential) and runs inside the workers of the "
+                         "stage before it, so workers({}) cannot apply: remove .workers() or "
+                         ".mode(Mode::sequential)",
+                         options.workers);
+    }
+    if (index > 0 && mode == Mode::sequential) {
+      plan.fused[index] = true;
+      plan.groups.back().last = index;
+    } else {
+      // A whole-pipeline sequential run ignores workers (the brief: validated, then unused).
+      const std::size_t workers =
+          mode == Mode::sequential ? 1 : static_cast<std::size_t>(options.workers);
+      plan.groups.push_back(GroupPlan{index, index, workers, mode});
+    }
+  }
+  for (std::size_t group = 0; group + 1 < plan.groups.size(); ++group) {
+    const GroupPlan& producer = plan.groups[group];
+    const StageOptions& options = *stages[producer.last];
+    const std::int64_t in_flight =
+        options.in_flight.value_or(static_cast<std::int64_t>(producer.workers));
+    if (in_flight < static_cast<std::int64_t>(producer.workers)) {
+      throw_config_error(producer.last, names[producer.last],
+                         "in_flight({}) is less than the {} workers of stage {} that produce its "
+                         "output link; raise in_flight to at least {}",
+                         in_flight, producer.workers, producer.first, producer.workers);
+    }
+    plan.capacity[producer.last] = static_cast<std::size_t>(in_flight);
+  }
+  return plan;
+}
+
+}  // namespace plumb::detail

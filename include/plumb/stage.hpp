@@ -1,0 +1,132 @@
+#pragma once
+// SPDX-License-Identifier: MIT
+// plumb/stage.hpp: stage(callable, constants...), the stage spec and its chainable options.
+
+#include <plumb/run_options.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace plumb {
+
+/// Default `max_message_size`: 128 KiB per slot of a link that crosses a process boundary
+/// (the Python reference's DEFAULT_BUF_SIZE). Links inside one process ignore it.
+inline constexpr std::size_t kDefaultMaxMessageSize = std::size_t{128} * 1024;
+/// Most workers a stage may have.
+inline constexpr int kMaxWorkers = 128;
+/// Largest `in_flight` a stage may ask for.
+inline constexpr std::int64_t kMaxInFlight = std::int64_t{1} << 20;
+
+/// The options of one stage, as set with the chainable setters of `Stage`. Checked by
+/// `Pipeline::run()` before anything runs (see `ConfigError`).
+struct StageOptions {
+  /// Independent instances of the stage (1 to 128).
+  int workers = 1;
+  /// Packets that may exist at once on the stage's output link; unset: the number of workers.
+  std::optional<std::int64_t> in_flight{};
+  /// Bytes per slot of the output link when it crosses a process boundary.
+  std::size_t max_message_size = kDefaultMaxMessageSize;
+  /// Shown in errors and in `WorkerInfo::stage_name`; empty: "stage N".
+  std::string name{};
+  /// Overrides the run's mode for this stage; unset: the run's mode.
+  std::optional<Mode> mode{};
+};
+
+/// A stage of a pipeline: a callable, the constants it is called with, and its options.
+/// Build one with `plumb::stage()`.
+///
+/// Options chain on temporaries and on named stages alike:
+/// `plumb::stage(group, 5).workers(2).in_flight(4).name("group")`.
+template <class F, class... Constants>
+class Stage {
+ public:
+  using callable_type = F;
+  using constants_type = std::tuple<Constants...>;
+
+  template <class Callable, class... Args>
+    requires(sizeof...(Args) == sizeof...(Constants) && std::is_constructible_v<F, Callable &&>)
+  explicit Stage(Callable&& callable, Args&&... constants)
+      : callable_(std::forward<Callable>(callable)), constants_(std::forward<Args>(constants)...) {}
+
+  /// Runs `count` independent instances of the stage (1 to 128), each with its own copy of
+  /// the callable and the constants, sharing one input.
+  Stage& workers(int count) & {
+    options_.workers = count;
+    return *this;
+  }
+  Stage workers(int count) && { return std::move(workers(count)); }
+
+  /// Packets that may exist at once on this stage's output link: being built by its workers,
+  /// queued, or being worked on by the next stage. At least `workers`; default: `workers`.
+  Stage& in_flight(std::int64_t count) & {
+    options_.in_flight = count;
+    return *this;
+  }
+  Stage in_flight(std::int64_t count) && { return std::move(in_flight(count)); }
+
+  /// Bytes per slot when the output link crosses a process boundary (default 128 KiB).
+  Stage& max_message_size(std::size_t bytes) & {
+    options_.max_message_size = bytes;
+    return *this;
+  }
+  Stage max_message_size(std::size_t bytes) && { return std::move(max_message_size(bytes)); }
+
+  /// The name used in errors and in `WorkerInfo::stage_name`.
+  Stage& name(std::string text) & {
+    options_.name = std::move(text);
+    return *this;
+  }
+  Stage name(std::string text) && { return std::move(name(std::move(text))); }
+
+  /// Runs this stage in `mode` whatever the run's mode. `Mode::sequential` fuses the stage into
+  /// the workers of the stage before it.
+  Stage& mode(Mode value) & {
+    options_.mode = value;
+    return *this;
+  }
+  Stage mode(Mode value) && { return std::move(mode(value)); }
+
+  [[nodiscard]] const StageOptions& options() const noexcept { return options_; }
+  [[nodiscard]] const F& callable() const noexcept { return callable_; }
+  [[nodiscard]] const constants_type& constants() const noexcept { return constants_; }
+
+ private:
+  F callable_;
+  constants_type constants_;
+  StageOptions options_{};
+};
+
+/// Makes a stage from a callable and the constants it is called with.
+///
+/// The callable is a function, function pointer, lambda or function object:
+/// - source: `Generator<T>(Constants...)`;
+/// - processor: `Generator<U>(Stream<T>, Constants...)`;
+/// - sink: `R(Stream<T>, Constants...)`, R void or a value.
+/// The callable and the constants are stored by value (decayed); every worker gets its own
+/// copies and passes the constants as lvalues, so parameters may be values, `const&` or `&`.
+///
+/// Example:
+/// ```cpp
+/// plumb::Pipeline pipeline{plumb::stage(numbers, 100), plumb::stage(group, 5).workers(2),
+///                          plumb::stage(total)};
+/// ```
+template <class F, class... Constants>
+[[nodiscard]] Stage<std::decay_t<F>, std::decay_t<Constants>...> stage(F&& callable,
+                                                                      Constants&&... constants) {
+  return Stage<std::decay_t<F>, std::decay_t<Constants>...>(std::forward<F>(callable),
+                                                            std::forward<Constants>(constants)...);
+}
+
+namespace detail {
+template <class>
+struct IsStage : std::false_type {};
+template <class F, class... Constants>
+struct IsStage<Stage<F, Constants...>> : std::true_type {};
+}  // namespace detail
+
+}  // namespace plumb

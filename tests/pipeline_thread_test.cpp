@@ -1,0 +1,549 @@
+// SPDX-License-Identifier: MIT
+// tests/pipeline_thread_test.cpp: Pipeline::run in thread mode and with fused stages: workers,
+// packets in flight, end of stream, errors, cancellation, inactivity.
+
+#include <plumb/plumb.hpp>
+
+#include "support/counted.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using plumb::Generator;
+using plumb::Mode;
+using plumb::Stream;
+using plumb::test::Counted;
+using plumb::test::MoveOnly;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Generator<int> numbers(int count) {
+  for (int i = 0; i < count; ++i) co_yield i;
+}
+
+Generator<int> forever() {
+  for (int i = 0;; ++i) co_yield i;
+}
+
+Generator<int> plus(Stream<int> in, int increment) {
+  for (int x : in) co_yield x + increment;
+}
+
+Generator<std::vector<int>> group(Stream<int> in, std::size_t size) {
+  std::vector<int> batch;
+  for (int x : in) {
+    batch.push_back(x);
+    if (batch.size() == size) co_yield std::exchange(batch, {});
+  }
+  if (!batch.empty()) co_yield std::move(batch);
+}
+
+long sum_ints(Stream<int> in) {
+  long sum = 0;
+  for (int x : in) sum += x;
+  return sum;
+}
+
+std::vector<int> collect(Stream<int> in) {
+  std::vector<int> out;
+  for (int x : in) out.push_back(x);
+  return out;
+}
+
+// Polls `condition` for up to `limit`; true once it held.
+template <class Condition>
+bool eventually(Condition condition, Clock::duration limit = 10s) {
+  const auto deadline = Clock::now() + limit;
+  while (!condition()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("thread mode: 30,000 ints through +5 (15 workers), groups of 10 and 16 sink workers "
+          "keep the exact total",
+          "[thread]") {
+  std::atomic<long> total{0};
+  std::atomic<long> batches{0};
+  auto sink = [&total, &batches](Stream<std::vector<int>> in) {
+    for (auto& batch : in) {
+      long sum = 0;
+      for (int x : batch) sum += x;
+      total += sum;
+      ++batches;
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 30'000), plumb::stage(plus, 5).workers(15),
+                           plumb::stage(group, std::size_t{10}), plumb::stage(sink).workers(16)};
+  pipeline.run();  // Mode::thread is the default
+  const long n = 30'000;
+  CHECK(total == n * (n - 1) / 2 + 5 * n);
+  CHECK(batches == 3000);
+}
+
+TEST_CASE("thread mode returns the sink's value and preserves order with one worker everywhere",
+          "[thread]") {
+  plumb::Pipeline pipeline{plumb::stage(numbers, 5000).in_flight(7), plumb::stage(plus, 1).in_flight(3),
+                           plumb::stage(collect)};
+  const std::vector<int> out = pipeline.run(Mode::thread);
+  REQUIRE(out.size() == 5000);
+  for (int i = 0; i < 5000; ++i) REQUIRE(out[static_cast<std::size_t>(i)] == i + 1);
+}
+
+TEST_CASE("thread mode: a source with several workers splits its work through this_worker",
+          "[thread]") {
+  auto source = [](int count) -> Generator<int> {
+    const plumb::WorkerInfo me = plumb::this_worker();
+    for (int i = static_cast<int>(me.index); i < count; i += static_cast<int>(me.count)) co_yield i;
+  };
+  std::mutex mutex;
+  std::multiset<int> seen;
+  auto sink = [&](Stream<int> in) {
+    for (int x : in) {
+      std::lock_guard lock(mutex);
+      seen.insert(x);
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(source, 1000).workers(4), plumb::stage(plus, 0).workers(3),
+                           plumb::stage(sink).workers(2)};
+  pipeline.run();
+  REQUIRE(seen.size() == 1000);  // nothing lost, nothing duplicated
+  int expected = 0;
+  for (int x : seen) CHECK(x == expected++);
+}
+
+TEST_CASE("thread mode: every worker runs its own instance with its own identity and constants",
+          "[thread]") {
+  std::mutex mutex;
+  std::set<std::thread::id> threads;
+  std::set<std::size_t> indices;
+  std::vector<std::size_t> counts;
+  std::set<std::string> names;
+  auto worker = [&](Stream<int> in, std::vector<int>& mine) -> Generator<int> {
+    const plumb::WorkerInfo me = plumb::this_worker();
+    for (int x : in) {
+      mine.push_back(x);  // a copy per worker: never shared, so no lock needed
+      co_yield x;
+    }
+    std::lock_guard lock(mutex);
+    threads.insert(std::this_thread::get_id());
+    indices.insert(me.index);
+    counts.push_back(me.count);
+    names.insert(std::string(me.stage_name) + "/" + std::to_string(me.stage_index));
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 2000),
+                           plumb::stage(worker, std::vector<int>{}).workers(4).name("work"),
+                           plumb::stage(sum_ints)};
+  CHECK(pipeline.run() == 1999L * 2000 / 2);
+  CHECK(threads.size() == 4);
+  CHECK(indices == std::set<std::size_t>{0, 1, 2, 3});
+  CHECK(counts == std::vector<std::size_t>{4, 4, 4, 4});
+  CHECK(names == std::set<std::string>{"work/1"});
+}
+
+TEST_CASE("thread mode: a producer is not resumed to build a packet until a slot is free",
+          "[thread]") {
+  std::atomic<int> built{0};
+  std::atomic<bool> release{false};
+  auto source = [&built](int count) -> Generator<int> {
+    for (int i = 0; i < count; ++i) {
+      ++built;
+      co_yield i;
+    }
+  };
+  auto sink = [&](Stream<int> in) {
+    long sum = 0;
+    for (int x : in) {
+      while (!release) std::this_thread::sleep_for(1ms);  // hold the first packet
+      sum += x;
+    }
+    return sum;
+  };
+  plumb::Pipeline pipeline{plumb::stage(source, 100).in_flight(3), plumb::stage(sink)};
+  long result = 0;
+  std::thread runner([&] { result = pipeline.run(); });
+  // 3 packets in flight: the one the sink holds and two queued. A fourth needs a free slot.
+  const bool filled = eventually([&] { return built == 3; });
+  std::this_thread::sleep_for(50ms);
+  const int built_while_held = built;
+  release = true;
+  runner.join();
+  CHECK(filled);
+  CHECK(built_while_held == 3);
+  CHECK(result == 99 * 100 / 2);
+}
+
+TEST_CASE("thread mode: in_flight 1 everywhere runs strictly one stage at a time", "[thread]") {
+  std::atomic<int> active{0};
+  std::atomic<int> most_active{0};
+  auto busy = [&] {
+    const int now = ++active;
+    int seen = most_active.load();
+    while (now > seen && !most_active.compare_exchange_weak(seen, now)) {
+    }
+    std::this_thread::sleep_for(200us);  // widen the window in which an overlap would show
+    --active;
+  };
+  auto source = [&](int count) -> Generator<int> {
+    for (int i = 0; i < count; ++i) {
+      busy();
+      co_yield i;
+    }
+  };
+  auto middle = [&](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      busy();
+      co_yield x;
+    }
+  };
+  std::vector<int> order;
+  auto sink = [&](Stream<int> in) {
+    for (int x : in) {
+      busy();
+      order.push_back(x);
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(source, 200).in_flight(1), plumb::stage(middle).in_flight(1),
+                           plumb::stage(middle).in_flight(1), plumb::stage(sink)};
+  pipeline.run();
+  CHECK(most_active == 1);
+  REQUIRE(order.size() == 200);
+  CHECK(std::is_sorted(order.begin(), order.end()));
+}
+
+TEST_CASE("thread mode carries move-only payloads", "[thread]") {
+  auto make = [](int count) -> Generator<MoveOnly> {
+    for (int i = 0; i < count; ++i) co_yield MoveOnly(i);
+  };
+  auto pass = [](Stream<MoveOnly> in) -> Generator<MoveOnly> {
+    for (MoveOnly& item : in) co_yield std::move(item);
+  };
+  auto consume = [](Stream<MoveOnly> in) {
+    long sum = 0;
+    for (MoveOnly& item : in) sum += item.value;
+    return sum;
+  };
+  plumb::Pipeline pipeline{plumb::stage(make, 1000).in_flight(4), plumb::stage(pass).workers(3),
+                           plumb::stage(consume)};
+  CHECK(pipeline.run() == 999L * 1000 / 2);
+}
+
+TEST_CASE("thread mode moves packets and leaks none on success or on any error path",
+          "[thread][errors]") {
+  auto make = [](int count, int fail_at) -> Generator<Counted> {
+    for (int i = 0; i < count; ++i) {
+      if (i == fail_at) throw std::runtime_error("source failed");
+      co_yield Counted(i);
+    }
+  };
+  auto pass = [](Stream<Counted> in, int fail_at) -> Generator<Counted> {
+    for (Counted& item : in) {
+      if (item.value == fail_at) throw std::runtime_error("middle failed");
+      co_yield std::move(item);
+    }
+  };
+  auto consume = [](Stream<Counted> in, int fail_at) {
+    long sum = 0;
+    for (Counted& item : in) {
+      if (item.value == fail_at) throw std::runtime_error("sink failed");
+      sum += item.value;
+    }
+    return sum;
+  };
+  struct Case {
+    int source_fail, middle_fail, sink_fail;
+    const char* error;
+  };
+  for (const Case c : {Case{-1, -1, -1, ""}, Case{500, -1, -1, "source failed"},
+                       Case{-1, 500, -1, "middle failed"}, Case{-1, -1, 500, "sink failed"}}) {
+    Counted::reset();
+    plumb::Pipeline pipeline{plumb::stage(make, 2000, c.source_fail).in_flight(16),
+                             plumb::stage(pass, c.middle_fail).workers(4).in_flight(16),
+                             plumb::stage(consume, c.sink_fail)};
+    if (c.error[0] == '\0') {
+      CHECK(pipeline.run() == 1999L * 2000 / 2);
+    } else {
+      CHECK_THROWS_WITH(pipeline.run(), c.error);
+    }
+    CHECK(Counted::copies == 0);
+    CHECK(Counted::alive == 0);
+  }
+}
+
+TEST_CASE("thread mode rethrows the original exception and names the failing stage and worker",
+          "[thread][errors]") {
+  auto fail_on = [](Stream<int> in, int at) -> Generator<int> {
+    for (int x : in) {
+      if (x == at) throw std::invalid_argument("bad packet " + std::to_string(x));
+      co_yield x;
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 1000), plumb::stage(fail_on, 321).workers(3).name("check"),
+                           plumb::stage(sum_ints)};
+  CHECK_THROWS_MATCHES(pipeline.run(), std::invalid_argument,
+                       Catch::Matchers::Message("bad packet 321"));
+  REQUIRE(pipeline.last_failure().has_value());
+  CHECK(pipeline.last_failure()->stage_index == 1);
+  CHECK(pipeline.last_failure()->stage_name == "check");
+  CHECK(pipeline.last_failure()->worker_index < 3);
+  CHECK(pipeline.last_failure()->what == "bad packet 321");
+}
+
+TEST_CASE("thread mode: the first error wins even when others then fail because of the shutdown",
+          "[thread][errors]") {
+  auto root = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      if (x == 50) throw std::invalid_argument("root cause");
+      co_yield x;
+    }
+  };
+  // A stage that turns *anything* it sees, including plumb's internal stop signal, into its own
+  // error: a secondary failure caused by the shutdown.
+  auto swallow = [](Stream<int> in) {
+    try {
+      for (int x : in) (void)x;
+    } catch (...) {
+      throw std::runtime_error("secondary failure");
+    }
+  };
+  for (int round = 0; round < 20; ++round) {
+    plumb::Pipeline pipeline{plumb::stage(forever).in_flight(64), plumb::stage(root).in_flight(64),
+                             plumb::stage(swallow).workers(4)};
+    CHECK_THROWS_MATCHES(pipeline.run(), std::invalid_argument, Catch::Matchers::Message("root cause"));
+    REQUIRE(pipeline.last_failure().has_value());
+    CHECK(pipeline.last_failure()->stage_index == 1);
+  }
+}
+
+TEST_CASE("thread mode: a worker error stops an infinite source and wakes blocked producers",
+          "[thread][errors]") {
+  auto slow_fail = [](Stream<int> in) {
+    for (int x : in) {
+      if (x == 10) {
+        std::this_thread::sleep_for(50ms);  // by now every producer is blocked on a full ring
+        throw std::runtime_error("sink gave up");
+      }
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(forever).workers(3).in_flight(8),
+                           plumb::stage(plus, 1).workers(4).in_flight(8), plumb::stage(slow_fail)};
+  const auto start = Clock::now();
+  CHECK_THROWS_WITH(pipeline.run(), "sink gave up");
+  CHECK(Clock::now() - start < 5s);  // a hang would be caught by the test timeout; this is a bound
+}
+
+TEST_CASE("thread mode: a processor that returns while its input has packets is an error",
+          "[thread][errors]") {
+  auto head = [](Stream<int> in) -> Generator<int> {
+    int taken = 0;
+    for (int x : in) {
+      co_yield x;
+      if (++taken == 3) co_return;
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(forever).in_flight(4), plumb::stage(head).name("head"),
+                           plumb::stage(sum_ints)};
+  try {
+    pipeline.run();
+    FAIL("run() returned");
+  } catch (const plumb::StageError& error) {
+    CHECK(error.stage_index() == 1);
+    CHECK(error.stage_name() == "head");
+    CHECK_THAT(error.what(), Catch::Matchers::Contains("returned while its input still had packets"));
+  }
+}
+
+TEST_CASE("thread mode: a sink worker that returns early is an error, among several workers",
+          "[thread][errors]") {
+  std::atomic<int> calls{0};
+  auto quitter = [&calls](Stream<int> in) {
+    const bool quits = calls++ == 0;  // one of the workers stops after one packet
+    for (int x : in) {
+      (void)x;
+      if (quits) return;
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 100000), plumb::stage(quitter).workers(3)};
+  CHECK_THROWS_AS(pipeline.run(), plumb::StageError);
+  REQUIRE(pipeline.last_failure().has_value());
+  CHECK(pipeline.last_failure()->stage_index == 1);
+}
+
+TEST_CASE("thread mode: a consumer that stops right after the last packet is not an error",
+          "[thread]") {
+  auto first_three = [](Stream<int> in) {
+    long sum = 0;
+    int taken = 0;
+    for (int x : in) {
+      sum += x;
+      if (++taken == 3) break;
+    }
+    return sum;
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 3), plumb::stage(plus, 0), plumb::stage(first_three)};
+  CHECK(pipeline.run() == 3);
+}
+
+TEST_CASE("thread mode: the inactivity timeout stops a stalled pipeline", "[thread][timeout]") {
+  std::atomic<bool> stuck_done{false};
+  auto stuck = [&stuck_done](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      if (x == 3) {
+        std::this_thread::sleep_for(1500ms);  // a stage stuck in user code
+        stuck_done = true;
+      }
+      co_yield x;
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 10), plumb::stage(stuck), plumb::stage(sum_ints)};
+  const auto start = Clock::now();
+  CHECK_THROWS_AS(pipeline.run({.inactivity_timeout = 200ms}), plumb::InactivityError);
+  // run() waits for the stuck worker (a thread cannot be killed), which notices the stop at
+  // its next packet; the error itself was raised after ~200 ms.
+  CHECK(stuck_done);
+  CHECK(Clock::now() - start < 5s);
+  CHECK(pipeline.run({.inactivity_timeout = 5s}) == 45);
+}
+
+TEST_CASE("thread mode: cancellation through the stop token stops a running pipeline",
+          "[thread][cancel]") {
+  std::stop_source stop;
+  std::atomic<long> seen{0};
+  auto sink = [&seen](Stream<int> in) {
+    for (int x : in) seen += (x >= 0);
+  };
+  plumb::Pipeline pipeline{plumb::stage(forever).workers(2), plumb::stage(plus, 1).workers(2),
+                           plumb::stage(sink).workers(2)};
+  std::thread canceller([&] {
+    eventually([&] { return seen > 1000; });
+    stop.request_stop();
+  });
+  CHECK_THROWS_AS(pipeline.run({.stop_token = stop.get_token()}), plumb::CancelledError);
+  canceller.join();
+  CHECK(seen > 1000);
+  CHECK_FALSE(pipeline.last_failure().has_value());
+}
+
+TEST_CASE("fused stages run inside the workers of the stage before them", "[thread][fused]") {
+  std::mutex mutex;
+  std::vector<std::pair<std::thread::id, std::thread::id>> pairs;  // (middle, fused) per packet
+  thread_local std::thread::id middle_thread;
+  auto middle = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      middle_thread = std::this_thread::get_id();
+      co_yield x;
+    }
+  };
+  std::vector<plumb::WorkerInfo> fused_infos;  // checked on the test's thread: Catch2 is not thread-safe
+  auto fused = [&](Stream<int> in) -> Generator<int> {
+    {
+      std::lock_guard lock(mutex);
+      fused_infos.push_back(plumb::this_worker());
+    }
+    for (int x : in) {
+      {
+        std::lock_guard lock(mutex);
+        pairs.emplace_back(middle_thread, std::this_thread::get_id());
+      }
+      co_yield x * 2;
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 300), plumb::stage(middle).workers(3),
+                           plumb::stage(fused).mode(Mode::sequential), plumb::stage(sum_ints)};
+  CHECK(pipeline.run() == 299L * 300);
+  REQUIRE(pairs.size() == 300);
+  for (const auto& [producer, consumer] : pairs) CHECK(producer == consumer);
+  REQUIRE(fused_infos.size() == 3);  // one instance of the fused stage per worker of stage 1
+  for (const plumb::WorkerInfo& info : fused_infos) {
+    CHECK(info.stage_index == 2);
+    CHECK(info.count == 3);  // the workers of the group: those of stage 1
+  }
+}
+
+TEST_CASE("a sequential source runs in the calling thread while later stages use threads",
+          "[thread][fused]") {
+  const std::thread::id caller = std::this_thread::get_id();
+  std::thread::id source_thread;
+  std::set<std::thread::id> sink_threads;
+  std::mutex mutex;
+  auto source = [&](int count) -> Generator<int> {
+    source_thread = std::this_thread::get_id();
+    for (int i = 0; i < count; ++i) co_yield i;
+  };
+  auto sink = [&](Stream<int> in) {
+    for (int x : in) {
+      (void)x;
+      std::lock_guard lock(mutex);
+      sink_threads.insert(std::this_thread::get_id());
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(source, 500), plumb::stage(plus, 1).mode(Mode::thread).workers(2),
+                           plumb::stage(sink).mode(Mode::thread)};
+  pipeline.run({.mode = Mode::sequential, .inactivity_timeout = 10s});
+  CHECK(source_thread == caller);
+  REQUIRE(sink_threads.size() == 1);
+  CHECK(*sink_threads.begin() != caller);
+}
+
+TEST_CASE("thread mode reports progress per stage and a final report", "[thread]") {
+  std::mutex mutex;
+  std::vector<std::uint64_t> last;
+  bool finished = false;
+  plumb::RunOptions options;
+  options.progress_interval = 1ms;
+  options.progress = [&](const plumb::Progress& progress) {
+    std::lock_guard lock(mutex);
+    last.assign(progress.packets.begin(), progress.packets.end());
+    finished = progress.finished;
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 20000), plumb::stage(group, std::size_t{10}).workers(2),
+                           plumb::stage([](Stream<std::vector<int>> in) {
+                             for (auto& batch : in) (void)batch;
+                           })};
+  pipeline.run(options);
+  CHECK(finished);
+  CHECK(last.at(0) == 20000);
+  CHECK(last.at(1) >= 2000);  // two workers may each end with a partial batch
+}
+
+TEST_CASE("thread mode rejects plans that cannot work before anything runs", "[thread][config]") {
+  std::atomic<int> started{0};
+  auto source = [&started]() -> Generator<int> {
+    ++started;
+    co_yield 1;
+  };
+  auto expect_config_error = [&](auto pipeline, const std::string& text) {
+    try {
+      pipeline.run();
+      FAIL("run() accepted an invalid configuration: " << text);
+    } catch (const plumb::ConfigError& error) {
+      CHECK_THAT(error.what(), Catch::Matchers::Contains(text));
+    }
+    CHECK(started == 0);
+  };
+  expect_config_error(plumb::Pipeline{plumb::stage(source), plumb::stage(plus, 1).mode(Mode::sequential).workers(3),
+                                      plumb::stage(sum_ints)},
+                      "stage 1: the stage is fused (mode sequential)");
+  expect_config_error(plumb::Pipeline{plumb::stage(source).workers(4).in_flight(4),
+                                      plumb::stage(plus, 1).mode(Mode::sequential).in_flight(2),
+                                      plumb::stage(sum_ints)},
+                      "in_flight(2) is less than the 4 workers of stage 0");
+  expect_config_error(plumb::Pipeline{plumb::stage(source), plumb::stage(sum_ints).mode(Mode::process)},
+                      "Mode::process is not available");
+}

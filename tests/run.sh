@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Builds and runs plumb's tests. Installs what it needs first (Debian packages).
+#
+#   tests/run.sh                  every configuration: gcc clang asan tsan
+#   tests/run.sh gcc asan         only those
+#
+# gcc, clang: Debug builds with -Werror; all tests, including the compile-fail tests, the
+#             package tests and the header self-sufficiency check.
+# asan:       Clang 14, AddressSanitizer + UndefinedBehaviorSanitizer, all behaviour tests.
+# tsan:       Clang 14, ThreadSanitizer, the behaviour tests.
+# The [stress] tests run in a loop in every configuration (PLUMB_STRESS_REPEAT, default 50).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+"$root/.ci/install-deps.sh"
+
+configs=("$@")
+((${#configs[@]})) || configs=(gcc clang asan tsan)
+repeat=${PLUMB_STRESS_REPEAT:-50}
+jobs=$(nproc)
+
+run_config() {
+  local name=$1 compiler=$2 flags=$3 exclude=$4
+  local build="$root/build/test-$name"
+  echo "=== plumb tests: $name ($compiler $flags)"
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_CXX_COMPILER="$compiler" -DCMAKE_CXX_FLAGS="$flags" \
+    -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null
+  cmake --build "$build" -j "$jobs"
+  if [[ -z $exclude ]]; then
+    cmake --build "$build" --target all_verify_interface_header_sets -j "$jobs"
+  fi
+  (cd "$build" && ctest -j "$jobs" --output-on-failure --timeout 120 ${exclude:+-E "$exclude"})
+  if [[ -x "$build/tests/plumb_tests" ]]; then
+    echo "=== plumb tests: $name: [stress] tests x $repeat"
+    for ((i = 1; i <= repeat; ++i)); do
+      timeout 120 "$build/tests/plumb_tests" "[stress]" >/dev/null ||
+        { echo "stress run $i of $repeat failed:"; "$build/tests/plumb_tests" "[stress]"; return 1; }
+    done
+  fi
+}
+
+sanitizer_common="-O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all"
+for config in "${configs[@]}"; do
+  case $config in
+    gcc) run_config gcc g++-12 "" "" ;;
+    clang) run_config clang clang++-14 "" "" ;;
+    asan) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+            run_config asan clang++-14 "-fsanitize=address,undefined $sanitizer_common" \
+            "compile_fail|package" ;;
+    tsan) TSAN_OPTIONS=halt_on_error=1 \
+            run_config tsan clang++-14 "-fsanitize=thread $sanitizer_common" "compile_fail|package" ;;
+    *) echo "unknown configuration '$config'; use gcc, clang, asan or tsan" >&2; exit 2 ;;
+  esac
+done
+echo "=== plumb tests: all configurations passed: ${configs[*]}"
