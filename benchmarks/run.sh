@@ -2,20 +2,35 @@
 # SPDX-License-Identifier: MIT
 # Runs plumb's bundled benchmarks. Installs what it needs first (Debian packages).
 #
-# The Google Benchmark suite (issue 5) is not there yet; until it is, this builds the examples
-# in Release and runs each of them, timing it.
+#   benchmarks/run.sh [--filter REGEX] [--json FILE]
+#
+# Builds in Release, runs the examples (each must succeed), then the Google Benchmark suite;
+# writes Google Benchmark's JSON to FILE (default: benchmark-results.json in the current
+# directory). --filter is passed to --benchmark_filter.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+json="$PWD/benchmark-results.json"
+filter="."
+while (($#)); do
+  case $1 in
+    --json) json=$(realpath -m "$2"); shift 2 ;;
+    --filter) filter=$2; shift 2 ;;
+    *) echo "usage: $0 [--filter REGEX] [--json FILE]" >&2; exit 2 ;;
+  esac
+done
 "$root/.ci/install-deps.sh"
 
 build="$root/build/bench"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++-12 \
-  -DPLUMB_BUILD_TESTS=OFF -DPLUMB_BUILD_EXAMPLES=ON >/dev/null
+  -DPLUMB_BUILD_TESTS=OFF -DPLUMB_BUILD_EXAMPLES=ON -DPLUMB_BUILD_BENCHMARKS=ON >/dev/null
 cmake --build "$build" -j "$(nproc)"
+
 for example in "$build"/examples/example_*; do
   echo "=== $(basename "$example")"
-  start=$(date +%s%N)
   "$example"
-  end=$(date +%s%N)
-  echo "    ($(((end - start) / 1000000)) ms)"
 done
+
+echo "=== benchmarks ($(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+"$build/benchmarks/plumb_benchmarks" --benchmark_filter="$filter" \
+  --benchmark_out="$json" --benchmark_out_format=json
+echo "=== results written to $json"

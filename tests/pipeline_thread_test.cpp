@@ -78,7 +78,7 @@ bool eventually(Condition condition, Clock::duration limit = 10s) {
 
 TEST_CASE("thread mode: 30,000 ints through +5 (15 workers), groups of 10 and 16 sink workers "
           "keep the exact total",
-          "[thread]") {
+          "[thread][stress]") {
   std::atomic<long> total{0};
   std::atomic<long> batches{0};
   auto sink = [&total, &batches](Stream<std::vector<int>> in) {
@@ -98,7 +98,7 @@ TEST_CASE("thread mode: 30,000 ints through +5 (15 workers), groups of 10 and 16
 }
 
 TEST_CASE("thread mode returns the sink's value and preserves order with one worker everywhere",
-          "[thread]") {
+          "[thread][stress]") {
   plumb::Pipeline pipeline{plumb::stage(numbers, 5000).in_flight(7), plumb::stage(plus, 1).in_flight(3),
                            plumb::stage(collect)};
   const std::vector<int> out = pipeline.run(Mode::thread);
@@ -107,7 +107,7 @@ TEST_CASE("thread mode returns the sink's value and preserves order with one wor
 }
 
 TEST_CASE("thread mode: a source with several workers splits its work through this_worker",
-          "[thread]") {
+          "[thread][stress]") {
   auto source = [](int count) -> Generator<int> {
     const plumb::WorkerInfo me = plumb::this_worker();
     for (int i = static_cast<int>(me.index); i < count; i += static_cast<int>(me.count)) co_yield i;
@@ -129,7 +129,7 @@ TEST_CASE("thread mode: a source with several workers splits its work through th
 }
 
 TEST_CASE("thread mode: every worker runs its own instance with its own identity and constants",
-          "[thread]") {
+          "[thread][stress]") {
   std::mutex mutex;
   std::set<std::thread::id> threads;
   std::set<std::size_t> indices;
@@ -158,7 +158,7 @@ TEST_CASE("thread mode: every worker runs its own instance with its own identity
 }
 
 TEST_CASE("thread mode: a producer is not resumed to build a packet until a slot is free",
-          "[thread]") {
+          "[thread][stress]") {
   std::atomic<int> built{0};
   std::atomic<bool> release{false};
   auto source = [&built](int count) -> Generator<int> {
@@ -189,7 +189,7 @@ TEST_CASE("thread mode: a producer is not resumed to build a packet until a slot
   CHECK(result == 99 * 100 / 2);
 }
 
-TEST_CASE("thread mode: in_flight 1 everywhere runs strictly one stage at a time", "[thread]") {
+TEST_CASE("thread mode: in_flight 1 everywhere runs strictly one stage at a time", "[thread][stress]") {
   std::atomic<int> active{0};
   std::atomic<int> most_active{0};
   auto busy = [&] {
@@ -219,15 +219,15 @@ TEST_CASE("thread mode: in_flight 1 everywhere runs strictly one stage at a time
       order.push_back(x);
     }
   };
-  plumb::Pipeline pipeline{plumb::stage(source, 200).in_flight(1), plumb::stage(middle).in_flight(1),
+  plumb::Pipeline pipeline{plumb::stage(source, 100).in_flight(1), plumb::stage(middle).in_flight(1),
                            plumb::stage(middle).in_flight(1), plumb::stage(sink)};
   pipeline.run();
   CHECK(most_active == 1);
-  REQUIRE(order.size() == 200);
+  REQUIRE(order.size() == 100);
   CHECK(std::is_sorted(order.begin(), order.end()));
 }
 
-TEST_CASE("thread mode carries move-only payloads", "[thread]") {
+TEST_CASE("thread mode carries move-only payloads", "[thread][stress]") {
   auto make = [](int count) -> Generator<MoveOnly> {
     for (int i = 0; i < count; ++i) co_yield MoveOnly(i);
   };
@@ -245,7 +245,7 @@ TEST_CASE("thread mode carries move-only payloads", "[thread]") {
 }
 
 TEST_CASE("thread mode moves packets and leaks none on success or on any error path",
-          "[thread][errors]") {
+          "[thread][errors][stress]") {
   auto make = [](int count, int fail_at) -> Generator<Counted> {
     for (int i = 0; i < count; ++i) {
       if (i == fail_at) throw std::runtime_error("source failed");
@@ -287,7 +287,7 @@ TEST_CASE("thread mode moves packets and leaks none on success or on any error p
 }
 
 TEST_CASE("thread mode rethrows the original exception and names the failing stage and worker",
-          "[thread][errors]") {
+          "[thread][errors][stress]") {
   auto fail_on = [](Stream<int> in, int at) -> Generator<int> {
     for (int x : in) {
       if (x == at) throw std::invalid_argument("bad packet " + std::to_string(x));
@@ -306,7 +306,7 @@ TEST_CASE("thread mode rethrows the original exception and names the failing sta
 }
 
 TEST_CASE("thread mode: the first error wins even when others then fail because of the shutdown",
-          "[thread][errors]") {
+          "[thread][errors][stress]") {
   auto root = [](Stream<int> in) -> Generator<int> {
     for (int x : in) {
       if (x == 50) throw std::invalid_argument("root cause");
@@ -332,7 +332,7 @@ TEST_CASE("thread mode: the first error wins even when others then fail because 
 }
 
 TEST_CASE("thread mode: a worker error stops an infinite source and wakes blocked producers",
-          "[thread][errors]") {
+          "[thread][errors][stress]") {
   auto slow_fail = [](Stream<int> in) {
     for (int x : in) {
       if (x == 10) {
@@ -349,7 +349,7 @@ TEST_CASE("thread mode: a worker error stops an infinite source and wakes blocke
 }
 
 TEST_CASE("thread mode: a processor that returns while its input has packets is an error",
-          "[thread][errors]") {
+          "[thread][errors][stress]") {
   auto head = [](Stream<int> in) -> Generator<int> {
     int taken = 0;
     for (int x : in) {
@@ -370,7 +370,7 @@ TEST_CASE("thread mode: a processor that returns while its input has packets is 
 }
 
 TEST_CASE("thread mode: a sink worker that returns early is an error, among several workers",
-          "[thread][errors]") {
+          "[thread][errors][stress]") {
   std::atomic<int> calls{0};
   auto quitter = [&calls](Stream<int> in) {
     const bool quits = calls++ == 0;  // one of the workers stops after one packet
@@ -386,7 +386,7 @@ TEST_CASE("thread mode: a sink worker that returns early is an error, among seve
 }
 
 TEST_CASE("thread mode: a consumer that stops right after the last packet is not an error",
-          "[thread]") {
+          "[thread][stress]") {
   auto first_three = [](Stream<int> in) {
     long sum = 0;
     int taken = 0;
@@ -405,7 +405,7 @@ TEST_CASE("thread mode: the inactivity timeout stops a stalled pipeline", "[thre
   auto stuck = [&stuck_done](Stream<int> in) -> Generator<int> {
     for (int x : in) {
       if (x == 3) {
-        std::this_thread::sleep_for(1500ms);  // a stage stuck in user code
+        std::this_thread::sleep_for(600ms);  // a stage stuck in user code
         stuck_done = true;
       }
       co_yield x;
@@ -413,9 +413,9 @@ TEST_CASE("thread mode: the inactivity timeout stops a stalled pipeline", "[thre
   };
   plumb::Pipeline pipeline{plumb::stage(numbers, 10), plumb::stage(stuck), plumb::stage(sum_ints)};
   const auto start = Clock::now();
-  CHECK_THROWS_AS(pipeline.run({.inactivity_timeout = 200ms}), plumb::InactivityError);
+  CHECK_THROWS_AS(pipeline.run({.inactivity_timeout = 150ms}), plumb::InactivityError);
   // run() waits for the stuck worker (a thread cannot be killed), which notices the stop at
-  // its next packet; the error itself was raised after ~200 ms.
+  // its next packet; the error itself was raised after ~150 ms.
   CHECK(stuck_done);
   CHECK(Clock::now() - start < 5s);
   CHECK(pipeline.run({.inactivity_timeout = 5s}) == 45);
@@ -440,7 +440,7 @@ TEST_CASE("thread mode: cancellation through the stop token stops a running pipe
   CHECK_FALSE(pipeline.last_failure().has_value());
 }
 
-TEST_CASE("fused stages run inside the workers of the stage before them", "[thread][fused]") {
+TEST_CASE("fused stages run inside the workers of the stage before them", "[thread][fused][stress]") {
   std::mutex mutex;
   std::vector<std::pair<std::thread::id, std::thread::id>> pairs;  // (middle, fused) per packet
   thread_local std::thread::id middle_thread;
@@ -477,7 +477,7 @@ TEST_CASE("fused stages run inside the workers of the stage before them", "[thre
 }
 
 TEST_CASE("a sequential source runs in the calling thread while later stages use threads",
-          "[thread][fused]") {
+          "[thread][fused][stress]") {
   const std::thread::id caller = std::this_thread::get_id();
   std::thread::id source_thread;
   std::set<std::thread::id> sink_threads;
@@ -546,4 +546,16 @@ TEST_CASE("thread mode rejects plans that cannot work before anything runs", "[t
                       "in_flight(2) is less than the 4 workers of stage 0");
   expect_config_error(plumb::Pipeline{plumb::stage(source), plumb::stage(sum_ints).mode(Mode::process)},
                       "Mode::process is not available");
+}
+
+TEST_CASE("a progress callback that throws becomes the run's error instead of terminating",
+          "[thread][errors]") {
+  auto throwing = [](const plumb::Progress&) { throw std::runtime_error("progress broke"); };
+  plumb::Pipeline threaded{plumb::stage(forever), plumb::stage(plus, 1), plumb::stage(sum_ints)};
+  CHECK_THROWS_WITH(threaded.run({.progress = throwing, .progress_interval = 1ms}), "progress broke");
+  // The same with the source in the calling thread, where a helper thread supervises.
+  plumb::Pipeline mixed{plumb::stage(forever), plumb::stage(plus, 1).mode(Mode::thread),
+                        plumb::stage(sum_ints).mode(Mode::thread)};
+  CHECK_THROWS_WITH(mixed.run({.mode = Mode::sequential, .progress = throwing, .progress_interval = 1ms}),
+                    "progress broke");
 }

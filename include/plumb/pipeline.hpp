@@ -146,13 +146,6 @@ class Pipeline {
       const detail::Plan plan = detail::make_plan(stage_options, names, options.mode);
 
       detail::RunState state;
-      const auto cancel = [&state] {
-        state.fail(std::make_exception_ptr(CancelledError(
-                       "plumb.cancelled: the run was cancelled through RunOptions::stop_token")),
-                   std::nullopt);
-      };
-      const std::stop_callback on_cancel(options.stop_token, cancel);
-
       try {
         return detail::Runner<Stages...>(stages_, options, state, names, plan).run();
       } catch (...) {

@@ -46,8 +46,10 @@ struct RunOptions {
   /// Requesting stop on the matching `std::stop_source` makes `run()` stop every stage and throw
   /// `CancelledError`.
   std::stop_token stop_token{};
-  /// Called every `progress_interval` and once when the run completes. Called from the thread
-  /// that called `run()`; it must not throw.
+  /// Called every `progress_interval` and once when the run completes, from the supervising
+  /// thread: the thread that called `run()` (in sequential mode: between packets), or a helper
+  /// thread while the calling thread runs a sequential source in a threaded run. If it throws,
+  /// that exception becomes the run's error.
   std::function<void(const Progress&)> progress{};
   /// How often `progress` is called.
   std::chrono::steady_clock::duration progress_interval = std::chrono::seconds(1);

@@ -74,6 +74,12 @@ class IndexRing {
     }
   }
 
+  // True if some position was claimed by a producer and not yet by a consumer. Racy: a hint.
+  [[nodiscard]] bool was_nonempty() const noexcept {
+    // Relaxed: a best-effort observation, used only to pass a wake-up on.
+    return enqueue_pos_.load(std::memory_order_relaxed) > dequeue_pos_.load(std::memory_order_relaxed);
+  }
+
   // Removes the oldest index; kNone if there is none ready (empty, or its producer is mid-push).
   std::uint32_t try_pop() noexcept {
     std::uint64_t position = dequeue_pos_.load(std::memory_order_relaxed);  // see try_push
@@ -111,7 +117,10 @@ class IndexRing {
     }
   }
 
-  Cell* cells() noexcept { return reinterpret_cast<Cell*>(this + 1); }
+  // The cells were constructed right after the header by the constructor (placement new).
+  Cell* cells() noexcept {
+    return std::launder(reinterpret_cast<Cell*>(reinterpret_cast<std::byte*>(this) + sizeof(IndexRing)));
+  }
 
   // Producers and consumers each own a cache line for their position (no false sharing).
   alignas(kCacheLine) std::atomic<std::uint64_t> enqueue_pos_{0};

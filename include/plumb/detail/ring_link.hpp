@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -110,6 +111,10 @@ class RingLinkCore {
         },
         spin_);
     if (slot == kEnd && !ended) throw Stopped{};
+    // A consumer woken for a later push can find the head cell still mid-push and sleep again,
+    // leaving that later packet to nobody; passing the wake-up on keeps consumers busy while
+    // the ring has packets.
+    if (slot != kEnd && ready_.ring->was_nonempty()) ready_event_.notify_one();
     return slot;
   }
 
@@ -145,10 +150,18 @@ class RingLinkCore {
   }
 
   // Pushing never fails for lack of room (only `capacity` indices exist, L1); it can only find
-  // its cell still being read by a consumer preempted mid-pop, which finishes in a few
-  // instructions once it runs again.
+  // its cell still being read by a consumer preempted between its claim and its release, which
+  // finishes in a few instructions once it runs again. So: yield a few times, then back off
+  // with sleeps from 1 us doubling to 1 ms, so that a peer that is not scheduled (CPU
+  // throttling, a lower priority) is waited for without burning a core.
   static void push(RingMemory& ring, std::uint32_t slot) noexcept {
-    while (!ring.ring->try_push(slot)) std::this_thread::yield();
+    for (int attempt = 0; !ring.ring->try_push(slot); ++attempt) {
+      if (attempt < 16) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(1 << std::min(attempt - 16, 10)));
+      }
+    }
   }
 
   std::size_t capacity_;

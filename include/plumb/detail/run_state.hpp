@@ -76,6 +76,14 @@ class RunState {
     wakers_.push_back(std::move(wake));
   }
 
+  // Forgets every waker; call before what they wake is destroyed. A stop request can still
+  // arrive (through the stop_token) after the links are gone; fail() runs the wakers under
+  // mutex_, so after this returns none can touch a destroyed link.
+  void clear_wakers() noexcept {
+    std::lock_guard lock(mutex_);
+    wakers_.clear();
+  }
+
   // The recorded error, or null. Call after the workers are joined.
   [[nodiscard]] std::exception_ptr error() const {
     std::lock_guard lock(mutex_);

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -62,6 +63,11 @@ class Runner {
   using Links = decltype(link_tuple(std::make_index_sequence<kSink>{}));
 
  public:
+  // The links die with the Runner; a stop request that arrives later must not wake them.
+  ~Runner() { state_.clear_wakers(); }
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+
   Runner(const std::tuple<Stages...>& specs, const RunOptions& options, RunState& state,
          std::span<const std::string> names, const Plan& plan)
       : specs_(specs), options_(options), state_(state), names_(names), plan_(plan) {
@@ -81,8 +87,14 @@ class Runner {
     counters_.emplace(infos_.size(), kSink);
     if (Monitor::wanted(options_)) monitor_.emplace(options_, state_, *counters_, kSink);
     const std::size_t threads = plan_.thread_workers();
-    const SpinPolicy spin = SpinPolicy::for_threads(threads);
-    make_links(spin);
+    make_links(SpinPolicy{});
+    // Cancellation through the stop_token; the callback dies before the links (it is a local
+    // of this function), and ~Runner clears the wakers it could reach.
+    const std::stop_callback on_cancel(options_.stop_token, [this] {
+      state_.fail(std::make_exception_ptr(CancelledError(
+                      "plumb.cancelled: the run was cancelled through RunOptions::stop_token")),
+                  std::nullopt);
+    });
 
     const bool caller_runs_source = plan_.groups.front().mode == Mode::sequential;
     running_ = threads + (caller_runs_source ? 1 : 0);
@@ -104,14 +116,22 @@ class Runner {
       running_ -= threads - workers.size();
     }
 
+    bool supervised = false;
     if (caller_runs_source) {
       // The calling thread runs the source's group. With no other thread it also drives the
-      // monitor per packet (as in sequential mode); otherwise a helper thread supervises.
+      // monitor per packet (as in sequential mode); otherwise a helper thread supervises (and
+      // if that thread cannot start, the calling thread supervises once the source is done).
       std::jthread helper;
-      if (monitor_ && threads > 0) helper = std::jthread([this] { supervise(); });
+      if (monitor_ && threads > 0) {
+        try {
+          helper = std::jthread([this] { supervise(); });
+          supervised = true;
+        } catch (...) {
+        }
+      }
       run_worker(plan_.groups.front(), 0, threads == 0 && monitor_ ? &*monitor_ : nullptr);
     }
-    if (!caller_runs_source || threads == 0) supervise();
+    if (!supervised) supervise();
     for (std::thread& worker : workers) worker.join();
 
     if (const std::exception_ptr error = state_.error()) std::rethrow_exception(error);
@@ -223,17 +243,25 @@ class Runner {
     }
   }
 
-  // Waits for every worker, driving the monitor meanwhile.
-  void supervise() {
+  // Waits for every worker, driving the monitor meanwhile. Never throws: a failing monitor (a
+  // progress callback that throws) becomes the run's error and monitoring stops.
+  void supervise() noexcept {
     std::unique_lock lock(mutex_);
-    if (!monitor_) {
-      finished_.wait(lock, [this] { return running_ == 0; });
-      return;
-    }
-    const auto tick = monitor_->tick();
-    while (!finished_.wait_for(lock, tick, [this] { return running_ == 0; })) {
+    const auto finished = [this] { return running_ == 0; };
+    bool monitoring = monitor_.has_value();
+    while (!finished()) {
+      if (!monitoring) {
+        finished_.wait(lock, finished);
+        break;
+      }
+      if (finished_.wait_for(lock, monitor_->tick(), finished)) break;
       lock.unlock();
-      monitor_->poll();
+      try {
+        monitor_->poll();
+      } catch (...) {
+        state_.fail(std::current_exception(), std::nullopt);
+        monitoring = false;
+      }
       lock.lock();
     }
   }

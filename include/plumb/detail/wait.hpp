@@ -5,14 +5,13 @@
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
+#include <sched.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
-#include <thread>
 
 namespace plumb::detail {
 
@@ -27,18 +26,20 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-// How long a waiter spins before it sleeps. Spinning only pays while the peer it waits for has
-// a core of its own: with more runnable threads than cores a spinning waiter burns the very time
-// slice its peer needs (docs/design/link.md; machine-limits: 3 spinners on 2 cores cost 2.67 ms
-// per hop). So the budget is chosen per run from the number of workers and cores.
+// How long a waiter keeps trying before it sleeps on the futex: `pauses` rounds with a CPU
+// pause, then `yields` rounds that give the core away (sched_yield), then sleep.
+//
+// Measured on the 2-vCPU machine this library targets (benchmarks/pipeline_bench.cpp, 3 stage
+// threads and 2-stage runs, in_flight 1, 4 and 1024): pause-spinning of any length (32 to 4000)
+// lost to yielding, by 2-25x at in_flight 1 and 4, even with one thread per core; a bounded
+// yield phase before the futex gained 13-30x over going to sleep at once, because a wake-up
+// costs 15-30 us while the peer usually answers within a few yields. Yielding also adapts to
+// oversubscription by itself: it hands the core to the very peer the waiter waits for, where a
+// pause loop would burn that peer's time slice (machine-limits: 3 spinners on 2 cores cost
+// 2.67 ms per hop). 128 yields bound the busy phase to ~50-150 us, a few wake-up costs.
 struct SpinPolicy {
-  int iterations = 0;
-
-  static SpinPolicy for_threads(std::size_t runnable_threads) noexcept {
-    const std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
-    // ~4000 pauses are 50-100 us, a few wake-up costs; 64 pauses are ~1-2 us.
-    return SpinPolicy{runnable_threads <= cores ? 4000 : 64};
-  }
+  int pauses = 0;
+  int yields = 128;
 };
 
 // A futex-backed event: waiters sleep until notified and re-check their condition; notifiers
@@ -65,10 +66,22 @@ class Event {
   // waits for, e.g. pop from a ring, and must then return true).
   template <class Ready>
   void wait(Ready&& ready, SpinPolicy spin) {
-    for (int i = 0; i < spin.iterations; ++i) {
+    for (int i = 0; i < spin.pauses; ++i) {
       if (ready()) return;
       cpu_relax();
     }
+    // One yielding waiter per event is enough to catch a quick answer; more would only take
+    // turns on the cores that the producing threads need (31 idle workers on 2 cores, say).
+    if (yielders_.fetch_add(1, std::memory_order_relaxed) == 0) {  // a hint: relaxed is enough
+      for (int i = 0; i < spin.yields; ++i) {
+        if (ready()) {
+          yielders_.fetch_sub(1, std::memory_order_relaxed);
+          return;
+        }
+        ::sched_yield();
+      }
+    }
+    yielders_.fetch_sub(1, std::memory_order_relaxed);
     for (;;) {
       if (ready()) return;
       waiters_.fetch_add(1, std::memory_order_relaxed);  // ordered by the fence below (E2)
@@ -117,6 +130,7 @@ class Event {
 
   std::atomic<std::uint32_t> epoch_{0};
   std::atomic<std::uint32_t> waiters_{0};
+  std::atomic<std::uint32_t> yielders_{0};  // waiters in the yield phase (a hint)
 };
 
 }  // namespace plumb::detail
