@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -544,8 +545,16 @@ TEST_CASE("thread mode rejects plans that cannot work before anything runs", "[t
                                       plumb::stage(plus, 1).mode(Mode::sequential).in_flight(2),
                                       plumb::stage(sum_ints)},
                       "in_flight(2) is less than the 4 workers of stage 0");
-  expect_config_error(plumb::Pipeline{plumb::stage(source), plumb::stage(sum_ints).mode(Mode::process)},
-                      "Mode::process is not available");
+  auto boxes = []() -> Generator<std::unique_ptr<int>> { co_yield std::make_unique<int>(1); };
+  auto unbox = [](Stream<std::unique_ptr<int>> in) {
+    for (auto& box : in) (void)box;
+  };
+  expect_config_error(plumb::Pipeline{plumb::stage(boxes).name("boxes"), plumb::stage(unbox).mode(Mode::process)},
+                      "stage 0 ('boxes') sends std::unique_ptr<int, std::default_delete<int> > to stage 1 "
+                      "across a process boundary, but that type cannot be serialized");
+  // The same pipeline is fine within one process.
+  plumb::Pipeline in_process{plumb::stage(boxes), plumb::stage(unbox)};
+  in_process.run();
 }
 
 TEST_CASE("a progress callback that throws becomes the run's error instead of terminating",

@@ -55,6 +55,36 @@ class StageError : public Error {
   std::size_t worker_index_;
 };
 
+/// A worker process threw an exception of a type that cannot be rebuilt in the caller (not one
+/// of the std::logic_error and std::runtime_error families or std::bad_alloc): it arrives as this
+/// error, carrying the original type's name and message.
+class RemoteError : public StageError {
+ public:
+  RemoteError(const std::string& what, std::size_t stage_index, std::string stage_name,
+              std::size_t worker_index, std::string type_name)
+      : StageError(what, stage_index, std::move(stage_name), worker_index),
+        type_name_(std::move(type_name)) {}
+  /// The name of the exception's type, as the worker process saw it (demangled).
+  [[nodiscard]] std::string_view type_name() const noexcept { return type_name_; }
+
+ private:
+  std::string type_name_;
+};
+
+/// A worker process died: killed by a signal, exited with a non-zero status, or exited with
+/// status 0 before finishing its stream.
+class WorkerDiedError : public StageError {
+ public:
+  WorkerDiedError(const std::string& what, std::size_t stage_index, std::string stage_name,
+                  std::size_t worker_index, long pid)
+      : StageError(what, stage_index, std::move(stage_name), worker_index), pid_(pid) {}
+  /// The process id of the worker that died.
+  [[nodiscard]] long pid() const noexcept { return pid_; }
+
+ private:
+  long pid_;
+};
+
 /// No packet moved on any link for `RunOptions::inactivity_timeout`.
 class InactivityError : public Error {
  public:
@@ -92,6 +122,8 @@ struct Failure {
   std::size_t worker_index = 0;
   /// The error's `what()`, or a description when it was not a std::exception.
   std::string what;
+  /// The worker's process id when it ran in a worker process; 0 when it ran in the caller's.
+  long pid = 0;
 };
 
 }  // namespace plumb

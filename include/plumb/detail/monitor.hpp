@@ -13,6 +13,8 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <memory>
+#include <new>
 #include <optional>
 #include <span>
 #include <vector>
@@ -25,13 +27,29 @@ inline std::string format_seconds(std::chrono::steady_clock::duration duration) 
 
 // Packets produced per stage, one counter block per worker. Each counter has one writer (the
 // worker that owns the block); readers sum the blocks.
+//
+// The counters live in the caller's heap, or in the run's shared mapping when workers run in
+// processes (so that the caller's monitor sees their packets too).
 class PacketCounters {
  public:
+  // Bytes of external memory for `workers` x `stages` counters.
+  static std::size_t bytes_for(std::size_t workers, std::size_t stages) noexcept {
+    return workers * stages * sizeof(std::atomic<std::uint64_t>);
+  }
+
+  // Counters in the caller's heap.
   PacketCounters(std::size_t workers, std::size_t stages)
-      : stages_(stages), counters_(workers * stages) {}
+      : stages_(stages),
+        count_(workers * stages),
+        owned_(std::make_unique<std::atomic<std::uint64_t>[]>(count_)),
+        counters_(owned_.get()) {}
+
+  // Counters in `memory` (bytes_for(workers, stages) bytes, zeroed: a fresh mapping).
+  PacketCounters(std::size_t workers, std::size_t stages, std::byte* memory) noexcept
+      : stages_(stages), count_(workers * stages), counters_(construct(memory, count_)) {}
 
   [[nodiscard]] std::atomic<std::uint64_t>* block(std::size_t worker) noexcept {
-    return counters_.data() + worker * stages_;
+    return counters_ + worker * stages_;
   }
 
   // One writer per counter, so load + store is enough (no read-modify-write needed); relaxed
@@ -43,14 +61,23 @@ class PacketCounters {
   // Sums every block into `totals` (size: stages). Racy while workers run: best effort.
   void snapshot_approx(std::span<std::uint64_t> totals) const noexcept {
     std::fill(totals.begin(), totals.end(), 0);
-    for (std::size_t i = 0; i < counters_.size(); ++i) {
+    for (std::size_t i = 0; i < count_; ++i) {
       totals[i % stages_] += counters_[i].load(std::memory_order_relaxed);  // best effort
     }
   }
 
  private:
+  static std::atomic<std::uint64_t>* construct(std::byte* memory, std::size_t count) noexcept {
+    for (std::size_t i = 0; i < count; ++i) {
+      new (memory + i * sizeof(std::atomic<std::uint64_t>)) std::atomic<std::uint64_t>(0);
+    }
+    return std::launder(reinterpret_cast<std::atomic<std::uint64_t>*>(memory));
+  }
+
   std::size_t stages_;
-  std::vector<std::atomic<std::uint64_t>> counters_;
+  std::size_t count_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> owned_;
+  std::atomic<std::uint64_t>* counters_;
 };
 
 // Calls the progress callback every progress_interval, and raises InactivityError when no packet

@@ -32,6 +32,15 @@ struct Plan {
   // capacity[i]: slots of the link after stage i (0 where stage i + 1 is fused, and for the sink).
   std::vector<std::size_t> capacity;
 
+  // Workers that run in processes of their own.
+  [[nodiscard]] std::size_t process_workers() const noexcept {
+    std::size_t count = 0;
+    for (const GroupPlan& group : groups) {
+      if (group.mode == Mode::process) count += group.workers;
+    }
+    return count;
+  }
+
   // Workers that need a thread of their own.
   [[nodiscard]] std::size_t thread_workers() const noexcept {
     std::size_t count = 0;
@@ -61,11 +70,6 @@ inline Plan make_plan(std::span<const StageOptions* const> stages,
   for (std::size_t index = 0; index < count; ++index) {
     const StageOptions& options = *stages[index];
     const Mode mode = options.mode.value_or(run_mode);
-    if (mode == Mode::process) {
-      throw_config_error(index, names[index],
-                         "Mode::process is not available in this version of plumb; run the stage "
-                         "in Mode::thread or Mode::sequential");
-    }
     if (options.mode == Mode::sequential && options.workers != 1) {
       throw_config_error(index, names[index],
                          "the stage is fused (mode sequential) and runs inside the workers of the "

@@ -3,6 +3,9 @@
 // plumb/detail/run_state.hpp: the state one run shares between its workers: first error, stop.
 
 #include <plumb/error.hpp>
+#include <plumb/detail/describe.hpp>
+#include <plumb/detail/remote_error.hpp>
+#include <plumb/detail/shared_memory.hpp>
 #include <plumb/worker.hpp>
 
 #include <fmt/format.h>
@@ -24,27 +27,12 @@ namespace plumb::detail {
 // `catch (const std::exception&)` does not swallow it. Never reported as the run's error.
 struct Stopped {};
 
-// "stage 2 ('parse')" for a named stage, "stage 2" for one that kept its default name.
-inline std::string describe_stage(std::size_t index, std::string_view name) {
-  if (name == fmt::format("stage {}", index)) return fmt::format("stage {}", index);
-  return fmt::format("stage {} ('{}')", index, name);
-}
-
-inline std::string describe_exception(const std::exception_ptr& error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& exception) {
-    return exception.what();
-  } catch (...) {
-    return "an exception of a type not derived from std::exception";
-  }
-}
-
 // The first error of a run and the stop flag every worker polls.
 //
 // Invariants:
 //   I1: error_ is set at most once per run, under mutex_; the first caller of fail() wins.
-//   I2: stopping_ goes false -> true once, never back; it is true whenever error_ is set.
+//   I2: the stop word goes 0 -> 1 once, never back; it is 1 whenever error_ is set. In a run
+//       with worker processes it lives in shared memory and any process may set it.
 // Written by: any worker thread (fail), the stop_token callback (fail), the supervisor (fail).
 class RunState {
  public:
@@ -54,20 +42,56 @@ class RunState {
 
   // Polled per packet. Relaxed is enough: the flag only decides whether to unwind; the error
   // object itself is read under mutex_ (or after the workers are joined, which synchronizes).
-  [[nodiscard]] bool stopping() const noexcept { return stopping_.load(std::memory_order_relaxed); }
+  [[nodiscard]] bool stopping() const noexcept {
+    return stop_word_->load(std::memory_order_relaxed) != 0;
+  }
+
+  // A run with worker processes: the stop flag and the first-error claim live in shared memory
+  // from now on. Call before the first fork.
+  void share(SharedControl& control) noexcept {
+    stop_word_ = &control.stop;
+    shared_failure_ = &control.failure;
+  }
+
+  // In a worker process, right after fork(): fail() now writes the error into shared memory
+  // for the caller to rebuild.
+  void become_worker_process() noexcept { in_worker_process_ = true; }
+
+  // The caller, after a worker process reported the run's error (claimed in shared memory):
+  // installs the rebuilt exception and stops the rest.
+  void adopt(std::exception_ptr error, std::optional<Failure> failure) {
+    std::lock_guard lock(mutex_);
+    if (!error_) {
+      error_ = std::move(error);
+      failure_ = std::move(failure);
+    }
+    stop_locked();
+  }
 
   // Records `error` as the run's error if none was recorded yet (I1), starts stopping (I2) and
   // wakes every blocked link operation. Returns true if this call was the first.
   bool fail(std::exception_ptr error, std::optional<Failure> failure) {
     std::lock_guard lock(mutex_);
     if (error_) return false;
+    if (shared_failure_ != nullptr) {
+      // Across processes the first error is decided in shared memory (I1 for the whole run).
+      if (!shared_failure_->claim()) {
+        stop_locked();  // another process's error won; it has stopped the run already
+        return false;
+      }
+      if (in_worker_process_) write_remote(*shared_failure_, error, failure);
+      shared_failure_->publish();
+    }
     error_ = std::move(error);
     failure_ = std::move(failure);
-    // Relaxed: the wakers below publish it; each bumps an Event epoch with release, which a
-    // waiter reads with acquire before it re-checks stopping() (wait.hpp, E3).
-    stopping_.store(true, std::memory_order_relaxed);
-    for (const auto& wake : wakers_) wake();
+    stop_locked();
     return true;
+  }
+
+  // Whether some process (this one included) claimed the run's first error.
+  [[nodiscard]] bool failed_anywhere() const noexcept {
+    return shared_failure_ != nullptr ? shared_failure_->state.load(std::memory_order_acquire) != 0
+                                      : stopping();
   }
 
   // Registers what fail() must wake (a link's events). Call before the workers start.
@@ -95,7 +119,17 @@ class RunState {
   }
 
  private:
-  std::atomic<bool> stopping_{false};
+  void stop_locked() noexcept {
+    // Relaxed: the wakers below publish it; each bumps an Event epoch with release, which a
+    // waiter reads with acquire before it re-checks stopping() (wait.hpp, E3).
+    stop_word_->store(1, std::memory_order_relaxed);
+    for (const auto& wake : wakers_) wake();
+  }
+
+  std::atomic<std::uint32_t> local_stop_{0};
+  std::atomic<std::uint32_t>* stop_word_ = &local_stop_;  // local_stop_, or the shared one (I2)
+  SharedFailure* shared_failure_ = nullptr;
+  bool in_worker_process_ = false;
   mutable std::mutex mutex_;
   std::exception_ptr error_;          // I1
   std::optional<Failure> failure_;    // recorded with error_

@@ -1,21 +1,32 @@
 #pragma once
 // SPDX-License-Identifier: MIT
-// plumb/detail/runner.hpp: runs a planned pipeline: links between groups, one worker per thread
-// (or the calling thread), the supervisor that waits, monitors and collects the first error.
+// plumb/detail/runner.hpp: runs a planned pipeline: links between groups, workers as forked
+// processes, threads or the calling thread, and the supervisor that waits, monitors, kills
+// after the grace period and collects the first error.
 
+#include <plumb/codec.hpp>
 #include <plumb/detail/assert.hpp>
 #include <plumb/detail/chain.hpp>
+#include <plumb/detail/describe.hpp>
 #include <plumb/detail/monitor.hpp>
 #include <plumb/detail/plan.hpp>
+#include <plumb/detail/process_supervisor.hpp>
+#include <plumb/detail/remote_error.hpp>
 #include <plumb/detail/ring_link.hpp>
 #include <plumb/detail/run_state.hpp>
+#include <plumb/detail/shared_memory.hpp>
+#include <plumb/detail/shm_link.hpp>
 #include <plumb/detail/type_rules.hpp>
-#include <plumb/detail/wait.hpp>
+#include <plumb/detail/validate.hpp>
 #include <plumb/run_options.hpp>
 #include <plumb/worker.hpp>
 
+#include <fmt/format.h>
+
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdio>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -40,12 +51,29 @@ void with_index(std::size_t index, F&& f) {
   }(std::make_index_sequence<Count>{});
 }
 
-// One run of a pipeline: Sequential, thread and (mixed) fused modes share this one path and
-// differ only in where each group's workers run and whether a link sits between two stages.
+// Stands in for ShmLink<T> where T cannot be serialized (such a link is rejected before the
+// run starts, so it is never used).
+struct NoShmLink {};
+
+// The sink's value, when the sink runs in a worker process: serialized there, read by the
+// caller after the process exited.
+struct ResultBlock {
+  std::atomic<std::uint32_t> written{0};
+  std::uint64_t size = 0;
+  // followed by `capacity` bytes
+};
+
+// What a worker's run ended with.
+enum class Outcome { finished, failed, stopped };
+
+// One run of a pipeline. Sequential, thread and process modes share this one path and differ
+// only in where each group's workers run (the calling thread, threads, processes) and in the
+// kind of each link (none between fused stages, a RingLink inside one process, a ShmLink across
+// a process boundary).
 //
-// Every worker runs its group's first stage over its input (a LinkInput, or nothing for the
-// source), chains the fused stages after it through GeneratorInputs, and either drains the last
-// generator into the group's output link (produce) or is the sink.
+// Every worker runs its group's first stage over its input (a LinkInput or ShmInput, or nothing
+// for the source), chains the fused stages after it through GeneratorInputs, and either drains
+// the last generator into the group's output link (produce) or is the sink.
 template <class... Stages>
 class Runner {
   static constexpr std::size_t kCount = sizeof...(Stages);
@@ -56,38 +84,57 @@ class Runner {
   using Output = typename StageRules<Index, Stages...>::output;
   template <std::size_t Index>
   using InputType = typename StageRules<Index, Stages...>::input;
+  template <std::size_t Index>
+  using ShmLinkOf =
+      std::conditional_t<is_serializable_v<Output<Index>>, ShmLink<Output<Index>>, NoShmLink>;
 
   template <std::size_t... Index>
-  static auto link_tuple(std::index_sequence<Index...>)
+  static auto ring_tuple(std::index_sequence<Index...>)
       -> std::tuple<std::unique_ptr<RingLink<Output<Index>>>...>;
-  using Links = decltype(link_tuple(std::make_index_sequence<kSink>{}));
+  template <std::size_t... Index>
+  static auto shm_tuple(std::index_sequence<Index...>)
+      -> std::tuple<std::unique_ptr<ShmLinkOf<Index>>...>;
+  using RingLinks = decltype(ring_tuple(std::make_index_sequence<kSink>{}));
+  using ShmLinks = decltype(shm_tuple(std::make_index_sequence<kSink>{}));
 
  public:
-  // The links die with the Runner; a stop request that arrives later must not wake them.
-  ~Runner() { state_.clear_wakers(); }
-  Runner(const Runner&) = delete;
-  Runner& operator=(const Runner&) = delete;
-
   Runner(const std::tuple<Stages...>& specs, const RunOptions& options, RunState& state,
          std::span<const std::string> names, const Plan& plan)
       : specs_(specs), options_(options), state_(state), names_(names), plan_(plan) {
-    for (const GroupPlan& group : plan_.groups) {
+    for (std::size_t g = 0; g < plan_.groups.size(); ++g) {
+      const GroupPlan& group = plan_.groups[g];
       for (std::size_t worker = 0; worker < group.workers; ++worker) {
         std::vector<WorkerInfo> infos(kCount);
         for (std::size_t stage = group.first; stage <= group.last; ++stage) {
           infos[stage] = WorkerInfo{names_[stage], stage, worker, group.workers};
         }
         infos_.push_back(std::move(infos));
+        group_of_worker_.push_back(g);
       }
+    }
+    shared_link_.assign(kCount, false);
+    for (std::size_t g = 0; g + 1 < plan_.groups.size(); ++g) {
+      shared_link_[plan_.groups[g].last] =
+          plan_.groups[g].mode == Mode::process || plan_.groups[g + 1].mode == Mode::process;
     }
   }
 
+  // The links die with the Runner; a stop request that arrives later must not wake them.
+  ~Runner() { state_.clear_wakers(); }
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+
   // Runs to completion. Returns the sink's value or rethrows the run's first error.
   Result run() {
-    counters_.emplace(infos_.size(), kSink);
+    check_serializable();
+    const bool processes = plan_.process_workers() > 0;
+    if (processes) {
+      map_shared_memory();
+    } else {
+      counters_.emplace(infos_.size(), kSink);
+    }
     if (Monitor::wanted(options_)) monitor_.emplace(options_, state_, *counters_, kSink);
-    const std::size_t threads = plan_.thread_workers();
-    make_links(SpinPolicy{});
+    make_links();
     // Cancellation through the stop_token; the callback dies before the links (it is a local
     // of this function), and ~Runner clears the wakers it could reach.
     const std::stop_callback on_cancel(options_.stop_token, [this] {
@@ -96,20 +143,23 @@ class Runner {
                   std::nullopt);
     });
 
+    // Worker processes first, before any thread of the run exists (fork copies only the
+    // calling thread).
+    if (processes) fork_workers();
+
+    const std::size_t threads = plan_.thread_workers();
     const bool caller_runs_source = plan_.groups.front().mode == Mode::sequential;
     running_ = threads + (caller_runs_source ? 1 : 0);
     std::vector<std::thread> workers;
     workers.reserve(threads);
     try {
-      std::size_t worker_id = caller_runs_source ? 1 : 0;
-      for (std::size_t g = caller_runs_source ? 1 : 0; g < plan_.groups.size(); ++g) {
-        const GroupPlan& group = plan_.groups[g];
-        for (std::size_t worker = 0; worker < group.workers; ++worker, ++worker_id) {
-          workers.emplace_back([this, &group, worker_id] { run_worker(group, worker_id, nullptr); });
-        }
+      for (std::size_t id = 0; id < infos_.size(); ++id) {
+        const GroupPlan& group = plan_.groups[group_of_worker_[id]];
+        if (group.mode != Mode::thread) continue;
+        workers.emplace_back([this, &group, id] { thread_main(group, id); });
       }
     } catch (...) {
-      // Could not start a thread: stop the ones that started. Workers never started count as
+      // Could not start a thread: stop the ones that started; those never started count as
       // finished.
       state_.fail(std::current_exception(), std::nullopt);
       std::lock_guard lock(mutex_);
@@ -118,53 +168,272 @@ class Runner {
 
     bool supervised = false;
     if (caller_runs_source) {
-      // The calling thread runs the source's group. With no other thread it also drives the
+      // The calling thread runs the source's group. With no other worker it also drives the
       // monitor per packet (as in sequential mode); otherwise a helper thread supervises (and
       // if that thread cannot start, the calling thread supervises once the source is done).
       std::jthread helper;
-      if (monitor_ && threads > 0) {
+      const bool alone = threads == 0 && children_.empty();
+      if (!alone) {
         try {
           helper = std::jthread([this] { supervise(); });
           supervised = true;
         } catch (...) {
         }
       }
-      run_worker(plan_.groups.front(), 0, threads == 0 && monitor_ ? &*monitor_ : nullptr);
+      thread_main(plan_.groups.front(), 0, alone && monitor_ ? &*monitor_ : nullptr);
     }
     if (!supervised) supervise();
     for (std::thread& worker : workers) worker.join();
+    close_pidfds(children_);
 
+    adopt_unreported_failure();
     if (const std::exception_ptr error = state_.error()) std::rethrow_exception(error);
     if (monitor_) monitor_->report_finished();
     if constexpr (!std::is_void_v<Result>) {
+      if (plan_.groups.back().mode == Mode::process) return read_remote_result();
       PLUMB_ASSERT(result_.has_value(), "plumb: the sink finished without a result");
       return std::move(*result_);
     }
   }
 
  private:
-  template <std::size_t Index>
-  RingLink<Output<Index>>& link() noexcept {
-    return *std::get<Index>(links_);
+  // --- Set-up ---------------------------------------------------------------------------------
+
+  // A type that cannot cross a process boundary is rejected before anything starts.
+  void check_serializable() const {
+    for (std::size_t g = 0; g + 1 < plan_.groups.size(); ++g) {
+      const std::size_t producer = plan_.groups[g].last;
+      if (!shared_link_[producer]) continue;
+      with_index<kSink>(producer, [&](auto index) {
+        using T = Output<decltype(index)::value>;
+        if constexpr (!is_serializable_v<T>) {
+          throw ConfigError(fmt::format(
+              "plumb.config_error: {} sends {} to {} across a process boundary, but that type "
+              "cannot be serialized; specialize plumb::Codec<{}> for it, or run both stages in "
+              "one process (Mode::thread)",
+              describe_stage(producer, names_[producer]), type_name<T>(),
+              describe_stage(producer + 1, names_[producer + 1]), type_name<T>()));
+        }
+      });
+    }
+    if constexpr (!std::is_void_v<Result>) {
+      if (plan_.groups.back().mode == Mode::process && !is_serializable_v<Result>) {
+        throw ConfigError(fmt::format(
+            "plumb.config_error: {} runs in a worker process and returns {}, which cannot be "
+            "serialized back to the caller; specialize plumb::Codec<{}> for it, or run the sink "
+            "in Mode::thread",
+            describe_stage(kSink, names_[kSink]), type_name<Result>(), type_name<Result>()));
+      }
+    }
   }
 
-  void make_links(SpinPolicy spin) {
+  // One anonymous shared mapping for everything the processes share, made before any fork.
+  void map_shared_memory() {
+    ArenaLayout layout;
+    const std::size_t control_at = layout.add(sizeof(SharedControl));
+    const std::size_t counters_at = layout.add(PacketCounters::bytes_for(infos_.size(), kSink));
+    const std::size_t finished_at = layout.add(infos_.size() * sizeof(std::atomic<std::uint8_t>));
+    const std::size_t result_bytes = plan_.groups.back().mode == Mode::process
+                                         ? specs_options(kSink).max_message_size
+                                         : 0;
+    const std::size_t result_at = layout.add(sizeof(ResultBlock) + result_bytes);
+    std::vector<std::size_t> link_at(kCount, 0);
+    for (std::size_t g = 0; g + 1 < plan_.groups.size(); ++g) {
+      const std::size_t producer = plan_.groups[g].last;
+      if (!shared_link_[producer]) continue;
+      with_index<kSink>(producer, [&](auto index) {
+        constexpr std::size_t kIndex = decltype(index)::value;
+        if constexpr (is_serializable_v<Output<kIndex>>) {
+          link_at[kIndex] = layout.add(ShmLink<Output<kIndex>>::bytes_for(
+              plan_.capacity[kIndex], specs_options(kIndex).max_message_size));
+        }
+      });
+    }
+    arena_.emplace(layout.size());
+    control_ = new (arena_->at(control_at)) SharedControl{};
+    state_.share(*control_);
+    counters_.emplace(infos_.size(), kSink, arena_->at(counters_at));
+    finished_ = reinterpret_cast<std::atomic<std::uint8_t>*>(arena_->at(finished_at));
+    for (std::size_t id = 0; id < infos_.size(); ++id) new (&finished_[id]) std::atomic<std::uint8_t>(0);
+    result_block_ = new (arena_->at(result_at)) ResultBlock{};
+    result_capacity_ = result_bytes;
+    shm_offsets_ = std::move(link_at);
+  }
+
+  const StageOptions& specs_options(std::size_t stage) const {
+    const StageOptions* options = nullptr;
+    with_index<kCount>(stage, [&](auto index) { options = &std::get<decltype(index)::value>(specs_).options(); });
+    return *options;
+  }
+
+  void make_links() {
     for (std::size_t g = 0; g + 1 < plan_.groups.size(); ++g) {
       const GroupPlan& group = plan_.groups[g];
       with_index<kSink>(group.last, [&](auto index) {
         constexpr std::size_t kIndex = decltype(index)::value;
-        auto& slot = std::get<kIndex>(links_);
-        slot = std::make_unique<RingLink<Output<kIndex>>>(plan_.capacity[kIndex], group.workers, spin);
-        RingLinkCore* core = slot.get();
-        state_.on_stop([core] { core->wake_all(); });
+        if (!shared_link_[kIndex]) {
+          auto& link = std::get<kIndex>(ring_links_);
+          link = std::make_unique<RingLink<Output<kIndex>>>(plan_.capacity[kIndex], group.workers);
+          auto* core = &link->core();
+          state_.on_stop([core] { core->wake_all(); });
+        } else if constexpr (is_serializable_v<Output<kIndex>>) {
+          auto& link = std::get<kIndex>(shm_links_);
+          link = std::make_unique<ShmLink<Output<kIndex>>>(
+              arena_->at(shm_offsets_[kIndex]), plan_.capacity[kIndex],
+              specs_options(kIndex).max_message_size, group.workers);
+          auto* core = &link->core();
+          state_.on_stop([core] { core->wake_all(); });
+        }
       });
     }
   }
 
-  // The body of one worker thread (or of the calling thread for a sequential source group).
-  // Never throws: every error is recorded in state_.
-  void run_worker(const GroupPlan& group, std::size_t worker_id, Monitor* inline_monitor) noexcept {
-    WorkerContext context(state_, infos_[worker_id], counters_->block(worker_id), inline_monitor);
+  // --- Worker processes -------------------------------------------------------------------------
+
+  void fork_workers() {
+    std::fflush(nullptr);  // or buffered output would be written once per process
+    const pid_t parent = ::getpid();
+    for (std::size_t id = 0; id < infos_.size(); ++id) {
+      const GroupPlan& group = plan_.groups[group_of_worker_[id]];
+      if (group.mode != Mode::process) continue;
+      const pid_t pid = ::fork();
+      if (pid < 0) {
+        state_.fail(std::make_exception_ptr(IpcError(
+                        fmt::format("plumb.ipc_error: fork() failed for {} worker {}",
+                                    describe_stage(group.first, names_[group.first]),
+                                    infos_[id][group.first].index),
+                        std::error_code(errno, std::system_category()))),
+                    std::nullopt);
+        return;
+      }
+      if (pid == 0) process_main(group, id, parent);  // never returns
+      children_.push_back(Child{pid, open_pidfd(pid), id, group.first, infos_[id][group.first].index});
+    }
+  }
+
+  [[noreturn]] void process_main(const GroupPlan& group, std::size_t id, pid_t parent) noexcept {
+    arm_parent_death_signal(parent);
+    state_.become_worker_process();
+    Outcome outcome = run_worker(group, id, nullptr);
+    if constexpr (!std::is_void_v<Result>) {
+      if (outcome == Outcome::finished && group.last == kSink) outcome = write_remote_result(id);
+    }
+    if (outcome == Outcome::finished) finished_[id].store(1, std::memory_order_release);  // [sync W-F]
+    std::fflush(nullptr);
+    ::_exit(static_cast<int>(outcome == Outcome::finished ? WorkerExit::finished
+                             : outcome == Outcome::failed ? WorkerExit::reported
+                                                          : WorkerExit::stopped));
+  }
+
+  // In the sink's worker process: the sink's value, serialized for the caller.
+  Outcome write_remote_result(std::size_t id) noexcept {
+    if constexpr (!std::is_void_v<Result> && is_serializable_v<Result>) {
+      try {
+        const std::size_t size = serialized_size(*result_);
+        if (size > result_capacity_) {
+          const WorkerInfo& info = infos_[id][kSink];
+          throw StageError(
+              fmt::format("plumb.stage_error: {} worker {} returned a value of {} bytes, over its "
+                          "max_message_size({}); raise .max_message_size() on {}",
+                          describe_stage(kSink, info.stage_name), info.index, size,
+                          result_capacity_, describe_stage(kSink, info.stage_name)),
+              kSink, info.stage_name, info.index);
+        }
+        auto* bytes = reinterpret_cast<std::byte*>(result_block_ + 1);
+        Writer writer(std::span<std::byte>(bytes, size));
+        writer.write(*result_);
+        result_block_->size = size;
+        result_block_->written.store(1, std::memory_order_release);  // [sync W-R]
+        return Outcome::finished;
+      } catch (...) {
+        const std::exception_ptr error = std::current_exception();
+        state_.fail(error, make_failure(infos_[id][kSink], error));
+        return Outcome::failed;
+      }
+    } else {
+      (void)id;
+      return Outcome::finished;
+    }
+  }
+
+  Result read_remote_result() {
+    if constexpr (!std::is_void_v<Result> && is_serializable_v<Result>) {
+      PLUMB_ASSERT(result_block_->written.load(std::memory_order_acquire) == 1,  // [sync W-R]
+                   "plumb: the sink's process finished without a result");
+      const auto* bytes = reinterpret_cast<const std::byte*>(result_block_ + 1);
+      Reader reader(std::span<const std::byte>(bytes, result_block_->size));
+      return reader.read<Result>();
+    } else {
+      PLUMB_ASSERT(false, "plumb: unreachable: a non-serializable result was rejected before");
+      std::abort();
+    }
+  }
+
+  // Judges a worker process that exited (reaped with waitid).
+  void judge_exit(const Child& child, const siginfo_t& info) {
+    const WorkerInfo& worker = infos_[child.worker_id][child.stage_index];
+    if (info.si_code == CLD_EXITED) {
+      switch (static_cast<WorkerExit>(info.si_status)) {
+        case WorkerExit::finished:
+          if (finished_[child.worker_id].load(std::memory_order_acquire) != 0) return;  // [sync W-F]
+          return report_death(child, worker, "exited with status 0 before finishing its stream");
+        case WorkerExit::reported:
+          if (control_->failure.written()) {
+            auto [error, failure] = rebuild_remote(control_->failure);
+            state_.adopt(std::move(error), std::move(failure));
+          }
+          return;
+        case WorkerExit::stopped:
+          return;
+        case WorkerExit::orphaned:
+          break;
+      }
+      return report_death(child, worker, fmt::format("exited with status {}", info.si_status));
+    }
+    if (killed_after_grace_) return;  // we killed it: the run's error is already recorded
+    report_death(child, worker, fmt::format("was killed by signal {}", signal_name(info.si_status)));
+  }
+
+  void report_death(const Child& child, const WorkerInfo& worker, const std::string& how) {
+    state_.fail(std::make_exception_ptr(WorkerDiedError(
+                    fmt::format("plumb.stage_error: {} worker {} (pid {}) {}",
+                                describe_stage(worker.stage_index, worker.stage_name), worker.index,
+                                child.pid, how),
+                    worker.stage_index, worker.stage_name, worker.index, child.pid)),
+                Failure{worker.stage_index, worker.stage_name, worker.index, how, child.pid});
+  }
+
+  // A worker process claimed the run's error but the caller did not adopt it (it died before
+  // its exit status said so): take what it wrote, or say that it was lost.
+  void adopt_unreported_failure() {
+    if (control_ == nullptr || state_.error() || !state_.failed_anywhere()) return;
+    if (control_->failure.written()) {
+      auto [error, failure] = rebuild_remote(control_->failure);
+      state_.adopt(std::move(error), std::move(failure));
+    } else {
+      state_.adopt(std::make_exception_ptr(Error(
+                       "plumb.error: a worker process failed and died before it could report why")),
+                   std::nullopt);
+    }
+  }
+
+  // --- Workers (any kind) -------------------------------------------------------------------------
+
+  // A worker thread (or the calling thread): runs, then tells the supervisor.
+  void thread_main(const GroupPlan& group, std::size_t id, Monitor* inline_monitor = nullptr) noexcept {
+    run_worker(group, id, inline_monitor);
+    {
+      std::lock_guard lock(mutex_);
+      --running_;
+    }
+    finished_cv_.notify_all();
+    thread_done_.notify();
+  }
+
+  // The body of one worker. Never throws: every error is recorded in state_.
+  Outcome run_worker(const GroupPlan& group, std::size_t id, Monitor* inline_monitor) noexcept {
+    WorkerContext context(state_, infos_[id], counters_->block(id), inline_monitor);
+    Outcome outcome = Outcome::finished;
     try {
       context.check_stop();
       with_index<kCount>(group.first, [&](auto first) {
@@ -172,28 +441,36 @@ class Runner {
         if constexpr (kFirst == 0) {
           run_from<0>(static_cast<Input<void>*>(nullptr), context);
         } else {
-          LinkInput<InputType<kFirst>> input(link<kFirst - 1>(), state_);
-          run_from<kFirst>(&input, context);
+          using In = InputType<kFirst>;
+          if (!shared_link_[kFirst - 1]) {
+            LinkInput<In> input(*std::get<kFirst - 1>(ring_links_), state_);
+            run_from<kFirst>(&input, context);
+          } else if constexpr (is_serializable_v<In>) {
+            ShmInput<In> input(*std::get<kFirst - 1>(shm_links_), state_);
+            run_from<kFirst>(&input, context);
+          }
         }
       });
     } catch (const Stopped&) {
-      // The run's error is recorded elsewhere.
+      outcome = Outcome::stopped;  // the run's error is recorded elsewhere
     } catch (...) {
       const std::exception_ptr error = std::current_exception();
-      state_.fail(error, context.failure_of(error, infos_[worker_id][group.last]));
+      state_.fail(error, context.failure_of(error, infos_[id][group.last]));
+      outcome = Outcome::failed;
     }
-    if (group.last != kSink) output_core(group.last).producer_done();
-    {
-      std::lock_guard lock(mutex_);
-      --running_;
-    }
-    finished_.notify_all();
+    if (group.last != kSink) producer_done(group.last);
+    return outcome;
   }
 
-  RingLinkCore& output_core(std::size_t stage) noexcept {
-    RingLinkCore* core = nullptr;
-    with_index<kSink>(stage, [&](auto index) { core = std::get<decltype(index)::value>(links_).get(); });
-    return *core;
+  void producer_done(std::size_t stage) noexcept {
+    with_index<kSink>(stage, [&](auto index) {
+      constexpr std::size_t kIndex = decltype(index)::value;
+      if (!shared_link_[kIndex]) {
+        std::get<kIndex>(ring_links_)->core().producer_done();
+      } else if constexpr (is_serializable_v<Output<kIndex>>) {
+        std::get<kIndex>(shm_links_)->core().producer_done();
+      }
+    });
   }
 
   // Runs stage Index on `input` in this worker, then the stages fused after it.
@@ -216,8 +493,10 @@ class Runner {
         GeneratorInput<Output<Index>> output(invoke(), info, input, context);
         if (plan_.fused[Index + 1]) {
           run_from<Index + 1>(static_cast<Input<Output<Index>>*>(&output), context);
-        } else {
-          produce(link<Index>(), output);
+        } else if (!shared_link_[Index]) {
+          produce(*std::get<Index>(ring_links_), output);
+        } else if constexpr (is_serializable_v<Output<Index>>) {
+          produce_shared(*std::get<Index>(shm_links_), output, context, info);
         }
       }
     });
@@ -227,34 +506,123 @@ class Runner {
   template <class T>
   void produce(RingLink<T>& link, Input<T>& output) {
     for (;;) {
-      const std::uint32_t slot = link.acquire_slot(state_);
+      const std::uint32_t slot = link.core().acquire_slot(state_);
       T* packet = nullptr;
       try {
         packet = output.next();
       } catch (...) {
-        link.return_slot(slot);
+        link.core().return_slot(slot, state_);
         throw;
       }
       if (packet == nullptr) {
-        link.return_slot(slot);
+        link.core().return_slot(slot, state_);
         return;
       }
-      link.publish(slot, std::move(*packet));
+      link.publish(slot, std::move(*packet), state_);
     }
   }
 
-  // Waits for every worker, driving the monitor meanwhile. Never throws: a failing monitor (a
-  // progress callback that throws) becomes the run's error and monitoring stops.
+  // The same into a shared link: the packet is serialized into the slot.
+  template <class T>
+  void produce_shared(ShmLink<T>& link, Input<T>& output, WorkerContext& context,
+                      const WorkerInfo& info) {
+    for (;;) {
+      const std::uint32_t slot = link.core().acquire_slot(state_);
+      T* packet = nullptr;
+      try {
+        packet = output.next();
+      } catch (...) {
+        link.core().return_slot(slot, state_);
+        throw;
+      }
+      if (packet == nullptr) {
+        link.core().return_slot(slot, state_);
+        return;
+      }
+      if (const std::size_t size = link.publish(slot, *packet, state_); size != 0) {
+        auto error = std::make_exception_ptr(StageError(
+            fmt::format("plumb.stage_error: {} worker {} produced a message of {} bytes, over the "
+                        "max_message_size({}) of its output link; raise .max_message_size() on {}",
+                        describe_stage(info.stage_index, info.stage_name), info.index, size,
+                        link.slot_bytes(), describe_stage(info.stage_index, info.stage_name)),
+            info.stage_index, info.stage_name, info.index));
+        context.attribute(info, error);
+        std::rethrow_exception(error);
+      }
+    }
+  }
+
+  // --- Supervision ---------------------------------------------------------------------------------
+
+  // Waits for every worker thread and process, driving the monitor, noticing each process's end
+  // at once, and killing the remaining processes (all at once) once the grace period after the
+  // first error has passed. Never throws: a failing monitor becomes the run's error.
   void supervise() noexcept {
+    if (children_.empty()) return supervise_threads();
+    using Clock = std::chrono::steady_clock;
+    std::optional<Clock::time_point> kill_at;
+    bool monitoring = monitor_.has_value();
+    for (;;) {
+      reap_children();
+      const bool threads_running = [&] {
+        std::lock_guard lock(mutex_);
+        return running_ != 0;
+      }();
+      const bool children_running =
+          std::any_of(children_.begin(), children_.end(), [](const Child& child) { return !child.reaped; });
+      if (!threads_running && !children_running) return;
+      if (state_.stopping() && !kill_at) kill_at = Clock::now() + options_.grace_period;
+      if (kill_at && children_running && Clock::now() >= *kill_at && !killed_after_grace_) {
+        killed_after_grace_ = true;
+        for (const Child& child : children_) {
+          if (!child.reaped) ::kill(child.pid, SIGKILL);
+        }
+      }
+      auto timeout = std::chrono::milliseconds(100);
+      if (monitoring) timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(monitor_->tick()));
+      if (kill_at && !killed_after_grace_) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*kill_at - Clock::now());
+        timeout = std::clamp(left + std::chrono::milliseconds(1), std::chrono::milliseconds(0), timeout);
+      }
+      wait_for_events(children_, thread_done_, timeout);
+      thread_done_.drain();
+      if (monitoring) {
+        try {
+          monitor_->poll();
+        } catch (...) {
+          state_.fail(std::current_exception(), std::nullopt);
+          monitoring = false;
+        }
+      }
+    }
+  }
+
+  void reap_children() noexcept {
+    for (Child& child : children_) {
+      if (child.reaped) continue;
+      siginfo_t info{};
+      if (::waitid(P_PID, static_cast<id_t>(child.pid), &info, WEXITED | WNOHANG) != 0) continue;
+      if (info.si_pid == 0) continue;  // still running
+      child.reaped = true;
+      try {
+        judge_exit(child, info);
+      } catch (...) {
+        state_.fail(std::current_exception(), std::nullopt);
+      }
+    }
+  }
+
+  // Only threads: wait on the condition variable, driving the monitor meanwhile.
+  void supervise_threads() noexcept {
     std::unique_lock lock(mutex_);
     const auto finished = [this] { return running_ == 0; };
     bool monitoring = monitor_.has_value();
     while (!finished()) {
       if (!monitoring) {
-        finished_.wait(lock, finished);
+        finished_cv_.wait(lock, finished);
         break;
       }
-      if (finished_.wait_for(lock, monitor_->tick(), finished)) break;
+      if (finished_cv_.wait_for(lock, monitor_->tick(), finished)) break;
       lock.unlock();
       try {
         monitor_->poll();
@@ -271,15 +639,29 @@ class Runner {
   RunState& state_;
   std::span<const std::string> names_;
   const Plan& plan_;
-  std::vector<std::vector<WorkerInfo>> infos_;  // per worker (id), per stage of its group
+  std::vector<std::vector<WorkerInfo>> infos_;  // per worker id, per stage of its group
+  std::vector<std::size_t> group_of_worker_;    // per worker id
+  std::vector<bool> shared_link_;               // per stage: its output link is a ShmLink
+
+  std::optional<SharedArena> arena_;  // only with worker processes
+  SharedControl* control_ = nullptr;
+  std::atomic<std::uint8_t>* finished_ = nullptr;  // per worker id: its stream ended
+  ResultBlock* result_block_ = nullptr;
+  std::size_t result_capacity_ = 0;
+  std::vector<std::size_t> shm_offsets_;
+  std::vector<Child> children_;
+  bool killed_after_grace_ = false;
+
   std::optional<PacketCounters> counters_;
   std::optional<Monitor> monitor_;
-  Links links_;
+  RingLinks ring_links_;
+  ShmLinks shm_links_;
   ResultStore result_;  // written by the sink worker, read after it was joined
 
   std::mutex mutex_;
-  std::condition_variable finished_;
-  std::size_t running_ = 0;  // workers still running; guarded by mutex_
+  std::condition_variable finished_cv_;
+  std::size_t running_ = 0;  // worker threads still running; guarded by mutex_
+  ThreadDoneSignal thread_done_;
 };
 
 }  // namespace plumb::detail

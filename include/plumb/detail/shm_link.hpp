@@ -1,0 +1,135 @@
+#pragma once
+// SPDX-License-Identifier: MIT
+// plumb/detail/shm_link.hpp: ShmLink<T>, a link that crosses a process boundary: in_flight
+// slots of max_message_size bytes in the run's shared mapping, packets serialized into them.
+
+#include <plumb/codec.hpp>
+#include <plumb/detail/input.hpp>
+#include <plumb/detail/link_core.hpp>
+#include <plumb/detail/run_state.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <utility>
+
+namespace plumb::detail {
+
+// Layout in the arena: [LinkCore<process_shared> + rings][sizes: capacity x u64][slots: capacity
+// x slot_bytes, each 64-byte aligned]. The handle itself (this object) lives in the caller's
+// heap and is inherited by fork(); it only holds addresses into the mapping, which every worker
+// process maps at the same address. Invariant L2 of LinkCore: a slot holds a message exactly
+// while its index is in the ready ring or in a consumer's hands; sizes_[slot] is its length.
+template <class T>
+class ShmLink {
+  using Core = LinkCore<Sharing::process_shared>;
+
+ public:
+  static constexpr std::uint32_t kEnd = Core::kEnd;
+
+  static std::size_t bytes_for(std::size_t capacity, std::size_t slot_bytes) noexcept {
+    return core_bytes(capacity) + sizes_bytes(capacity) + capacity * round_slot(slot_bytes);
+  }
+
+  // Builds the link in `memory` (bytes_for(...) bytes of the arena, 64-byte aligned).
+  ShmLink(std::byte* memory, std::size_t capacity, std::size_t slot_bytes, std::size_t producers)
+      : core_(Core::create(memory, capacity, producers)),
+        sizes_(reinterpret_cast<std::uint64_t*>(memory + core_bytes(capacity))),
+        slots_(memory + core_bytes(capacity) + sizes_bytes(capacity)),
+        slot_bytes_(slot_bytes),
+        slot_stride_(round_slot(slot_bytes)) {}
+
+  ShmLink(const ShmLink&) = delete;
+  ShmLink& operator=(const ShmLink&) = delete;
+
+  [[nodiscard]] Core& core() noexcept { return *core_; }
+  [[nodiscard]] std::size_t slot_bytes() const noexcept { return slot_bytes_; }
+
+  // --- Producer API ---------------------------------------------------------------------------
+
+  // Serializes `value` into `slot` (from acquire_slot) and queues it; returns 0. If the message
+  // would not fit, writes nothing and returns its size (the caller raises the error).
+  std::size_t publish(std::uint32_t slot, const T& value, const RunState& state) {
+    std::size_t size = 0;
+    try {
+      size = serialized_size(value);
+      if (size > slot_bytes_) {
+        core_->return_slot(slot, state);
+        return size;
+      }
+      Writer writer(std::span<std::byte>(slot_data(slot), size));
+      writer.write(value);
+    } catch (...) {
+      core_->return_slot(slot, state);
+      throw;
+    }
+    sizes_[slot] = size;  // published with the index by the ready ring's release ([sync R-P2])
+    core_->enqueue(slot, state);
+    return 0;
+  }
+
+  // --- Consumer API ---------------------------------------------------------------------------
+
+  // The message in `slot` (from take()), in place.
+  [[nodiscard]] std::span<const std::byte> message(std::uint32_t slot) const noexcept {
+    return {slot_data(slot), static_cast<std::size_t>(sizes_[slot])};
+  }
+
+  void release(std::uint32_t slot, const RunState& state) noexcept { core_->recycle(slot, state); }
+
+ private:
+  static std::size_t round_slot(std::size_t bytes) noexcept {
+    return (bytes + kCacheLine - 1) / kCacheLine * kCacheLine;
+  }
+  static std::size_t core_bytes(std::size_t capacity) noexcept {
+    return round_slot(Core::bytes_for(capacity));
+  }
+  static std::size_t sizes_bytes(std::size_t capacity) noexcept {
+    return round_slot(capacity * sizeof(std::uint64_t));
+  }
+  [[nodiscard]] std::byte* slot_data(std::uint32_t slot) const noexcept {
+    return slots_ + static_cast<std::size_t>(slot) * slot_stride_;
+  }
+
+  Core* core_;
+  std::uint64_t* sizes_;
+  std::byte* slots_;
+  std::size_t slot_bytes_;
+  std::size_t slot_stride_;
+};
+
+// A consumer worker's end of a ShmLink: it decodes each message into a T of its own, and gives
+// the slot back (destroying that T first) when it asks for the next one, so packets in flight
+// are counted exactly as on an in-process link.
+template <class T>
+class ShmInput final : public Input<T> {
+ public:
+  ShmInput(ShmLink<T>& link, const RunState& state) noexcept : link_(link), state_(state) {}
+  ShmInput(const ShmInput&) = delete;
+  ShmInput& operator=(const ShmInput&) = delete;
+  ~ShmInput() override { release(); }
+
+ private:
+  T* pull() override {
+    release();
+    const std::uint32_t slot = link_.core().take(state_);
+    if (slot == ShmLink<T>::kEnd) return nullptr;
+    held_ = slot;
+    Reader reader(link_.message(slot));
+    return &current_.emplace(reader.read<T>());
+  }
+
+  void release() noexcept {
+    if (held_ == ShmLink<T>::kEnd) return;
+    current_.reset();
+    link_.release(std::exchange(held_, ShmLink<T>::kEnd), state_);
+  }
+
+  ShmLink<T>& link_;
+  const RunState& state_;
+  std::uint32_t held_ = ShmLink<T>::kEnd;
+  std::optional<T> current_;
+};
+
+}  // namespace plumb::detail
