@@ -7,6 +7,7 @@
 #include <benchmark/benchmark.h>
 
 #include <array>
+#include <vector>
 #include <cstdint>
 
 namespace {
@@ -74,6 +75,43 @@ void small_plumb(benchmark::State& state, plumb::Mode mode) {
 
 void small_sequential(benchmark::State& state) { small_plumb(state, plumb::Mode::sequential); }
 void small_thread(benchmark::State& state) { small_plumb(state, plumb::Mode::thread); }
+void small_process(benchmark::State& state) { small_plumb(state, plumb::Mode::process); }
+
+// --- big: 100 messages of 10,000,000 int32 (40 MB), source -> sink ----------------------------
+
+using Frame = std::vector<std::int32_t>;
+constexpr int kFrames = 100;
+constexpr std::size_t kFrameInts = 10'000'000;
+constexpr std::size_t kFrameSlot = kFrameInts * sizeof(std::int32_t) + 64;
+
+plumb::Generator<Frame> frames(int count) {
+  for (int i = 0; i < count; ++i) co_yield Frame(kFrameInts, i);
+}
+
+std::int64_t sum_frames(plumb::Stream<Frame> in) {
+  std::int64_t sum = 0;
+  for (const Frame& frame : in) sum += frame[frame.size() / 2] + frame.back();
+  return sum;
+}
+
+std::int64_t sum_views(plumb::Stream<plumb::View<Frame>> in) {
+  std::int64_t sum = 0;
+  for (const auto& frame : in) sum += frame[frame.size() / 2] + frame.back();
+  return sum;
+}
+
+template <class Sink>
+void big_plumb(benchmark::State& state, plumb::Mode mode, Sink sink) {
+  plumb::Pipeline pipeline{plumb::stage(frames, kFrames).in_flight(3).max_message_size(kFrameSlot),
+                           plumb::stage(sink)};
+  for (auto _ : state) benchmark::DoNotOptimize(pipeline.run(mode));
+  state.SetItemsProcessed(state.iterations() * kFrames);
+  state.SetBytesProcessed(state.iterations() * kFrames * static_cast<std::int64_t>(kFrameSlot - 64));
+}
+
+void big_thread(benchmark::State& state) { big_plumb(state, plumb::Mode::thread, sum_frames); }
+void big_process_copy(benchmark::State& state) { big_plumb(state, plumb::Mode::process, sum_frames); }
+void big_process_view(benchmark::State& state) { big_plumb(state, plumb::Mode::process, sum_views); }
 
 }  // namespace
 
@@ -86,3 +124,12 @@ BENCHMARK(small_thread)
     ->Arg(1024)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+BENCHMARK(small_process)
+    ->Name("small/plumb_process/in_flight")
+    ->Arg(4)
+    ->Arg(1024)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(big_thread)->Name("big/plumb_thread")->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(big_process_copy)->Name("big/plumb_process_copy")->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(big_process_view)->Name("big/plumb_process_zero_copy")->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);

@@ -35,7 +35,11 @@ int main() {
       plumb::stage(group, std::size_t{5}).workers(2).in_flight(4).max_message_size(4096).name("group"),
       plumb::stage(total),
   };
-  const long sum = pipeline.run(plumb::Mode::sequential);
-  std::cout << "sum of 0..100 = " << sum << '\n';
-  return sum == 5050 ? 0 : 1;
+  bool ok = true;
+  for (const plumb::Mode mode : {plumb::Mode::sequential, plumb::Mode::thread, plumb::Mode::process}) {
+    const long sum = pipeline.run(mode);
+    std::cout << "sum of 0..100 = " << sum << '\n';
+    ok = ok && sum == 5050;
+  }
+  return ok ? 0 : 1;
 }

@@ -13,6 +13,9 @@
 
 #include <atomic>
 #include <cerrno>
+#include <csignal>
+#include <fstream>
+#include <sstream>
 #include <chrono>
 #include <map>
 #include <new>
@@ -397,4 +400,77 @@ TEST_CASE("process mode: 50 runs, failing ones included, leave no zombie, fd or 
   CHECK_FALSE(has_children());
   CHECK(open_fds() == fds_before);
   CHECK(shm_entries() == shm_before);
+}
+
+namespace {
+
+// Processes whose parent is `parent` (from /proc/<pid>/stat), zombies excluded.
+std::vector<pid_t> live_children_of(pid_t parent) {
+  std::vector<pid_t> children;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return children;
+  while (const dirent* entry = ::readdir(proc)) {
+    const std::string name = entry->d_name;
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat("/proc/" + name + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state = 0;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == parent && state != 'Z') children.push_back(static_cast<pid_t>(std::stoi(name)));
+  }
+  ::closedir(proc);
+  return children;
+}
+
+bool alive(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const auto close = line.rfind(')');
+  return close != std::string::npos && line.size() > close + 2 && line[close + 2] != 'Z';
+}
+
+}  // namespace
+
+TEST_CASE("SIGTERM or SIGINT to the caller leaves no worker process alive", "[process][signals]") {
+  for (const int signal : {SIGTERM, SIGINT}) {
+    const pid_t driver = ::fork();
+    REQUIRE(driver >= 0);
+    if (driver == 0) {
+      // The caller of run(): default dispositions (Catch2 installs its own handlers).
+      std::signal(SIGTERM, SIG_DFL);
+      std::signal(SIGINT, SIG_DFL);
+      plumb::Pipeline pipeline{plumb::stage(forever), plumb::stage(plus, 1).workers(3), plumb::stage(sum_ints)};
+      try {
+        pipeline.run(Mode::process);
+      } catch (...) {
+      }
+      ::_exit(3);
+    }
+    std::vector<pid_t> workers;
+    const auto deadline = Clock::now() + 10s;
+    while (workers.size() < 5 && Clock::now() < deadline) {  // source, 3 middle, sink
+      std::this_thread::sleep_for(10ms);
+      workers = live_children_of(driver);
+    }
+    REQUIRE(workers.size() == 5);
+    REQUIRE(::kill(driver, signal) == 0);
+    int status = 0;
+    REQUIRE(::waitpid(driver, &status, 0) == driver);
+    CHECK(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == signal);
+    const auto gone_by = Clock::now() + 5s;
+    auto survivors = [&] {
+      std::size_t count = 0;
+      for (const pid_t worker : workers) count += alive(worker) ? 1 : 0;
+      return count;
+    };
+    while (survivors() != 0 && Clock::now() < gone_by) std::this_thread::sleep_for(10ms);
+    CHECK(survivors() == 0);
+  }
 }

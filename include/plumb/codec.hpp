@@ -175,17 +175,17 @@ namespace detail {
 // --- Which types the built-in rules accept --------------------------------------------------
 
 template <class T>
-struct IsView : std::false_type {};
+struct IsBorrowing : std::false_type {};
 template <class Char, class Traits>
-struct IsView<std::basic_string_view<Char, Traits>> : std::true_type {};
+struct IsBorrowing<std::basic_string_view<Char, Traits>> : std::true_type {};
 template <class T, std::size_t Extent>
-struct IsView<std::span<T, Extent>> : std::true_type {};
+struct IsBorrowing<std::span<T, Extent>> : std::true_type {};
 
 // Pointers and views are trivially copyable, but what they point to stays behind.
 template <class T>
 inline constexpr bool kForbidden =
     std::is_pointer_v<T> || std::is_member_pointer_v<T> || std::is_reference_v<T> ||
-    std::is_same_v<T, std::nullptr_t> || IsView<T>::value;
+    std::is_same_v<T, std::nullptr_t> || IsBorrowing<T>::value;
 
 template <class T, class = void>
 struct IsContainerLike : std::false_type {};

@@ -2,10 +2,12 @@
 // SPDX-License-Identifier: MIT
 // plumb/plumb.hpp: the umbrella header; includes the whole public API.
 
+#include <plumb/codec.hpp>
 #include <plumb/error.hpp>
 #include <plumb/generator.hpp>
 #include <plumb/pipeline.hpp>
 #include <plumb/run_options.hpp>
 #include <plumb/stage.hpp>
 #include <plumb/stream.hpp>
+#include <plumb/view.hpp>
 #include <plumb/worker.hpp>

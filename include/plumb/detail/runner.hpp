@@ -17,6 +17,7 @@
 #include <plumb/detail/shared_memory.hpp>
 #include <plumb/detail/shm_link.hpp>
 #include <plumb/detail/type_rules.hpp>
+#include <plumb/detail/view_input.hpp>
 #include <plumb/detail/validate.hpp>
 #include <plumb/run_options.hpp>
 #include <plumb/worker.hpp>
@@ -84,6 +85,9 @@ class Runner {
   using Output = typename StageRules<Index, Stages...>::output;
   template <std::size_t Index>
   using InputType = typename StageRules<Index, Stages...>::input;
+  // What stage Index's Stream yields: its InputType, or a View of it (read in place).
+  template <std::size_t Index>
+  static constexpr bool kReadsViews = IsView<typename StageRules<Index, Stages...>::element>::value;
   template <std::size_t Index>
   using ShmLinkOf =
       std::conditional_t<is_serializable_v<Output<Index>>, ShmLink<Output<Index>>, NoShmLink>;
@@ -444,6 +448,9 @@ class Runner {
           using In = InputType<kFirst>;
           if (!shared_link_[kFirst - 1]) {
             LinkInput<In> input(*std::get<kFirst - 1>(ring_links_), state_);
+            run_viewed_or_not<kFirst>(input, context);
+          } else if constexpr (is_serializable_v<In> && kReadsViews<kFirst>) {
+            ShmViewInput<In> input(*std::get<kFirst - 1>(shm_links_), state_);
             run_from<kFirst>(&input, context);
           } else if constexpr (is_serializable_v<In>) {
             ShmInput<In> input(*std::get<kFirst - 1>(shm_links_), state_);
@@ -492,7 +499,7 @@ class Runner {
       } else {
         GeneratorInput<Output<Index>> output(invoke(), info, input, context);
         if (plan_.fused[Index + 1]) {
-          run_from<Index + 1>(static_cast<Input<Output<Index>>*>(&output), context);
+          run_viewed_or_not<Index + 1>(static_cast<Input<Output<Index>>&>(output), context);
         } else if (!shared_link_[Index]) {
           produce(*std::get<Index>(ring_links_), output);
         } else if constexpr (is_serializable_v<Output<Index>>) {
@@ -500,6 +507,17 @@ class Runner {
         }
       }
     });
+  }
+
+  // Runs stage Index on the packets of `input` in place: as they are, or as Views of them.
+  template <std::size_t Index, class In>
+  void run_viewed_or_not(Input<In>& input, WorkerContext& context) {
+    if constexpr (kReadsViews<Index>) {
+      ViewInput<In> views(input);
+      run_from<Index>(static_cast<Input<View<In>>*>(&views), context);
+    } else {
+      run_from<Index>(&input, context);
+    }
   }
 
   // Drains a group's last generator into its output link: a slot first, then the packet.

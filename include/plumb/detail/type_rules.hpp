@@ -6,6 +6,7 @@
 #include <plumb/generator.hpp>
 #include <plumb/stage.hpp>
 #include <plumb/stream.hpp>
+#include <plumb/view.hpp>
 
 #include <cstddef>
 #include <tuple>
@@ -24,13 +25,17 @@ struct Pass {
 // Checks the link into stage `Index`: its `Stream<Consumed>` parameter against the
 // `Generator<Produced>` of the stage before it. The template arguments are the error's context
 // ("In instantiation of 'struct plumb::detail::CheckLink<1, std::string, int>'").
+template <class Produced, class Consumed>
+inline constexpr bool kLinkMatches =
+    std::is_same_v<Produced, Consumed> || std::is_same_v<View<Produced>, Consumed>;
+
 template <std::size_t Index, class Produced, class Consumed>
 struct CheckLink {
-  static_assert(std::is_same_v<Produced, Consumed>,
+  static_assert(kLinkMatches<Produced, Consumed>,
                 "plumb::Pipeline: a stage's input must match the previous stage's output; the "
-                "previous stage returns Generator<T>, so this stage must take Stream<T> with the "
-                "same T");
-  static constexpr bool ok = std::is_same_v<Produced, Consumed>;
+                "previous stage returns Generator<T>, so this stage must take Stream<T> (or "
+                "Stream<plumb::View<T>> to read in place) with the same T");
+  static constexpr bool ok = kLinkMatches<Produced, Consumed>;
 };
 
 // The type a stage's callable returns; only formed once the call is known to be valid.
@@ -129,13 +134,17 @@ struct CheckStage<Index, Count, In, Stage<F, Constants...>> {
       std::conditional_t<shape_ok && upstream_ok && !is_source && declares_stream,
                          CheckLink<Index, In, typename Consumed<FirstParam>::type>, Pass>;
   static constexpr bool link_ok = LinkCheck::ok;
+  // The T of the Stream<T> the callable takes: what the previous stage yields, or a View of it.
+  using element = std::conditional_t<is_source, void,
+                                     std::conditional_t<declares_stream && shape_ok && upstream_ok,
+                                                        typename Consumed<FirstParam>::type, In>>;
 
   static constexpr bool call_checked = shape_ok && upstream_ok && link_ok;
   static constexpr bool invocable = [] {
     if constexpr (is_source) {
       return std::is_invocable_v<F&, Constants&...>;
     } else {
-      return std::is_invocable_v<F&, Stream<In>, Constants&...>;
+      return std::is_invocable_v<F&, Stream<element>, Constants&...>;
     }
   }();
   static_assert(!call_checked || invocable,
@@ -144,7 +153,7 @@ struct CheckStage<Index, Count, In, Stage<F, Constants...>> {
                 "convertible to its parameter type");
 
   using result =
-      typename StageResult<is_source, call_checked && invocable, F, In, Constants...>::type;
+      typename StageResult<is_source, call_checked && invocable, F, element, Constants...>::type;
   static constexpr bool checked = call_checked && invocable;
   static constexpr bool returns_generator = IsGenerator<result>::value;
 

@@ -1,0 +1,147 @@
+#pragma once
+// SPDX-License-Identifier: MIT
+// plumb/view.hpp: View<T>, the zero-copy way to read a large contiguous packet in place.
+
+#include <plumb/codec.hpp>
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+namespace plumb {
+
+namespace detail {
+// Only plumb's inputs make Views: the key's constructor is private to them.
+class ViewKey {
+  ViewKey() = default;
+  template <class>
+  friend struct ViewAccess;
+};
+}  // namespace detail
+
+/// A read-only view of a packet that stays where the link put it: in a shared-memory slot
+/// across processes, in the ring slot or the producer's generator within one process. No copy,
+/// no decoding.
+///
+/// Ask for it in the consumer's signature: after a stage that yields `Generator<T>`, take
+/// `plumb::Stream<plumb::View<T>>` instead of `plumb::Stream<T>`:
+///
+/// ```cpp
+/// plumb::Generator<std::vector<std::int32_t>> frames(int count);          // 40 MB each
+/// long total(plumb::Stream<plumb::View<std::vector<std::int32_t>>> in) {  // reads in place
+///   long sum = 0;
+///   for (const auto& frame : in) for (std::int32_t x : frame) sum += x;
+///   return sum;
+/// }
+/// ```
+///
+/// The view is valid until the consumer asks for its next packet (the slot is then recycled);
+/// it can be neither copied nor moved, so it cannot outlive its packet by accident. Take an
+/// owned copy with `to_vector()` / `to_string()` where the data must be kept.
+///
+/// Supported: `View<std::vector<U>>` for plain values U (arithmetic, enum, std::byte, or a
+/// struct or std::array of those), and `View<std::string>`.
+template <class T>
+class View {
+  static_assert(std::is_same_v<T, void>,
+                "plumb::View<T>: T must be std::vector<U> of a trivially copyable U, or "
+                "std::string; read other types through plumb::Stream<T>");
+};
+
+template <class U, class Allocator>
+class View<std::vector<U, Allocator>> {
+  static_assert(detail::IsBlock<U>::value,
+                "plumb::View<std::vector<U>>: U must be a plain value (arithmetic, enum, std::byte, "
+                "or a struct or std::array of those), so that the elements can be read in place");
+
+ public:
+  using value_type = U;
+  using const_iterator = const U*;
+
+  View(detail::ViewKey, const U* data, std::size_t size) noexcept : data_(data), size_(size) {}
+  View(const View&) = delete;
+  View& operator=(const View&) = delete;
+
+  [[nodiscard]] const U* data() const noexcept { return data_; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  [[nodiscard]] const U& operator[](std::size_t index) const noexcept { return data_[index]; }
+  [[nodiscard]] const U& front() const noexcept { return data_[0]; }
+  [[nodiscard]] const U& back() const noexcept { return data_[size_ - 1]; }
+  [[nodiscard]] std::span<const U> span() const noexcept { return {data_, size_}; }
+  [[nodiscard]] const U* begin() const noexcept { return data_; }
+  [[nodiscard]] const U* end() const noexcept { return data_ + size_; }
+  /// An owned copy, valid after the view is gone.
+  [[nodiscard]] std::vector<U, Allocator> to_vector() const { return {data_, data_ + size_}; }
+
+ private:
+  const U* data_;
+  std::size_t size_;
+};
+
+template <class Char, class Traits, class Allocator>
+class View<std::basic_string<Char, Traits, Allocator>> {
+ public:
+  View(detail::ViewKey, const Char* data, std::size_t size) noexcept : text_(data, size) {}
+  View(const View&) = delete;
+  View& operator=(const View&) = delete;
+
+  [[nodiscard]] std::basic_string_view<Char, Traits> text() const noexcept { return text_; }
+  [[nodiscard]] std::size_t size() const noexcept { return text_.size(); }
+  [[nodiscard]] const Char* data() const noexcept { return text_.data(); }
+  [[nodiscard]] auto begin() const noexcept { return text_.begin(); }
+  [[nodiscard]] auto end() const noexcept { return text_.end(); }
+  /// An owned copy, valid after the view is gone.
+  [[nodiscard]] std::basic_string<Char, Traits, Allocator> to_string() const {
+    return std::basic_string<Char, Traits, Allocator>(text_);
+  }
+
+ private:
+  std::basic_string_view<Char, Traits> text_;
+};
+
+namespace detail {
+
+template <class T>
+struct IsView : std::false_type {};
+template <class T>
+struct IsView<View<T>> : std::true_type {
+  using viewed = T;
+};
+
+// Builds Views: from the object itself (within one process) or from its serialized bytes (a
+// shared-memory slot, laid out by codec.hpp: u64 length, padding to 64 for bulk arrays, data).
+template <class T>
+struct ViewAccess;
+
+template <class U, class Allocator>
+struct ViewAccess<std::vector<U, Allocator>> {
+  using ViewType = View<std::vector<U, Allocator>>;
+  template <class Optional>
+  static ViewType& of(Optional& slot, const std::vector<U, Allocator>& object) {
+    return slot.emplace(ViewKey{}, object.data(), object.size());
+  }
+  template <class Optional>
+  static ViewType& from_bytes(Optional& slot, const U* data, std::size_t size) {
+    return slot.emplace(ViewKey{}, data, size);
+  }
+};
+
+template <class Char, class Traits, class Allocator>
+struct ViewAccess<std::basic_string<Char, Traits, Allocator>> {
+  using ViewType = View<std::basic_string<Char, Traits, Allocator>>;
+  template <class Optional>
+  static ViewType& of(Optional& slot, const std::basic_string<Char, Traits, Allocator>& object) {
+    return slot.emplace(ViewKey{}, object.data(), object.size());
+  }
+  template <class Optional>
+  static ViewType& from_bytes(Optional& slot, const Char* data, std::size_t size) {
+    return slot.emplace(ViewKey{}, data, size);
+  }
+};
+
+}  // namespace detail
+}  // namespace plumb
