@@ -474,3 +474,78 @@ TEST_CASE("SIGTERM or SIGINT to the caller leaves no worker process alive", "[pr
     CHECK(survivors() == 0);
   }
 }
+
+TEST_CASE("process mode: exit(70) or exit(71) in user code is a death, not a report",
+          "[process][errors]") {
+  // Regression (review): those statuses are plumb's own "reported" and "stopped"; trusting the
+  // status alone hung the run. The worker's outcome word in shared memory decides.
+  for (const int status : {70, 71}) {
+    auto quitter = [](Stream<int> in, int code) -> Generator<int> {
+      int seen = 0;
+      for (int x : in) {
+        if (++seen == 5) std::exit(code);
+        co_yield x;
+      }
+    };
+    plumb::Pipeline pipeline{plumb::stage(forever), plumb::stage(quitter, status), plumb::stage(sum_ints)};
+    CHECK_THROWS_WITH(pipeline.run(Mode::process),
+                      Catch::Matchers::Contains("exited with status " + std::to_string(status)));
+  }
+}
+
+TEST_CASE("process mode works while SIGCHLD is ignored (children reaped by the kernel)",
+          "[process][signals]") {
+  // Regression (review): waitid then fails with ECHILD and the supervisor spun forever.
+  const auto previous = std::signal(SIGCHLD, SIG_IGN);
+  plumb::Pipeline fine{plumb::stage(numbers, 1000), plumb::stage(plus, 1).workers(2), plumb::stage(sum_ints)};
+  long result = -1;
+  const auto start = Clock::now();
+  CHECK_NOTHROW(result = fine.run(Mode::process));
+  CHECK(result == 999L * 1000 / 2 + 1000);
+  auto fail_at = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      if (x == 10) throw std::domain_error("domain 10");
+      co_yield x;
+    }
+  };
+  plumb::Pipeline failing{plumb::stage(numbers, 1000), plumb::stage(fail_at), plumb::stage(sum_ints)};
+  CHECK_THROWS_MATCHES(failing.run(Mode::process), std::domain_error, Catch::Matchers::Message("domain 10"));
+  std::signal(SIGCHLD, previous);
+  CHECK(Clock::now() - start < 10s);
+}
+
+namespace {
+// A Codec that writes more the second time it is called (counting pass, then writing pass).
+struct Growing {
+  int value = 0;
+};
+}  // namespace
+
+template <>
+struct plumb::Codec<Growing> {
+  static void encode(const Growing& item, plumb::Writer& out) {
+    static thread_local int calls = 0;
+    out.write(item.value);
+    if (++calls % 2 == 0) out.write(std::string(100, 'x'));  // lies on the writing pass
+  }
+  static Growing decode(plumb::Reader& in) { return Growing{in.read<int>()}; }
+};
+
+TEST_CASE("process mode: a Codec that writes past what it counted is an error, not a corruption",
+          "[process][errors]") {
+  auto make = []() -> Generator<Growing> { co_yield Growing{1}; };
+  auto take = [](Stream<Growing> in) {
+    for (auto& item : in) (void)item;
+  };
+  plumb::Pipeline pipeline{plumb::stage(make).max_message_size(64), plumb::stage(take)};
+  CHECK_THROWS_WITH(pipeline.run(Mode::process), Catch::Matchers::StartsWith("plumb.encode_error:"));
+}
+
+TEST_CASE("negative durations in RunOptions are rejected before anything runs", "[process][config]") {
+  plumb::Pipeline pipeline{plumb::stage(numbers, 10), plumb::stage(sum_ints)};
+  CHECK_THROWS_WITH(pipeline.run({.mode = Mode::process, .grace_period = -1s}),
+                    Catch::Matchers::Contains("RunOptions::grace_period is negative"));
+  CHECK_THROWS_AS(pipeline.run({.inactivity_timeout = -1ms}), plumb::ConfigError);
+  // duration::max() means "never kill": accepted.
+  CHECK(pipeline.run({.mode = Mode::process, .grace_period = std::chrono::steady_clock::duration::max()}) == 45);
+}

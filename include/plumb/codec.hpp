@@ -102,16 +102,25 @@ class Writer {
   void write(const T& value);
 
   /// Appends `size` raw bytes.
-  void write_bytes(const void* bytes, std::size_t size) noexcept {
-    if (data_ != nullptr && size != 0) std::memcpy(data_ + offset_, bytes, size);
+  ///
+  /// Throws: plumb::Error when writing past the span given at construction (a Codec whose
+  /// encode writes more than it did while its size was counted).
+  void write_bytes(const void* bytes, std::size_t size) {
+    if (data_ != nullptr && size != 0) {
+      check_room(size);
+      std::memcpy(data_ + offset_, bytes, size);
+    }
     offset_ += size;
   }
 
   /// Pads with zeros up to a multiple of `alignment` from the start of the message (the slot
   /// start is 64-byte aligned), so that a reader can view the bytes that follow in place.
-  void align(std::size_t alignment) noexcept {
+  void align(std::size_t alignment) {
     const std::size_t padded = (offset_ + alignment - 1) / alignment * alignment;
-    if (data_ != nullptr && padded != offset_) std::memset(data_ + offset_, 0, padded - offset_);
+    if (data_ != nullptr && padded != offset_) {
+      check_room(padded - offset_);
+      std::memset(data_ + offset_, 0, padded - offset_);
+    }
     offset_ = padded;
   }
 
@@ -119,6 +128,13 @@ class Writer {
   [[nodiscard]] std::size_t size() const noexcept { return offset_; }
 
  private:
+  void check_room(std::size_t size) const {
+    if (size > capacity_ - offset_) {
+      throw Error("plumb.encode_error: a message grew while it was written (a Codec's encode "
+                  "must write the same bytes every time it is called for the same value)");
+    }
+  }
+
   std::byte* data_ = nullptr;
   std::size_t capacity_ = 0;
   std::size_t offset_ = 0;

@@ -143,6 +143,7 @@ class Pipeline {
       const std::vector<std::string> names = stage_names();
       const std::array<const StageOptions*, size> stage_options = options_of_stages();
       detail::validate_stages(stage_options, names, !std::is_void_v<result_type>);
+      detail::validate_run_options(options);
       const detail::Plan plan = detail::make_plan(stage_options, names, options.mode);
 
       detail::RunState state;

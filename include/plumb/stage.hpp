@@ -19,6 +19,8 @@ namespace plumb {
 inline constexpr std::size_t kDefaultMaxMessageSize = std::size_t{128} * 1024;
 /// Most workers a stage may have.
 inline constexpr int kMaxWorkers = 128;
+/// Largest `max_message_size` a stage may ask for (1 TiB).
+inline constexpr std::size_t kMaxMessageSize = std::size_t{1} << 40;
 /// Largest `in_flight` a stage may ask for.
 inline constexpr std::int64_t kMaxInFlight = std::int64_t{1} << 20;
 

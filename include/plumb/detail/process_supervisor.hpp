@@ -66,6 +66,19 @@ inline int open_pidfd(pid_t pid) noexcept {
   return fd >= 0 ? static_cast<int>(fd) : -1;
 }
 
+// Whether the process behind `pidfd` has exited (its pidfd is readable).
+inline bool pidfd_exited(int pidfd) noexcept {
+  pollfd descriptor{pidfd, POLLIN, 0};
+  return ::poll(&descriptor, 1, 0) == 1;
+}
+
+// SIGKILL through the pidfd where there is one: a pid alone may already name another process
+// if somebody else reaped ours.
+inline void kill_child(const Child& child) noexcept {
+  if (child.pidfd >= 0 && ::syscall(SYS_pidfd_send_signal, child.pidfd, SIGKILL, nullptr, 0) == 0) return;
+  if (child.pidfd < 0) ::kill(child.pid, SIGKILL);
+}
+
 // An eventfd that worker threads of the caller signal when they finish, so that one poll()
 // waits for threads and processes alike.
 class ThreadDoneSignal {

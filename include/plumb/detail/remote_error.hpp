@@ -33,49 +33,39 @@ void copy_text(char (&out)[Size], std::string_view text) noexcept {
   out[length] = '\0';
 }
 
-struct Classified {
-  RemoteKind kind;
-  std::string type_name;
-  std::string what;
-};
-
-// The standard types are matched exactly (typeid), so that a user's class derived from, say,
-// std::runtime_error arrives as RemoteError with its own name instead of being sliced.
-inline Classified classify(const std::exception_ptr& error) {
+// In a worker process: describes the run's first error for the caller. Allocates nothing (it
+// may be reporting a std::bad_alloc): the type name is copied mangled and demangled by the
+// caller. The standard types are matched exactly (typeid), so that a user's class derived from,
+// say, std::runtime_error arrives as RemoteError with its own name instead of being sliced.
+inline void write_remote(SharedFailure& block, const std::exception_ptr& error,
+                         const std::optional<Failure>& failure) noexcept {
   try {
     std::rethrow_exception(error);
   } catch (const Error& exception) {
-    return {RemoteKind::plumb_error, demangle(typeid(exception).name()), exception.what()};
+    block.kind = RemoteKind::plumb_error;
+    copy_text(block.type_name, typeid(exception).name());
+    copy_text(block.what, exception.what());
   } catch (const std::exception& exception) {
     const std::type_info& type = typeid(exception);
-    const auto kind = [&] {
-      if (type == typeid(std::logic_error)) return RemoteKind::logic_error;
-      if (type == typeid(std::invalid_argument)) return RemoteKind::invalid_argument;
-      if (type == typeid(std::domain_error)) return RemoteKind::domain_error;
-      if (type == typeid(std::length_error)) return RemoteKind::length_error;
-      if (type == typeid(std::out_of_range)) return RemoteKind::out_of_range;
-      if (type == typeid(std::runtime_error)) return RemoteKind::runtime_error;
-      if (type == typeid(std::range_error)) return RemoteKind::range_error;
-      if (type == typeid(std::overflow_error)) return RemoteKind::overflow_error;
-      if (type == typeid(std::underflow_error)) return RemoteKind::underflow_error;
-      if (type == typeid(std::bad_alloc)) return RemoteKind::bad_alloc;
-      return RemoteKind::other;
-    }();
-    return {kind, demangle(type.name()), exception.what()};
+    block.kind = type == typeid(std::logic_error)       ? RemoteKind::logic_error
+                 : type == typeid(std::invalid_argument) ? RemoteKind::invalid_argument
+                 : type == typeid(std::domain_error)     ? RemoteKind::domain_error
+                 : type == typeid(std::length_error)     ? RemoteKind::length_error
+                 : type == typeid(std::out_of_range)     ? RemoteKind::out_of_range
+                 : type == typeid(std::runtime_error)    ? RemoteKind::runtime_error
+                 : type == typeid(std::range_error)      ? RemoteKind::range_error
+                 : type == typeid(std::overflow_error)   ? RemoteKind::overflow_error
+                 : type == typeid(std::underflow_error)  ? RemoteKind::underflow_error
+                 : type == typeid(std::bad_alloc)        ? RemoteKind::bad_alloc
+                                                         : RemoteKind::other;
+    copy_text(block.type_name, type.name());
+    copy_text(block.what, exception.what());
   } catch (...) {
     const std::type_info* type = abi::__cxa_current_exception_type();
-    return {RemoteKind::other, type != nullptr ? demangle(type->name()) : "an unknown type",
-            "(not a std::exception: no message)"};
+    block.kind = RemoteKind::other;
+    copy_text(block.type_name, type != nullptr ? type->name() : "");
+    copy_text(block.what, "(not a std::exception: no message)");
   }
-}
-
-// In a worker process: describes the run's first error for the caller.
-inline void write_remote(SharedFailure& block, const std::exception_ptr& error,
-                         const std::optional<Failure>& failure) {
-  const Classified classified = classify(error);
-  block.kind = classified.kind;
-  copy_text(block.type_name, classified.type_name);
-  copy_text(block.what, classified.what);
   block.pid = ::getpid();
   if (failure) {
     block.stage_index = failure->stage_index;
@@ -105,15 +95,13 @@ inline std::pair<std::exception_ptr, Failure> rebuild_remote(const SharedFailure
       case RemoteKind::bad_alloc: return std::make_exception_ptr(std::bad_alloc());
       case RemoteKind::plumb_error:
         return std::make_exception_ptr(StageError(what, stage, name, worker));
-      case RemoteKind::worker_died:
-        return std::make_exception_ptr(
-            WorkerDiedError(what, stage, name, worker, static_cast<long>(block.pid)));
       case RemoteKind::other: break;
     }
+    const std::string type = block.type_name[0] != '\0' ? demangle(block.type_name) : "an unknown type";
     return std::make_exception_ptr(RemoteError(
         fmt::format("plumb.remote_error: {} worker {} (pid {}) threw {}: {}",
-                    describe_stage(stage, name), worker, block.pid, block.type_name, what),
-        stage, name, worker, block.type_name));
+                    describe_stage(stage, name), worker, block.pid, type, what),
+        stage, name, worker, type));
   }();
   return {error, std::move(failure)};
 }

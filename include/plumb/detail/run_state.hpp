@@ -88,6 +88,14 @@ class RunState {
     return true;
   }
 
+  // The caller's supervisor, once it sees the run stopping (possibly because a worker process
+  // set the shared stop word): wakes this process's own links, whose futexes only this process
+  // can wake.
+  void wake_local() {
+    std::lock_guard lock(mutex_);
+    stop_locked();
+  }
+
   // Whether some process (this one included) claimed the run's first error.
   [[nodiscard]] bool failed_anywhere() const noexcept {
     return shared_failure_ != nullptr ? shared_failure_->state.load(std::memory_order_acquire) != 0

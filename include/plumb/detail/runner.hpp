@@ -28,6 +28,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdio>
+#include <iostream>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -139,6 +140,18 @@ class Runner {
     }
     if (Monitor::wanted(options_)) monitor_.emplace(options_, state_, *counters_, kSink);
     make_links();
+    const std::size_t threads = plan_.thread_workers();
+    std::vector<std::thread> workers;
+    // Nothing may throw between the first fork and the reaping of every child (a child would be
+    // left running): reserve first.
+    workers.reserve(threads);
+    children_.reserve(plan_.process_workers());
+
+    // Worker processes first, before any thread of the run exists (fork copies only the
+    // calling thread), and before the stop_callback, which another thread could be running
+    // (holding RunState's mutex) at the instant of a fork.
+    if (processes) fork_workers();
+
     // Cancellation through the stop_token; the callback dies before the links (it is a local
     // of this function), and ~Runner clears the wakers it could reach.
     const std::stop_callback on_cancel(options_.stop_token, [this] {
@@ -147,15 +160,8 @@ class Runner {
                   std::nullopt);
     });
 
-    // Worker processes first, before any thread of the run exists (fork copies only the
-    // calling thread).
-    if (processes) fork_workers();
-
-    const std::size_t threads = plan_.thread_workers();
     const bool caller_runs_source = plan_.groups.front().mode == Mode::sequential;
     running_ = threads + (caller_runs_source ? 1 : 0);
-    std::vector<std::thread> workers;
-    workers.reserve(threads);
     try {
       for (std::size_t id = 0; id < infos_.size(); ++id) {
         const GroupPlan& group = plan_.groups[group_of_worker_[id]];
@@ -236,7 +242,7 @@ class Runner {
     ArenaLayout layout;
     const std::size_t control_at = layout.add(sizeof(SharedControl));
     const std::size_t counters_at = layout.add(PacketCounters::bytes_for(infos_.size(), kSink));
-    const std::size_t finished_at = layout.add(infos_.size() * sizeof(std::atomic<std::uint8_t>));
+    const std::size_t outcomes_at = layout.add(infos_.size() * sizeof(std::atomic<WorkerOutcome>));
     const std::size_t result_bytes = plan_.groups.back().mode == Mode::process
                                          ? specs_options(kSink).max_message_size
                                          : 0;
@@ -257,8 +263,11 @@ class Runner {
     control_ = new (arena_->at(control_at)) SharedControl{};
     state_.share(*control_);
     counters_.emplace(infos_.size(), kSink, arena_->at(counters_at));
-    finished_ = reinterpret_cast<std::atomic<std::uint8_t>*>(arena_->at(finished_at));
-    for (std::size_t id = 0; id < infos_.size(); ++id) new (&finished_[id]) std::atomic<std::uint8_t>(0);
+    for (std::size_t id = 0; id < infos_.size(); ++id) {
+      new (arena_->at(outcomes_at) + id * sizeof(std::atomic<WorkerOutcome>))
+          std::atomic<WorkerOutcome>(WorkerOutcome::running);
+    }
+    outcomes_ = std::launder(reinterpret_cast<std::atomic<WorkerOutcome>*>(arena_->at(outcomes_at)));
     result_block_ = new (arena_->at(result_at)) ResultBlock{};
     result_capacity_ = result_bytes;
     shm_offsets_ = std::move(link_at);
@@ -301,32 +310,55 @@ class Runner {
       const GroupPlan& group = plan_.groups[group_of_worker_[id]];
       if (group.mode != Mode::process) continue;
       const pid_t pid = ::fork();
+      const int fork_errno = errno;
       if (pid < 0) {
-        state_.fail(std::make_exception_ptr(IpcError(
-                        fmt::format("plumb.ipc_error: fork() failed for {} worker {}",
-                                    describe_stage(group.first, names_[group.first]),
-                                    infos_[id][group.first].index),
-                        std::error_code(errno, std::system_category()))),
-                    std::nullopt);
+        try {
+          state_.fail(std::make_exception_ptr(IpcError(
+                          fmt::format("plumb.ipc_error: fork() failed for {} worker {}",
+                                      describe_stage(group.first, names_[group.first]),
+                                      infos_[id][group.first].index),
+                          std::error_code(fork_errno, std::system_category()))),
+                      std::nullopt);
+        } catch (...) {
+          state_.fail(std::current_exception(), std::nullopt);  // the message could not be built
+        }
         return;
       }
       if (pid == 0) process_main(group, id, parent);  // never returns
+      // Reserved before the first fork: cannot throw.
       children_.push_back(Child{pid, open_pidfd(pid), id, group.first, infos_[id][group.first].index});
     }
   }
 
   [[noreturn]] void process_main(const GroupPlan& group, std::size_t id, pid_t parent) noexcept {
     arm_parent_death_signal(parent);
+    close_pidfds(children_);  // the earlier siblings' pidfds are the caller's business
+    ::close(thread_done_.fd());
     state_.become_worker_process();
     Outcome outcome = run_worker(group, id, nullptr);
     if constexpr (!std::is_void_v<Result>) {
       if (outcome == Outcome::finished && group.last == kSink) outcome = write_remote_result(id);
     }
-    if (outcome == Outcome::finished) finished_[id].store(1, std::memory_order_release);  // [sync W-F]
-    std::fflush(nullptr);
+    const WorkerOutcome said = outcome == Outcome::finished ? WorkerOutcome::finished
+                               : outcome == Outcome::failed ? WorkerOutcome::reported
+                                                            : WorkerOutcome::stopped;
+    outcomes_[id].store(said, std::memory_order_release);  // [sync W-O] pairs with [sync R-O]
+    flush_output();
     ::_exit(static_cast<int>(outcome == Outcome::finished ? WorkerExit::finished
                              : outcome == Outcome::failed ? WorkerExit::reported
                                                           : WorkerExit::stopped));
+  }
+
+  // _exit skips the flushing that exit does: do it for C stdio and the iostreams (which may
+  // not be synchronized with stdio).
+  static void flush_output() noexcept {
+    try {
+      std::cout.flush();
+      std::cerr.flush();
+      std::clog.flush();
+    } catch (...) {
+    }
+    std::fflush(nullptr);
   }
 
   // In the sink's worker process: the sink's value, serialized for the caller.
@@ -373,29 +405,48 @@ class Runner {
     }
   }
 
-  // Judges a worker process that exited (reaped with waitid).
+  // Judges a worker process that exited (reaped with waitid). Its exit status is believed only
+  // where its outcome word agrees: exit(70) from user code is a death, not a report.
   void judge_exit(const Child& child, const siginfo_t& info) {
     const WorkerInfo& worker = infos_[child.worker_id][child.stage_index];
+    const WorkerOutcome said = outcomes_[child.worker_id].load(std::memory_order_acquire);  // [sync R-O]
     if (info.si_code == CLD_EXITED) {
-      switch (static_cast<WorkerExit>(info.si_status)) {
-        case WorkerExit::finished:
-          if (finished_[child.worker_id].load(std::memory_order_acquire) != 0) return;  // [sync W-F]
-          return report_death(child, worker, "exited with status 0 before finishing its stream");
-        case WorkerExit::reported:
-          if (control_->failure.written()) {
-            auto [error, failure] = rebuild_remote(control_->failure);
-            state_.adopt(std::move(error), std::move(failure));
-          }
-          return;
-        case WorkerExit::stopped:
-          return;
-        case WorkerExit::orphaned:
-          break;
+      const auto status = static_cast<WorkerExit>(info.si_status);
+      if (status == WorkerExit::finished && said == WorkerOutcome::finished) return;
+      if (status == WorkerExit::stopped && said == WorkerOutcome::stopped) return;
+      if (status == WorkerExit::reported && said == WorkerOutcome::reported) return adopt_report();
+      if (status == WorkerExit::finished) {
+        return report_death(child, worker, "exited with status 0 before finishing its stream");
       }
       return report_death(child, worker, fmt::format("exited with status {}", info.si_status));
     }
     if (killed_after_grace_) return;  // we killed it: the run's error is already recorded
     report_death(child, worker, fmt::format("was killed by signal {}", signal_name(info.si_status)));
+  }
+
+  // A child whose exit status somebody else took (SIGCHLD ignored, or a waitpid(-1) elsewhere
+  // in the application): judged by its outcome word alone.
+  void judge_vanished(const Child& child) {
+    const WorkerInfo& worker = infos_[child.worker_id][child.stage_index];
+    switch (outcomes_[child.worker_id].load(std::memory_order_acquire)) {  // [sync R-O]
+      case WorkerOutcome::finished:
+      case WorkerOutcome::stopped:
+        return;
+      case WorkerOutcome::reported:
+        return adopt_report();
+      case WorkerOutcome::running:
+        break;
+    }
+    if (killed_after_grace_) return;
+    report_death(child, worker,
+                 "ended without finishing its stream, and its exit status was collected by "
+                 "someone else (is SIGCHLD ignored, or does the application call waitpid(-1)?)");
+  }
+
+  void adopt_report() {
+    if (!control_->failure.written()) return;
+    auto [error, failure] = rebuild_remote(control_->failure);
+    state_.adopt(std::move(error), std::move(failure));
   }
 
   void report_death(const Child& child, const WorkerInfo& worker, const std::string& how) {
@@ -462,7 +513,13 @@ class Runner {
       outcome = Outcome::stopped;  // the run's error is recorded elsewhere
     } catch (...) {
       const std::exception_ptr error = std::current_exception();
-      state_.fail(error, context.failure_of(error, infos_[id][group.last]));
+      std::optional<Failure> failure;
+      try {
+        failure = context.failure_of(error, infos_[id][group.last]);
+      } catch (...) {
+        // Out of memory while describing it: report the error without the description.
+      }
+      state_.fail(error, std::move(failure));
       outcome = Outcome::failed;
     }
     if (group.last != kSink) producer_done(group.last);
@@ -589,11 +646,21 @@ class Runner {
       const bool children_running =
           std::any_of(children_.begin(), children_.end(), [](const Child& child) { return !child.reaped; });
       if (!threads_running && !children_running) return;
-      if (state_.stopping() && !kill_at) kill_at = Clock::now() + options_.grace_period;
+      if (state_.stopping() && !kill_at) {
+        // A worker process may have set the shared stop word: wake this process's own links
+        // too (their futexes are private to it).
+        try {
+          state_.wake_local();
+        } catch (...) {
+        }
+        // Saturated: a grace period of duration::max() means "never kill".
+        const auto limit = std::chrono::duration_cast<Clock::duration>(std::chrono::hours(24 * 365));
+        kill_at = Clock::now() + std::min(options_.grace_period, limit);
+      }
       if (kill_at && children_running && Clock::now() >= *kill_at && !killed_after_grace_) {
         killed_after_grace_ = true;
         for (const Child& child : children_) {
-          if (!child.reaped) ::kill(child.pid, SIGKILL);
+          if (!child.reaped) kill_child(child);
         }
       }
       auto timeout = std::chrono::milliseconds(100);
@@ -619,11 +686,18 @@ class Runner {
     for (Child& child : children_) {
       if (child.reaped) continue;
       siginfo_t info{};
-      if (::waitid(P_PID, static_cast<id_t>(child.pid), &info, WEXITED | WNOHANG) != 0) continue;
-      if (info.si_pid == 0) continue;  // still running
+      const int reaped = ::waitid(P_PID, static_cast<id_t>(child.pid), &info, WEXITED | WNOHANG);
+      const bool vanished = reaped != 0 && errno == ECHILD;
+      if (reaped != 0 && !vanished) continue;  // EINTR: next round
+      if (!vanished && info.si_pid == 0) continue;  // still running
+      if (vanished && child.pidfd >= 0 && !pidfd_exited(child.pidfd)) continue;
       child.reaped = true;
       try {
-        judge_exit(child, info);
+        if (vanished) {
+          judge_vanished(child);
+        } else {
+          judge_exit(child, info);
+        }
       } catch (...) {
         state_.fail(std::current_exception(), std::nullopt);
       }
@@ -663,7 +737,7 @@ class Runner {
 
   std::optional<SharedArena> arena_;  // only with worker processes
   SharedControl* control_ = nullptr;
-  std::atomic<std::uint8_t>* finished_ = nullptr;  // per worker id: its stream ended
+  std::atomic<WorkerOutcome>* outcomes_ = nullptr;  // per worker id, set by its process
   ResultBlock* result_block_ = nullptr;
   std::size_t result_capacity_ = 0;
   std::vector<std::size_t> shm_offsets_;

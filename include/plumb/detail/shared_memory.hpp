@@ -77,7 +77,6 @@ enum class RemoteKind : std::uint32_t {
   underflow_error,
   bad_alloc,
   plumb_error,  // raised by plumb itself in the worker: rebuilt as a StageError
-  worker_died,  // written by the supervisor, not by a worker
 };
 
 // The first error of the run, as a worker process reports it (an exception_ptr cannot cross
@@ -105,6 +104,10 @@ struct SharedFailure {
     return state.load(std::memory_order_acquire) == 2;  // [sync F-R]
   }
 };
+
+// What a worker process says of its own end, before _exit (its exit status alone could be
+// anybody's exit(70), or an earlier reaper's).
+enum class WorkerOutcome : std::uint8_t { running, finished, reported, stopped };
 
 // What every process of a run shares besides the links.
 struct SharedControl {

@@ -7,6 +7,7 @@
 #include <plumb/detail/input.hpp>
 #include <plumb/detail/link_core.hpp>
 #include <plumb/detail/run_state.hpp>
+#include <plumb/error.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -60,6 +61,10 @@ class ShmLink {
       }
       Writer writer(std::span<std::byte>(slot_data(slot), size));
       writer.write(value);
+      if (writer.size() != size) {
+        throw Error("plumb.encode_error: a message shrank while it was written (a Codec's encode "
+                    "must write the same bytes every time it is called for the same value)");
+      }
     } catch (...) {
       core_->return_slot(slot, state);
       throw;

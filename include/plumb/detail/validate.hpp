@@ -4,10 +4,12 @@
 
 #include <plumb/detail/run_state.hpp>
 #include <plumb/error.hpp>
+#include <plumb/run_options.hpp>
 #include <plumb/stage.hpp>
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -47,6 +49,10 @@ inline void validate_stages(std::span<const StageOptions* const> stages,
       throw_config_error(index, name, "in_flight({}) is above the limit of {}; lower it",
                          in_flight, kMaxInFlight);
     }
+    if (options.max_message_size > kMaxMessageSize) {
+      throw_config_error(index, name, "max_message_size({}) is above the limit of {} bytes",
+                         options.max_message_size, kMaxMessageSize);
+    }
     if (options.max_message_size == 0) {
       throw_config_error(index, name,
                          "max_message_size(0) leaves no room for a message; give the largest "
@@ -60,6 +66,20 @@ inline void validate_stages(std::span<const StageOptions* const> stages,
                        "run() returns one value; return void, or keep one sink worker",
                        stages[sink]->workers);
   }
+}
+
+// Throws ConfigError for a negative duration in `options`.
+inline void validate_run_options(const RunOptions& options) {
+  const auto check = [](std::chrono::steady_clock::duration value, std::string_view what) {
+    if (value < std::chrono::steady_clock::duration::zero()) {
+      throw ConfigError(fmt::format("plumb.config_error: RunOptions::{} is negative; use zero or "
+                                    "a positive duration",
+                                    what));
+    }
+  };
+  check(options.inactivity_timeout, "inactivity_timeout");
+  check(options.grace_period, "grace_period");
+  check(options.progress_interval, "progress_interval");
 }
 
 }  // namespace plumb::detail
