@@ -4,6 +4,8 @@
 
 #include <plumb/plumb.hpp>
 
+#include "support/stages.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <dirent.h>
@@ -30,46 +32,10 @@ using namespace std::chrono_literals;
 using plumb::Generator;
 using plumb::Mode;
 using plumb::Stream;
+using namespace plumb::test;  // the shared stages: numbers, plus, sum_ints, ...
 
 namespace {
-
 using Clock = std::chrono::steady_clock;
-
-Generator<int> numbers(int count) {
-  const auto& me = plumb::this_worker();
-  for (int i = static_cast<int>(me.index); i < count; i += static_cast<int>(me.count)) co_yield i;
-}
-
-Generator<int> forever() {
-  for (int i = 0;; ++i) co_yield i;
-}
-
-Generator<int> plus(Stream<int> in, int increment) {
-  for (int x : in) co_yield x + increment;
-}
-
-Generator<std::vector<int>> group(Stream<int> in, std::size_t size) {
-  std::vector<int> batch;
-  for (int x : in) {
-    batch.push_back(x);
-    if (batch.size() == size) co_yield std::exchange(batch, {});
-  }
-  if (!batch.empty()) co_yield std::move(batch);
-}
-
-long sum_ints(Stream<int> in) {
-  long sum = 0;
-  for (int x : in) sum += x;
-  return sum;
-}
-
-long sum_batches(Stream<std::vector<int>> in) {
-  long sum = 0;
-  for (auto& batch : in) {
-    for (int x : batch) sum += x;
-  }
-  return sum;
-}
 
 struct Message {
   std::string name;
@@ -403,7 +369,6 @@ TEST_CASE("process mode: 50 runs, failing ones included, leave no zombie, fd or 
 }
 
 namespace {
-
 // Processes whose parent is `parent` (from /proc/<pid>/stat), zombies excluded.
 std::vector<pid_t> live_children_of(pid_t parent) {
   std::vector<pid_t> children;

@@ -4,6 +4,7 @@
 #include <plumb/plumb.hpp>
 
 #include "support/counted.hpp"
+#include "support/stages.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -18,52 +19,9 @@
 using plumb::Generator;
 using plumb::Mode;
 using plumb::Stream;
-using plumb::test::Counted;
-using plumb::test::MoveOnly;
+using namespace plumb::test;  // the shared stages: numbers, plus, sum_ints, ...
 
 namespace {
-
-Generator<int> numbers(int count) {
-  for (int i = 0; i < count; ++i) co_yield i;
-}
-
-Generator<int> forever() {
-  for (int i = 0;; ++i) co_yield i;
-}
-
-Generator<int> plus(Stream<int> in, int increment) {
-  for (int x : in) co_yield x + increment;
-}
-
-Generator<std::vector<int>> group(Stream<int> in, std::size_t size) {
-  std::vector<int> batch;
-  for (int x : in) {
-    batch.push_back(x);
-    if (batch.size() == size) co_yield std::exchange(batch, {});
-  }
-  if (!batch.empty()) co_yield std::move(batch);
-}
-
-long total(Stream<std::vector<int>> in) {
-  long sum = 0;
-  for (auto& batch : in) {
-    for (int x : batch) sum += x;
-  }
-  return sum;
-}
-
-long sum_ints(Stream<int> in) {
-  long sum = 0;
-  for (int x : in) sum += x;
-  return sum;
-}
-
-std::vector<int> collect(Stream<int> in) {
-  std::vector<int> out;
-  for (int x : in) out.push_back(x);
-  return out;
-}
-
 struct CustomError {
   int code;
 };
@@ -74,7 +32,7 @@ TEST_CASE("sequential run of the brief's example returns the sink's value", "[pi
   plumb::Pipeline pipeline{
       plumb::stage(numbers, 101).in_flight(8),
       plumb::stage(group, std::size_t{5}).workers(2).in_flight(4).max_message_size(4096).name("group"),
-      plumb::stage(total),
+      plumb::stage(sum_batches),
   };
   STATIC_REQUIRE(std::is_same_v<decltype(pipeline)::result_type, long>);
   CHECK(pipeline.run(Mode::sequential) == 5050);
@@ -361,7 +319,7 @@ TEST_CASE("the progress callback gets counts per stage and a final report", "[pi
     finished.push_back(progress.finished);
   };
   plumb::Pipeline pipeline{plumb::stage(numbers, 20), plumb::stage(group, std::size_t{5}),
-                           plumb::stage(total)};
+                           plumb::stage(sum_batches)};
   CHECK(pipeline.run(options) == 190);
   REQUIRE(reports.size() >= 2);
   CHECK(reports.back() == std::vector<std::uint64_t>{20, 4});

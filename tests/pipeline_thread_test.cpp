@@ -5,6 +5,7 @@
 #include <plumb/plumb.hpp>
 
 #include "support/counted.hpp"
+#include "support/stages.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -24,45 +25,10 @@ using namespace std::chrono_literals;
 using plumb::Generator;
 using plumb::Mode;
 using plumb::Stream;
-using plumb::test::Counted;
-using plumb::test::MoveOnly;
+using namespace plumb::test;  // the shared stages: numbers, plus, sum_ints, ...
 
 namespace {
-
 using Clock = std::chrono::steady_clock;
-
-Generator<int> numbers(int count) {
-  for (int i = 0; i < count; ++i) co_yield i;
-}
-
-Generator<int> forever() {
-  for (int i = 0;; ++i) co_yield i;
-}
-
-Generator<int> plus(Stream<int> in, int increment) {
-  for (int x : in) co_yield x + increment;
-}
-
-Generator<std::vector<int>> group(Stream<int> in, std::size_t size) {
-  std::vector<int> batch;
-  for (int x : in) {
-    batch.push_back(x);
-    if (batch.size() == size) co_yield std::exchange(batch, {});
-  }
-  if (!batch.empty()) co_yield std::move(batch);
-}
-
-long sum_ints(Stream<int> in) {
-  long sum = 0;
-  for (int x : in) sum += x;
-  return sum;
-}
-
-std::vector<int> collect(Stream<int> in) {
-  std::vector<int> out;
-  for (int x : in) out.push_back(x);
-  return out;
-}
 
 // Polls `condition` for up to `limit`; true once it held.
 template <class Condition>

@@ -577,54 +577,50 @@ class Runner {
     }
   }
 
-  // Drains a group's last generator into its output link: a slot first, then the packet.
-  template <class T>
-  void produce(RingLink<T>& link, Input<T>& output) {
+  // Drains a group's last generator into its output link: a slot first (the generator is not
+  // resumed before there is room), then the packet, handed to `publish(slot, packet)`.
+  template <class Core, class T, class Publish>
+  void produce(Core& core, Input<T>& output, Publish&& publish) {
     for (;;) {
-      const std::uint32_t slot = link.core().acquire_slot(state_);
+      const std::uint32_t slot = core.acquire_slot(state_);
       T* packet = nullptr;
       try {
         packet = output.next();
       } catch (...) {
-        link.core().return_slot(slot, state_);
+        core.return_slot(slot, state_);
         throw;
       }
       if (packet == nullptr) {
-        link.core().return_slot(slot, state_);
+        core.return_slot(slot, state_);
         return;
       }
-      link.publish(slot, std::move(*packet), state_);
+      publish(slot, *packet);
     }
   }
 
-  // The same into a shared link: the packet is serialized into the slot.
+  template <class T>
+  void produce(RingLink<T>& link, Input<T>& output) {
+    produce(link.core(), output,
+            [&](std::uint32_t slot, T& packet) { link.publish(slot, std::move(packet), state_); });
+  }
+
+  // Into a shared link the packet is serialized into the slot; one that does not fit is an
+  // error of the producing stage.
   template <class T>
   void produce_shared(ShmLink<T>& link, Input<T>& output, WorkerContext& context,
                       const WorkerInfo& info) {
-    for (;;) {
-      const std::uint32_t slot = link.core().acquire_slot(state_);
-      T* packet = nullptr;
-      try {
-        packet = output.next();
-      } catch (...) {
-        link.core().return_slot(slot, state_);
-        throw;
-      }
-      if (packet == nullptr) {
-        link.core().return_slot(slot, state_);
-        return;
-      }
-      if (const std::size_t size = link.publish(slot, *packet, state_); size != 0) {
-        auto error = std::make_exception_ptr(StageError(
-            fmt::format("plumb.stage_error: {} worker {} produced a message of {} bytes, over the "
-                        "max_message_size({}) of its output link; raise .max_message_size() on {}",
-                        describe_stage(info.stage_index, info.stage_name), info.index, size,
-                        link.slot_bytes(), describe_stage(info.stage_index, info.stage_name)),
-            info.stage_index, info.stage_name, info.index));
-        context.attribute(info, error);
-        std::rethrow_exception(error);
-      }
-    }
+    produce(link.core(), output, [&](std::uint32_t slot, const T& packet) {
+      const std::size_t size = link.publish(slot, packet, state_);
+      if (size == 0) return;
+      auto error = std::make_exception_ptr(StageError(
+          fmt::format("plumb.stage_error: {} worker {} produced a message of {} bytes, over the "
+                      "max_message_size({}) of its output link; raise .max_message_size() on {}",
+                      describe_stage(info.stage_index, info.stage_name), info.index, size,
+                      link.slot_bytes(), describe_stage(info.stage_index, info.stage_name)),
+          info.stage_index, info.stage_name, info.index));
+      context.attribute(info, error);
+      std::rethrow_exception(error);
+    });
   }
 
   // --- Supervision ---------------------------------------------------------------------------------

@@ -104,36 +104,60 @@ class ShmLink {
   std::size_t slot_stride_;
 };
 
+// A consumer worker's hold on one slot of a ShmLink: taken with take(), given back (after
+// `before_release`, which destroys what refers to the slot) when the next one is taken or the
+// holder goes away. ShmInput and ShmViewInput share it.
+template <class T>
+class ShmSlotHolder {
+ public:
+  ShmSlotHolder(ShmLink<T>& link, const RunState& state) noexcept : link_(link), state_(state) {}
+  ShmSlotHolder(const ShmSlotHolder&) = delete;
+  ShmSlotHolder& operator=(const ShmSlotHolder&) = delete;
+  ~ShmSlotHolder() = default;
+
+  // Releases the held slot and waits for the next message; empty at the end of the stream.
+  template <class BeforeRelease>
+  std::optional<std::span<const std::byte>> next(BeforeRelease&& before_release) {
+    release(before_release);
+    const std::uint32_t slot = link_.core().take(state_);
+    if (slot == ShmLink<T>::kEnd) return std::nullopt;
+    held_ = slot;
+    return link_.message(slot);
+  }
+
+  template <class BeforeRelease>
+  void release(BeforeRelease&& before_release) noexcept {
+    if (held_ == ShmLink<T>::kEnd) return;
+    before_release();
+    link_.release(std::exchange(held_, ShmLink<T>::kEnd), state_);
+  }
+
+ private:
+  ShmLink<T>& link_;
+  const RunState& state_;
+  std::uint32_t held_ = ShmLink<T>::kEnd;
+};
+
 // A consumer worker's end of a ShmLink: it decodes each message into a T of its own, and gives
 // the slot back (destroying that T first) when it asks for the next one, so packets in flight
 // are counted exactly as on an in-process link.
 template <class T>
 class ShmInput final : public Input<T> {
  public:
-  ShmInput(ShmLink<T>& link, const RunState& state) noexcept : link_(link), state_(state) {}
-  ShmInput(const ShmInput&) = delete;
-  ShmInput& operator=(const ShmInput&) = delete;
-  ~ShmInput() override { release(); }
+  ShmInput(ShmLink<T>& link, const RunState& state) noexcept : holder_(link, state) {}
+  ~ShmInput() override {
+    holder_.release([this] { current_.reset(); });
+  }
 
  private:
   T* pull() override {
-    release();
-    const std::uint32_t slot = link_.core().take(state_);
-    if (slot == ShmLink<T>::kEnd) return nullptr;
-    held_ = slot;
-    Reader reader(link_.message(slot));
+    const auto message = holder_.next([this] { current_.reset(); });
+    if (!message) return nullptr;
+    Reader reader(*message);
     return &current_.emplace(reader.read<T>());
   }
 
-  void release() noexcept {
-    if (held_ == ShmLink<T>::kEnd) return;
-    current_.reset();
-    link_.release(std::exchange(held_, ShmLink<T>::kEnd), state_);
-  }
-
-  ShmLink<T>& link_;
-  const RunState& state_;
-  std::uint32_t held_ = ShmLink<T>::kEnd;
+  ShmSlotHolder<T> holder_;
   std::optional<T> current_;
 };
 

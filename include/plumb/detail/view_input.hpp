@@ -11,7 +11,6 @@
 
 #include <cstdint>
 #include <optional>
-#include <utility>
 
 namespace plumb::detail {
 
@@ -39,18 +38,16 @@ class ViewInput final : public Input<View<T>> {
 template <class T>
 class ShmViewInput final : public Input<View<T>> {
  public:
-  ShmViewInput(ShmLink<T>& link, const RunState& state) noexcept : link_(link), state_(state) {}
-  ShmViewInput(const ShmViewInput&) = delete;
-  ShmViewInput& operator=(const ShmViewInput&) = delete;
-  ~ShmViewInput() override { release(); }
+  ShmViewInput(ShmLink<T>& link, const RunState& state) noexcept : holder_(link, state) {}
+  ~ShmViewInput() override {
+    holder_.release([this] { current_.reset(); });
+  }
 
  private:
   View<T>* pull() override {
-    release();
-    const std::uint32_t slot = link_.core().take(state_);
-    if (slot == ShmLink<T>::kEnd) return nullptr;
-    held_ = slot;
-    Reader reader(link_.message(slot));
+    const auto message = holder_.next([this] { current_.reset(); });
+    if (!message) return nullptr;
+    Reader reader(*message);
     const auto size = static_cast<std::size_t>(reader.read<std::uint64_t>());
     using Element = typename T::value_type;
     if constexpr (IsVector<T>::value) reader.align(kBulkAlignment);
@@ -58,15 +55,7 @@ class ShmViewInput final : public Input<View<T>> {
     return &ViewAccess<T>::from_bytes(current_, reinterpret_cast<const Element*>(bytes.data()), size);
   }
 
-  void release() noexcept {
-    if (held_ == ShmLink<T>::kEnd) return;
-    current_.reset();
-    link_.release(std::exchange(held_, ShmLink<T>::kEnd), state_);
-  }
-
-  ShmLink<T>& link_;
-  const RunState& state_;
-  std::uint32_t held_ = ShmLink<T>::kEnd;
+  ShmSlotHolder<T> holder_;
   std::optional<View<T>> current_;
 };
 

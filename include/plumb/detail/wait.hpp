@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
@@ -37,9 +38,16 @@ inline void cpu_relax() noexcept {
 // oversubscription by itself: it hands the core to the very peer the waiter waits for, where a
 // pause loop would burn that peer's time slice (machine-limits: 3 spinners on 2 cores cost
 // 2.67 ms per hop). 128 yields bound the busy phase to ~50-150 us, a few wake-up costs.
+//
+// The yield phase is bounded by time as well: sched_yield() hands the core to *any* runnable
+// task, and one that is not ours (a compiler, another service) may keep it for a whole time
+// slice (milliseconds). Measured with two niced compilers beside a 15-process pipeline: a
+// count-only bound of 128 yields made a 0.7 s run take 55 s. So the phase ends after
+// `yield_time` (100 us, a few wake-up costs) or 128 yields, whichever comes first.
 struct SpinPolicy {
   int pauses = 0;
   int yields = 128;
+  std::chrono::nanoseconds yield_time = std::chrono::microseconds(100);
 };
 
 // A futex-backed event: waiters sleep until notified and re-check their condition; notifiers
@@ -73,11 +81,13 @@ class Event {
     // One yielding waiter per event is enough to catch a quick answer; more would only take
     // turns on the cores that the producing threads need (31 idle workers on 2 cores, say).
     if (yielders_.fetch_add(1, std::memory_order_relaxed) == 0) {  // a hint: relaxed is enough
+      const auto deadline = std::chrono::steady_clock::now() + spin.yield_time;
       for (int i = 0; i < spin.yields; ++i) {
         if (ready()) {
           yielders_.fetch_sub(1, std::memory_order_relaxed);
           return;
         }
+        if (i > 0 && std::chrono::steady_clock::now() >= deadline) break;
         ::sched_yield();
       }
     }
