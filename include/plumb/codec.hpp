@@ -203,9 +203,6 @@ inline constexpr bool kForbidden =
     std::is_pointer_v<T> || std::is_member_pointer_v<T> || std::is_reference_v<T> ||
     std::is_same_v<T, std::nullptr_t> || IsBorrowing<T>::value;
 
-template <class T, class = void>
-struct IsContainerLike : std::false_type {};
-
 template <class T>
 inline constexpr bool kPlainAggregate =
     std::is_class_v<T> && std::is_aggregate_v<T> && !IsStdArray<T>::value && !std::is_empty_v<T>;

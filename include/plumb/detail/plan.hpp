@@ -51,15 +51,6 @@ struct Plan {
   }
 };
 
-[[nodiscard]] inline std::string_view mode_name(Mode mode) noexcept {
-  switch (mode) {
-    case Mode::sequential: return "Mode::sequential";
-    case Mode::thread: return "Mode::thread";
-    case Mode::process: return "Mode::process";
-  }
-  return "an unknown Mode";
-}
-
 // Decides where every stage runs, and checks what only the plan can tell. Throws ConfigError.
 inline Plan make_plan(std::span<const StageOptions* const> stages,
                       std::span<const std::string> names, Mode run_mode) {
