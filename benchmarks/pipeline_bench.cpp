@@ -1,135 +1,140 @@
 // SPDX-License-Identifier: MIT
-// benchmarks/pipeline_bench.cpp: a 3-stage pipeline of small messages, source -> +1 -> sink,
-// through plumb's modes and a plain loop (the floor).
+// benchmarks/pipeline_bench.cpp: the reference's benchmark, source -> +1 -> sink, through every
+// plumb runner, oneTBB's parallel_pipeline and a plain loop. Names: <workload>/<config>/<runner>.
 
-#include <plumb/plumb.hpp>
+#include "registry.hpp"
+#include "workloads.hpp"
 
 #include <benchmark/benchmark.h>
+#include <fmt/format.h>
 
-#include <array>
-#include <vector>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
+namespace bench {
 namespace {
 
-// ~100 bytes, like the Python reference's small-message benchmark.
-struct Small {
-  std::int64_t id = 0;
-  std::array<std::int32_t, 23> values{};
-};
-static_assert(sizeof(Small) == 104);
-
-constexpr int kMessages = 50'000;
-
-plumb::Generator<Small> source(int count) {
-  for (int i = 0; i < count; ++i) {
-    Small message;
-    message.id = i;
-    message.values.fill(i);
-    co_yield std::move(message);
+template <class Work>
+void check(std::int64_t checksum, std::string_view runner) {
+  if (checksum != expected_checksum<Work>()) {
+    throw std::runtime_error(fmt::format("{} {}: checksum {} instead of {}", Work::name, runner,
+                                         checksum, expected_checksum<Work>()));
   }
 }
 
-plumb::Generator<Small> add_one(plumb::Stream<Small> in) {
-  for (Small& message : in) {
-    for (std::int32_t& value : message.values) ++value;
-    co_yield std::move(message);
-  }
-}
-
-std::int64_t sink(plumb::Stream<Small> in) {
-  std::int64_t sum = 0;
-  for (const Small& message : in) sum += message.values[0] + message.id;
-  return sum;
-}
-
+template <class Work>
 void report(benchmark::State& state) {
-  state.SetItemsProcessed(state.iterations() * kMessages);
-  state.SetBytesProcessed(state.iterations() * kMessages * static_cast<std::int64_t>(sizeof(Small)));
+  state.SetItemsProcessed(state.iterations() * Work::count);
+  state.SetBytesProcessed(state.iterations() * Work::count * Work::bytes);
 }
 
-void small_loop(benchmark::State& state) {
+// The floor: one thread, no pipeline, the same work per message.
+template <class Work>
+void run_loop(benchmark::State& state) {
   for (auto _ : state) {
     std::int64_t sum = 0;
-    for (int i = 0; i < kMessages; ++i) {
-      Small message;
-      message.id = i;
-      message.values.fill(i);
+    for (std::int64_t id = 0; id < Work::count; ++id) {
+      auto message = Work::make(id);
       benchmark::DoNotOptimize(message);
-      for (std::int32_t& value : message.values) ++value;
+      Work::bump(message);
       benchmark::DoNotOptimize(message);
-      sum += message.values[0] + message.id;
+      sum += Work::digest(message);
     }
-    benchmark::DoNotOptimize(sum);
+    check<Work>(sum, "loop");
   }
-  report(state);
+  report<Work>(state);
 }
 
-void small_plumb(benchmark::State& state, plumb::Mode mode) {
-  const auto in_flight = state.range(0);
-  plumb::Pipeline pipeline{plumb::stage(source, kMessages).in_flight(in_flight),
-                           plumb::stage(add_one).in_flight(in_flight), plumb::stage(sink)};
-  for (auto _ : state) benchmark::DoNotOptimize(pipeline.run(mode));
-  report(state);
+enum class Runner { sequential, thread, process, zero_copy, mixed };
+
+// Options of the source and processor stages: the config's in_flight, and slots big enough for
+// the workload's messages where a link crosses processes.
+template <class Work, class Stage>
+auto configured(Stage stage, const Config& config) {
+  stage.in_flight(config.in_flight);
+  if (Work::slot_bytes != 0) stage.max_message_size(Work::slot_bytes);
+  return stage;
 }
 
-void small_sequential(benchmark::State& state) { small_plumb(state, plumb::Mode::sequential); }
-void small_thread(benchmark::State& state) { small_plumb(state, plumb::Mode::thread); }
-void small_process(benchmark::State& state) { small_plumb(state, plumb::Mode::process); }
-
-// --- big: 100 messages of 10,000,000 int32 (40 MB), source -> sink ----------------------------
-
-using Frame = std::vector<std::int32_t>;
-constexpr int kFrames = 100;
-constexpr std::size_t kFrameInts = 10'000'000;
-constexpr std::size_t kFrameSlot = kFrameInts * sizeof(std::int32_t) + 64;
-
-plumb::Generator<Frame> frames(int count) {
-  for (int i = 0; i < count; ++i) co_yield Frame(kFrameInts, i);
+template <class Work>
+auto make_pipeline(const Config& config, Runner runner) {
+  using plumb::Mode;
+  auto source = configured<Work>(plumb::stage(bench::source<Work>).name("source"), config);
+  auto middle = configured<Work>(
+      plumb::stage(add_one<Work>).name("add_one").workers(config.middle_workers), config);
+  auto last = plumb::stage(sink<Work>).name("sink");
+  if (runner == Runner::mixed) {
+    // Cheap stages stay in the caller (the source in the calling thread, the sink in a thread of
+    // its own); the processor runs in worker processes.
+    source.mode(Mode::sequential);
+    middle.mode(Mode::process);
+    last.mode(Mode::thread);
+  }
+  return plumb::Pipeline{std::move(source), std::move(middle), std::move(last)};
 }
 
-std::int64_t sum_frames(plumb::Stream<Frame> in) {
-  std::int64_t sum = 0;
-  for (const Frame& frame : in) sum += frame[frame.size() / 2] + frame.back();
-  return sum;
+plumb::Mode mode_of(Runner runner) {
+  switch (runner) {
+    case Runner::sequential: return plumb::Mode::sequential;
+    case Runner::thread: return plumb::Mode::thread;
+    default: return plumb::Mode::process;
+  }
 }
 
-std::int64_t sum_views(plumb::Stream<plumb::View<Frame>> in) {
-  std::int64_t sum = 0;
-  for (const auto& frame : in) sum += frame[frame.size() / 2] + frame.back();
-  return sum;
+template <class Work>
+void run_plumb(benchmark::State& state, Config config, Runner runner) {
+  auto pipeline = make_pipeline<Work>(config, runner);
+  for (auto _ : state) check<Work>(pipeline.run(mode_of(runner)), "plumb");
+  report<Work>(state);
 }
 
-template <class Sink>
-void big_plumb(benchmark::State& state, plumb::Mode mode, Sink sink) {
-  plumb::Pipeline pipeline{plumb::stage(frames, kFrames).in_flight(3).max_message_size(kFrameSlot),
-                           plumb::stage(sink)};
-  for (auto _ : state) benchmark::DoNotOptimize(pipeline.run(mode));
-  state.SetItemsProcessed(state.iterations() * kFrames);
-  state.SetBytesProcessed(state.iterations() * kFrames * static_cast<std::int64_t>(kFrameSlot - 64));
+void run_zero_copy(benchmark::State& state, Config config) {
+  auto pipeline = plumb::Pipeline{
+      configured<BigWork>(plumb::stage(source<BigWork>).name("source"), config),
+      configured<BigWork>(
+          plumb::stage(add_one_view).name("add_one").workers(config.middle_workers), config),
+      plumb::stage(sink_view).name("sink")};
+  for (auto _ : state) check<BigWork>(pipeline.run(plumb::Mode::process), "plumb zero-copy");
+  report<BigWork>(state);
 }
 
-void big_thread(benchmark::State& state) { big_plumb(state, plumb::Mode::thread, sum_frames); }
-void big_process_copy(benchmark::State& state) { big_plumb(state, plumb::Mode::process, sum_frames); }
-void big_process_view(benchmark::State& state) { big_plumb(state, plumb::Mode::process, sum_views); }
+// A process-mode run of `big` keeps in_flight slots of 40 MB per link in shared memory: 1024 of
+// them (80 GB for two links) is more than the machine has.
+template <class Work>
+bool fits_in_shared_memory(const Config& config) {
+  return Work::slot_bytes == 0 || 2 * Work::slot_bytes * config.in_flight < (std::size_t{8} << 30);
+}
+
+template <class Work>
+void register_config(const Config& config) {
+  const auto name = [&](std::string_view runner) {
+    return fmt::format("{}/{}/{}", Work::name, config.name, runner);
+  };
+  add(name("loop"), false, run_loop<Work>);
+  add(name("plumb_sequential"), false,
+      [config](benchmark::State& state) { run_plumb<Work>(state, config, Runner::sequential); });
+  add(name("plumb_thread"), true,
+      [config](benchmark::State& state) { run_plumb<Work>(state, config, Runner::thread); });
+  if (!fits_in_shared_memory<Work>(config)) return;
+  add(name("plumb_process"), true,
+      [config](benchmark::State& state) { run_plumb<Work>(state, config, Runner::process); });
+  if constexpr (std::is_same_v<Work, BigWork>) {
+    add(name("plumb_process_zero_copy"), true,
+        [config](benchmark::State& state) { run_zero_copy(state, config); });
+  }
+  add(name("plumb_mixed"), true,
+      [config](benchmark::State& state) { run_plumb<Work>(state, config, Runner::mixed); });
+}
 
 }  // namespace
 
-BENCHMARK(small_loop)->Name("small/loop")->Unit(benchmark::kMillisecond);
-BENCHMARK(small_sequential)->Name("small/plumb_sequential")->Arg(1)->Unit(benchmark::kMillisecond);
-BENCHMARK(small_thread)
-    ->Name("small/plumb_thread/in_flight")
-    ->Arg(1)
-    ->Arg(4)
-    ->Arg(1024)
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK(small_process)
-    ->Name("small/plumb_process/in_flight")
-    ->Arg(4)
-    ->Arg(1024)
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK(big_thread)->Name("big/plumb_thread")->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(big_process_copy)->Name("big/plumb_process_copy")->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(big_process_view)->Name("big/plumb_process_zero_copy")->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+void register_plumb(Workload workload, const Config& config) {
+  if (workload == Workload::small) {
+    register_config<SmallWork>(config);
+  } else {
+    register_config<BigWork>(config);
+  }
+}
+
+}  // namespace bench

@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: MIT
+// benchmarks/main.cpp: registers the suite in table order, runs it with Google Benchmark's usual
+// console and file output, then prints the results as markdown tables: throughput per
+// workload/config and runner, plumb's ratios to oneTBB and to the plain loop, the machine's
+// limits, and issue 5's targets, each marked met or missed.
+
+#include "registry.hpp"
+#include "workloads.hpp"
+
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <array>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bench {
+namespace {
+
+struct Result {
+  double items_per_second = 0;
+  double bytes_per_second = 0;
+  std::string error;
+};
+
+// The console reporter, plus a copy of every result for the tables.
+class TableReporter final : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& run : runs) {
+      // With --benchmark_repetitions, the median stands for the row; otherwise the one run.
+      const bool median = run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
+      if (run.run_type == Run::RT_Aggregate && !median) continue;
+      Result& result = results_[run.run_name.function_name];
+      if (run.run_type == Run::RT_Iteration && seen_median_.contains(run.run_name.function_name)) {
+        continue;
+      }
+      if (median) seen_median_[run.run_name.function_name] = true;
+      if (run.error_occurred) {
+        result.error = run.error_message;
+        continue;
+      }
+      result.items_per_second = counter(run, "items_per_second");
+      result.bytes_per_second = counter(run, "bytes_per_second");
+    }
+  }
+
+  [[nodiscard]] const Result* find(const std::string& name) const {
+    const auto found = results_.find(name);
+    return found == results_.end() ? nullptr : &found->second;
+  }
+
+ private:
+  static double counter(const Run& run, const std::string& name) {
+    const auto found = run.counters.find(name);
+    return found == run.counters.end() ? 0.0 : static_cast<double>(found->second);
+  }
+
+  std::map<std::string, Result> results_;
+  std::map<std::string, bool> seen_median_;
+};
+
+struct Column {
+  std::string_view runner;
+  std::string_view title;
+};
+
+constexpr std::array<Column, 7> kColumns{{
+    {"loop", "loop"},
+    {"plumb_sequential", "plumb sequential"},
+    {"plumb_thread", "plumb thread"},
+    {"plumb_process", "plumb process"},
+    {"plumb_process_zero_copy", "plumb process zero-copy"},
+    {"plumb_mixed", "plumb mixed"},
+    {"tbb", "oneTBB"},
+}};
+
+constexpr std::array<Workload, 2> kWorkloads{Workload::small, Workload::big};
+
+class Tables {
+ public:
+  explicit Tables(const TableReporter& reporter) : reporter_(reporter) {}
+
+  // The workload's throughput in `runner`: messages/s for small, bytes/s for big.
+  [[nodiscard]] std::optional<double> rate(Workload workload, std::string_view config,
+                                           std::string_view runner) const {
+    const Result* result =
+        reporter_.find(fmt::format("{}/{}/{}", workload_name(workload), config, runner));
+    if (result == nullptr || !result->error.empty()) return std::nullopt;
+    return workload == Workload::small ? result->items_per_second : result->bytes_per_second;
+  }
+
+  [[nodiscard]] std::string cell(Workload workload, std::string_view config,
+                                 std::string_view runner) const {
+    const Result* result =
+        reporter_.find(fmt::format("{}/{}/{}", workload_name(workload), config, runner));
+    if (result == nullptr) return "";
+    if (!result->error.empty()) return "error";
+    return workload == Workload::small ? fmt::format("{:.2f} M/s", result->items_per_second / 1e6)
+                                       : fmt::format("{:.2f} GB/s", result->bytes_per_second / 1e9);
+  }
+
+  [[nodiscard]] std::string ratio(Workload workload, std::string_view config,
+                                  std::string_view runner, std::string_view base) const {
+    const auto top = rate(workload, config, runner);
+    const auto bottom = rate(workload, config, base);
+    if (!top || !bottom || *bottom <= 0) return "-";
+    return fmt::format("{:.2f}x", *top / *bottom);
+  }
+
+  void throughput() const {
+    fmt::print("\n## Throughput (small: messages/s, big: bytes/s; higher is better)\n\n");
+    fmt::print("| workload/config |");
+    for (const Column& column : kColumns) fmt::print(" {} |", column.title);
+    fmt::print("\n|---|");
+    for (std::size_t i = 0; i < kColumns.size(); ++i) fmt::print("---:|");
+    fmt::print("\n");
+    for (Workload workload : kWorkloads) {
+      for (const Config& config : kConfigs) {
+        if (!any(workload, config.name)) continue;
+        fmt::print("| {}/{} |", workload_name(workload), config.name);
+        for (const Column& column : kColumns) {
+          fmt::print(" {} |", cell(workload, config.name, column.runner));
+        }
+        fmt::print("\n");
+      }
+    }
+  }
+
+  void ratios() const {
+    fmt::print("\n## plumb's ratios (to oneTBB / to the loop)\n\n| workload/config |");
+    for (const Column& column : kColumns) {
+      if (column.runner.starts_with("plumb")) fmt::print(" {} |", column.title);
+    }
+    fmt::print("\n|---|");
+    for (const Column& column : kColumns) {
+      if (column.runner.starts_with("plumb")) fmt::print("---:|");
+    }
+    fmt::print("\n");
+    for (Workload workload : kWorkloads) {
+      for (const Config& config : kConfigs) {
+        if (!any(workload, config.name)) continue;
+        fmt::print("| {}/{} |", workload_name(workload), config.name);
+        for (const Column& column : kColumns) {
+          if (!column.runner.starts_with("plumb")) continue;
+          if (!rate(workload, config.name, column.runner)) {
+            fmt::print("  |");
+            continue;
+          }
+          fmt::print(" {} / {} |", ratio(workload, config.name, column.runner, "tbb"),
+                     ratio(workload, config.name, column.runner, "loop"));
+        }
+        fmt::print("\n");
+      }
+    }
+  }
+
+  void limits() const {
+    const Result* copy = reporter_.find("limits/memcpy_40MB");
+    const Result* handoff = reporter_.find("limits/spsc_handoff_small");
+    if (copy == nullptr && handoff == nullptr) return;
+    fmt::print("\n## The machine's limits\n\n| limit | measured |\n|---|---:|\n");
+    if (copy != nullptr && copy->error.empty()) {
+      fmt::print("| memcpy of 40 MB | {:.2f} GB/s ({:.2f} ms) |\n", copy->bytes_per_second / 1e9,
+                 1e3 / copy->items_per_second);
+    }
+    if (handoff != nullptr && handoff->error.empty()) {
+      fmt::print("| 2-thread lock-free SPSC hand-off, 104-byte messages | {:.2f} M/s |\n",
+                 handoff->items_per_second / 1e6);
+    }
+  }
+
+  void targets() const {
+    fmt::print("\n## Targets (issue 5)\n\n| target | measured | |\n|---|---:|---|\n");
+    using enum Workload;
+    target("small/sequential: plumb sequential >= 4x oneTBB", small, "sequential",
+           "plumb_sequential", "tbb", 4.0);
+    target("small/sequential: plumb sequential >= 1/3 of the loop", small, "sequential",
+           "plumb_sequential", "loop", 1.0 / 3);
+    for (const Config& config : kConfigs) {
+      target(fmt::format("small/{}: plumb thread >= oneTBB", config.name), small, config.name,
+             "plumb_thread", "tbb", 1.0);
+    }
+    if (const auto deep = rate(small, "deep", "plumb_thread")) {
+      mark("small/deep: plumb thread >= 10 M messages/s", fmt::format("{:.2f} M/s", *deep / 1e6),
+           *deep >= 10e6);
+    }
+    for (const Config& config : kConfigs) {
+      target(fmt::format("small/{}: plumb process >= 0.5x plumb thread", config.name), small,
+             config.name, "plumb_process", "plumb_thread", 0.5);
+    }
+    for (const Config& config : kConfigs) {
+      target(fmt::format("big/{}: plumb thread >= oneTBB", config.name), big, config.name,
+             "plumb_thread", "tbb", 1.0);
+      target(fmt::format("big/{}: plumb process zero-copy >= 0.8x plumb thread", config.name), big,
+             config.name, "plumb_process_zero_copy", "plumb_thread", 0.8);
+      target(fmt::format("big/{}: plumb process (copies) >= 0.5x plumb thread", config.name), big,
+             config.name, "plumb_process", "plumb_thread", 0.5);
+    }
+  }
+
+ private:
+  [[nodiscard]] bool any(Workload workload, std::string_view config) const {
+    for (const Column& column : kColumns) {
+      if (reporter_.find(fmt::format("{}/{}/{}", workload_name(workload), config,
+                                     column.runner)) != nullptr) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void target(const std::string& label, Workload workload, std::string_view config,
+              std::string_view runner, std::string_view base, double goal) const {
+    const auto top = rate(workload, config, runner);
+    const auto bottom = rate(workload, config, base);
+    if (!top || !bottom || *bottom <= 0) return;
+    mark(label, fmt::format("{:.2f}x", *top / *bottom), *top / *bottom >= goal);
+  }
+
+  static void mark(const std::string& label, const std::string& value, bool met) {
+    fmt::print("| {} | {} | {} |\n", label, value, met ? "met" : "**missed**");
+  }
+
+  const TableReporter& reporter_;
+};
+
+}  // namespace
+}  // namespace bench
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  for (bench::Workload workload : bench::kWorkloads) {
+    for (const bench::Config& config : bench::kConfigs) {
+      bench::register_plumb(workload, config);
+      bench::register_tbb(workload, config);
+    }
+  }
+  bench::register_limits();
+
+  bench::TableReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  std::cout << std::flush;  // the console reporter's lines come first
+  const bench::Tables tables(reporter);
+  tables.throughput();
+  tables.ratios();
+  tables.limits();
+  tables.targets();
+  benchmark::Shutdown();
+  return 0;
+}

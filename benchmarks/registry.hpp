@@ -1,0 +1,46 @@
+#pragma once
+// SPDX-License-Identifier: MIT
+// benchmarks/registry.hpp: how the suite registers its benchmarks, and reports a failed run.
+
+#include <benchmark/benchmark.h>
+
+#include <exception>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace bench {
+
+struct Config;
+
+enum class Workload { small, big };
+
+constexpr std::string_view workload_name(Workload workload) {
+  return workload == Workload::small ? "small" : "big";
+}
+
+// Each file of the suite registers its runners for one workload and config; main() calls them in
+// table order, so the runners of one row run side by side.
+void register_plumb(Workload workload, const Config& config);  // pipeline_bench.cpp
+void register_tbb(Workload workload, const Config& config);    // tbb_bench.cpp
+void register_limits();                                        // limits_bench.cpp
+
+// Registers `body` as benchmark `name` (<workload>/<config>/<runner>). `real_time`: the work
+// runs on other threads or processes, so CPU time of the calling thread would mean nothing.
+// A `big` run moves 4 GB and takes seconds: two iterations each.
+template <class Body>
+void add(const std::string& name, bool real_time, Body&& body) {
+  auto* benchmark = benchmark::RegisterBenchmark(
+      name.c_str(), [body = std::forward<Body>(body)](benchmark::State& state) {
+        try {
+          body(state);
+        } catch (const std::exception& error) {
+          state.SkipWithError(error.what());
+        }
+      });
+  benchmark->Unit(benchmark::kMillisecond);
+  if (real_time) benchmark->UseRealTime();
+  if (std::string_view(name).starts_with("big/")) benchmark->Iterations(2);
+}
+
+}  // namespace bench
