@@ -19,7 +19,7 @@ namespace bench {
 // `small`: 50,000 messages of 104 bytes.
 struct Small {
   std::int64_t id = 0;
-  std::array<std::int32_t, 23> values{};
+  std::array<std::int32_t, 23> values;
 };
 static_assert(sizeof(Small) == 104);
 

@@ -47,6 +47,13 @@ class WorkerContext {
     if (state_.stopping()) throw Stopped{};
   }
 
+  // The run's stop word and stage `stage`'s packet counter, for the per-packet path of a fused
+  // stage (one load each instead of a chain through the run state).
+  [[nodiscard]] const std::atomic<std::uint32_t>& stop_word() const noexcept {
+    return state_.stop_word();
+  }
+  [[nodiscard]] Monitor* inline_monitor() const noexcept { return inline_monitor_; }
+
   // A packet moved out of a stage of this worker.
   void on_packet(std::size_t stage) {
     PacketCounters::increment(counters_[stage]);
@@ -102,11 +109,19 @@ class GeneratorInput final : public Input<T> {
   // `upstream` is the stage's own input (nullptr for a source).
   GeneratorInput(Generator<T>&& generator, const WorkerInfo& info, InputBase* upstream,
                  WorkerContext& context) noexcept
-      : generator_(std::move(generator)), info_(info), upstream_(upstream), context_(context) {}
+      : generator_(std::move(generator)),
+        info_(info),
+        upstream_(upstream),
+        context_(context),
+        stop_word_(context.stop_word()),
+        counter_(context.counter(info.stage_index)),
+        monitor_(context.inline_monitor()) {}
 
  private:
+  // The per-packet path of sequential mode: keep it to a stop check, the resume and a counter.
   T* pull() override {
-    context_.check_stop();
+    // Relaxed: as RunState::stopping().
+    if (stop_word_.load(std::memory_order_relaxed) != 0) [[unlikely]] throw Stopped{};
     T* packet = nullptr;
     {
       const CurrentWorkerScope scope(&info_);
@@ -117,8 +132,9 @@ class GeneratorInput final : public Input<T> {
         throw;
       }
     }
-    if (packet != nullptr) {
-      context_.on_packet(info_.stage_index);
+    if (packet != nullptr) [[likely]] {
+      PacketCounters::increment(counter_);
+      if (monitor_ != nullptr) [[unlikely]] monitor_->on_packet();
     } else if (upstream_ != nullptr && upstream_->has_unread()) {
       throw_returned_early(context_, info_);
     }
@@ -129,6 +145,9 @@ class GeneratorInput final : public Input<T> {
   const WorkerInfo& info_;
   InputBase* upstream_;
   WorkerContext& context_;
+  const std::atomic<std::uint32_t>& stop_word_;
+  std::atomic<std::uint64_t>& counter_;
+  Monitor* monitor_;
 };
 
 // Calls stage `Index` of `specs` with this worker's own copies of the callable and constants

@@ -45,6 +45,10 @@ class RunState {
   [[nodiscard]] bool stopping() const noexcept {
     return stop_word_->load(std::memory_order_relaxed) != 0;
   }
+  // The word stopping() reads; it moves only in share(), before any worker starts.
+  [[nodiscard]] const std::atomic<std::uint32_t>& stop_word() const noexcept {
+    return *stop_word_;
+  }
 
   // A run with worker processes: the stop flag and the first-error claim live in shared memory
   // from now on. Call before the first fork.
