@@ -104,10 +104,14 @@ std::int64_t sink(plumb::Stream<typename Work::Message> in) {
 }
 
 // Zero-copy reads (process mode): the processor reads its input in place and writes the result
-// into a buffer of its own; the sink reads in place.
+// into a buffer of its own, which it reuses: after `co_yield std::move(frame)` the frame is valid
+// but unspecified (a link within one process moves from it; a link to another process copies
+// it into shared memory and leaves it as it was), so it is resized, never assumed empty. The
+// other runners' processors work in place, which reuses memory too.
 inline plumb::Generator<Frame> add_one_view(plumb::Stream<plumb::View<Frame>> in) {
+  Frame frame;
   for (const auto& view : in) {
-    Frame frame(view.size());
+    frame.resize(view.size());
     const std::int32_t* from = view.data();
     for (std::size_t i = 0; i < frame.size(); ++i) frame[i] = from[i] + 1;
     co_yield std::move(frame);

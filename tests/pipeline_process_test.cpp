@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -513,4 +514,118 @@ TEST_CASE("negative durations in RunOptions are rejected before anything runs", 
   CHECK_THROWS_AS(pipeline.run({.inactivity_timeout = -1ms}), plumb::ConfigError);
   // duration::max() means "never kill": accepted.
   CHECK(pipeline.run({.mode = Mode::process, .grace_period = std::chrono::steady_clock::duration::max()}) == 45);
+}
+
+namespace {
+
+// Vectors whose length goes up and down, with contents that depend on the index: a consumer
+// that decodes into a reused buffer must never show stale elements or a stale length.
+Generator<std::vector<int>> ragged(int count) {
+  for (int i = 0; i < count; ++i) {
+    std::vector<int> values(static_cast<std::size_t>((i * 7919) % 257), i);
+    co_yield std::move(values);
+  }
+}
+
+Generator<std::vector<int>> negate(Stream<std::vector<int>> in) {
+  for (auto& values : in) {
+    for (int& value : values) value = -value;
+    co_yield std::move(values);
+  }
+}
+
+long check_ragged(Stream<std::vector<int>> in) {
+  long seen = 0;
+  for (const auto& values : in) {
+    const auto expected_size = static_cast<std::size_t>((seen * 7919) % 257);
+    if (values.size() != expected_size) return -1 - seen;
+    for (int value : values) {
+      if (value != -seen) return -1 - seen;
+    }
+    ++seen;
+  }
+  return seen;
+}
+
+struct Fixed {
+  std::int64_t id;
+  std::array<std::int32_t, 30> payload;
+};
+
+Generator<Fixed> fixed_source(int count) {
+  for (int i = 0; i < count; ++i) {
+    Fixed message{};
+    message.id = i;
+    message.payload.fill(i);
+    co_yield std::move(message);
+  }
+}
+
+long sum_fixed(Stream<Fixed> in) {
+  long sum = 0;
+  for (const Fixed& message : in) sum += message.id + message.payload[29];
+  return sum;
+}
+
+}  // namespace
+
+TEST_CASE("process mode: one-to-one links keep order and contents of vectors of every length",
+          "[process]") {
+  // One worker on each side of every link: the single-producer single-consumer path, and the
+  // consumers decode into reused buffers.
+  const int count = 5'000;
+  for (const int in_flight : {1, 3, 64}) {
+    plumb::Pipeline pipeline{plumb::stage(ragged, count).in_flight(in_flight),
+                             plumb::stage(negate).in_flight(in_flight),
+                             plumb::stage(check_ragged)};
+    CAPTURE(in_flight);
+    CHECK(pipeline.run(Mode::process) == count);
+    // Mixed: only the middle in a process, both links cross.
+    plumb::Pipeline mixed{plumb::stage(ragged, count).in_flight(in_flight),
+                          plumb::stage(negate).in_flight(in_flight).mode(Mode::process),
+                          plumb::stage(check_ragged).mode(Mode::thread)};
+    CHECK(mixed.run() == count);
+  }
+}
+
+TEST_CASE("process mode: a pipeline run again reuses its mapping, and grows it when needed",
+          "[process]") {
+  const int count = 2'000;
+  plumb::Pipeline small{plumb::stage(ragged, count).in_flight(2),
+                        plumb::stage(negate).in_flight(2), plumb::stage(check_ragged)};
+  for (int run = 0; run < 3; ++run) CHECK(small.run(Mode::process) == count);
+
+  // Larger runs after smaller ones: a run whose layout no longer fits maps a bigger arena.
+  int in_flight = 1;
+  auto bigger = [&in_flight](int n) {
+    return plumb::Pipeline{plumb::stage(numbers, n).in_flight(in_flight),
+                           plumb::stage(plus, 1).workers(2).in_flight(in_flight * 2),
+                           plumb::stage(sum_ints)};
+  };
+  for (; in_flight <= 64; in_flight *= 4) {
+    auto pipeline = bigger(3'000);
+    CAPTURE(in_flight);
+    CHECK(pipeline.run(Mode::process) == 3'000L * 2'999 / 2 + 3'000);
+    CHECK(pipeline.run(Mode::process) == 3'000L * 2'999 / 2 + 3'000);
+  }
+}
+
+TEST_CASE("process mode: fixed-size messages get exact slots, still bounded by max_message_size",
+          "[process]") {
+  const int count = 20'000;
+  const long expected = 2L * count * (count - 1) / 2;
+  plumb::Pipeline exact{plumb::stage(fixed_source, count).in_flight(256), plumb::stage(sum_fixed)};
+  CHECK(exact.run(Mode::process) == expected);
+
+  // A limit below the message's size is still an error naming the stage, size and limit.
+  plumb::Pipeline too_small{plumb::stage(fixed_source, count).max_message_size(64).name("fixed"),
+                            plumb::stage(sum_fixed)};
+  try {
+    too_small.run(Mode::process);
+    FAIL("a 128-byte message went through 64-byte slots");
+  } catch (const plumb::StageError& error) {
+    const std::string what = error.what();
+    CHECK_THAT(what, Catch::Contains("'fixed'") && Catch::Contains("128 bytes") &&
+                         Catch::Contains("max_message_size(64)"));
+  }
 }

@@ -245,6 +245,18 @@ struct AggregateIsBlock {
 template <class T>
 struct IsBlock<T, std::enable_if_t<kPlainAggregate<T>>> : AggregateIsBlock<T> {};
 
+// Bytes of every message of type T when all values encode to the same size (plain blocks,
+// copied as bytes), else 0. A link of such messages needs slots of exactly this size, however
+// large max_message_size is: smaller slots mean fewer pages and cache lines per packet.
+template <class T>
+inline constexpr std::size_t kFixedEncodedSize = [] {
+  if constexpr (!HasUserCodec<T> && IsBlock<T>::value) {
+    return sizeof(T);
+  } else {
+    return std::size_t{0};
+  }
+}();
+
 template <class T>
 struct SerialTraits {
   static constexpr bool serializable = [] {
@@ -486,6 +498,37 @@ T decode(Reader& in) {
     return decode_aggregate<T>(in, std::make_index_sequence<boost::pfr::tuple_size_v<T>>{});
   } else {
     return decode_block<T>(in);
+  }
+}
+
+// Vectors of plain elements decode into an existing vector, keeping its memory.
+template <class T>
+inline constexpr bool kDecodesInPlace = [] {
+  if constexpr (!HasUserCodec<T> && IsVector<T>::value) {
+    using Element = typename T::value_type;
+    return IsBlock<Element>::value && !std::is_same_v<Element, bool>;
+  } else {
+    return false;
+  }
+}();
+
+// Decodes a message into `target`, reusing its memory where the type allows (a vector of plain
+// elements keeps its capacity), so that a consumer decoding message after message into one
+// object allocates and first-touches its buffer once, not per message.
+template <class T>
+void decode_into(T& target, Reader& in) {
+  if constexpr (kDecodesInPlace<T>) {
+    using Element = typename T::value_type;
+    const auto size = static_cast<std::size_t>(decode<std::uint64_t>(in));
+    in.align(kBulkAlignment);
+    if (size > in.remaining() / sizeof(Element)) {
+      throw DecodeError("plumb.decode_error: a container size exceeds the message");
+    }
+    const std::span<const std::byte> bytes = in.take(size * sizeof(Element));
+    target.resize(size);  // no allocation while the capacity suffices
+    if (size != 0) std::memcpy(target.data(), bytes.data(), bytes.size());
+  } else {
+    target = decode<T>(in);
   }
 }
 

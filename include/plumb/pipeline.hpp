@@ -148,7 +148,7 @@ class Pipeline {
 
       detail::RunState state;
       try {
-        return detail::Runner<Stages...>(stages_, options, state, names, plan).run();
+        return detail::Runner<Stages...>(stages_, options, state, names, plan, arena_).run();
       } catch (...) {
         last_failure_ = state.failure();
         throw;
@@ -196,6 +196,7 @@ class Pipeline {
   std::tuple<Stages...> stages_;
   std::optional<Failure> last_failure_;
   std::atomic<bool> running_{false};
+  detail::ArenaCache arena_;  // the shared mapping of the last process-mode run, reused
 };
 
 template <class... Stages>

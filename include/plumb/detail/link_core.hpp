@@ -4,6 +4,7 @@
 // index rings, end of stream, waiting. One block without pointers, so that it can live in heap
 // memory (threads) or in a shared mapping (processes).
 
+#include <plumb/detail/assert.hpp>
 #include <plumb/detail/index_ring.hpp>
 #include <plumb/detail/run_state.hpp>
 #include <plumb/detail/wait.hpp>
@@ -33,6 +34,22 @@ namespace plumb::detail {
 //       0 no index enters the ready ring again.
 // Written by: producers (enqueue, return_slot, producer_done), consumers (recycle).
 //
+// A link with one producer worker and one consumer worker (the common case) skips the index
+// rings: slots are used in turn, and two sequence numbers do the accounting (the "single" path):
+//   S1: tail_ counts the packets the producer has queued, head_ those the consumer has released;
+//       head_ <= tail_ <= head_ + capacity. Packet n lives in slot n % capacity.
+//   S2: only the producer writes tail_ and its own cursor (producer_*), only the consumer writes
+//       head_ and its own cursor (consumer_*); each caches the other's counter and reloads it
+//       only when the link looks full (producer) or empty (consumer).
+//   S3: the consumer holds at most one packet (it releases before it takes), and the producer
+//       builds at most one (it acquires, then enqueues or returns, before acquiring again).
+// Sync pairs: [sync S-T1] (producer's release store of tail_) / [sync S-T2] (consumer's acquire
+// load): the packet is written before the consumer reads it. [sync S-H1] (consumer's release
+// store of head_) / [sync S-H2] (producer's acquire load): the consumer is done with a slot
+// before the producer reuses it. A waiting side re-reads the counter under Event's protocol.
+// This halves the atomic read-modify-writes per packet (none here) and keeps each counter's
+// cache line written by one side only.
+//
 // Layout of the block: [LinkCore][free IndexRing][ready IndexRing], each part 64-byte aligned;
 // the rings are found by offsets from `this`, never by pointers (the block may be mapped in
 // several processes).
@@ -46,9 +63,11 @@ class LinkCore {
     return sizeof(LinkCore) + 2 * ring_bytes(capacity);
   }
 
-  // Builds a link in `memory` (bytes_for(capacity) bytes, 64-byte aligned) with every slot free.
-  static LinkCore* create(void* memory, std::size_t capacity, std::size_t producers) noexcept {
-    return new (memory) LinkCore(capacity, producers);
+  // Builds a link in `memory` (bytes_for(capacity) bytes, 64-byte aligned) with every slot free,
+  // for `producers` producer workers and `consumers` consumer workers.
+  static LinkCore* create(void* memory, std::size_t capacity, std::size_t producers,
+                          std::size_t consumers) noexcept {
+    return new (memory) LinkCore(capacity, producers, consumers);
   }
 
   LinkCore(const LinkCore&) = delete;
@@ -58,6 +77,7 @@ class LinkCore {
 
   // Waits for a free slot: the right to build one packet. Throws Stopped once the run stops.
   std::uint32_t acquire_slot(const RunState& state) {
+    if (single_) return single_acquire(state);
     std::uint32_t slot = free_ring().try_pop();
     if (slot != kEnd) return slot;
     free_event_.wait(
@@ -73,12 +93,20 @@ class LinkCore {
 
   // Queues `slot`, which now holds a packet, for a consumer.
   void enqueue(std::uint32_t slot, const RunState& state) noexcept {
+    if (single_) {
+      PLUMB_ASSERT(slot == producer_slot_, "plumb: single-producer link enqueued out of turn");
+      producer_slot_ = next_slot(producer_slot_);
+      tail_.store(++producer_tail_, std::memory_order_release);  // [sync S-T1]
+      ready_event_.notify_one();
+      return;
+    }
     push(ready_ring(), slot, state);
     ready_event_.notify_one();
   }
 
   // Gives back a slot from acquire_slot() that was not filled (the generator ended or threw).
   void return_slot(std::uint32_t slot, const RunState& state) noexcept {
+    if (single_) return;  // the slot was never counted (S1): the next acquire gets it again
     push(free_ring(), slot, state);
     free_event_.notify_one();
   }
@@ -96,6 +124,7 @@ class LinkCore {
   // Waits for a queued packet and returns its slot, or kEnd once every producer has finished
   // and the ring is drained. Throws Stopped once the run stops.
   std::uint32_t take(const RunState& state) {
+    if (single_) return single_take(state);
     std::uint32_t slot = ready_ring().try_pop();
     if (slot != kEnd) return slot;
     bool ended = false;
@@ -122,6 +151,13 @@ class LinkCore {
 
   // Frees `slot` (its packet already destroyed) for a producer.
   void recycle(std::uint32_t slot, const RunState& state) noexcept {
+    if (single_) {
+      PLUMB_ASSERT(slot == consumer_slot_, "plumb: single-consumer link released out of turn");
+      consumer_slot_ = next_slot(consumer_slot_);
+      head_.store(++consumer_head_, std::memory_order_release);  // [sync S-H1]
+      free_event_.notify_one();
+      return;
+    }
     push(free_ring(), slot, state);
     free_event_.notify_one();
   }
@@ -130,6 +166,14 @@ class LinkCore {
   // the typed link can destroy those packets (L2).
   template <class Visit>
   void drain(Visit&& visit) noexcept {
+    if (single_) {
+      // Relaxed: every worker has been joined, which ordered their writes before this.
+      const std::uint64_t tail = tail_.load(std::memory_order_relaxed);
+      for (std::uint64_t n = head_.load(std::memory_order_relaxed); n != tail; ++n) {
+        visit(static_cast<std::uint32_t>(n % capacity_));
+      }
+      return;
+    }
     for (std::uint32_t slot = ready_ring().try_pop(); slot != kEnd; slot = ready_ring().try_pop()) {
       visit(slot);
     }
@@ -146,11 +190,68 @@ class LinkCore {
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
 
  private:
-  LinkCore(std::size_t capacity, std::size_t producers) noexcept
-      : producers_left_(producers), capacity_(capacity), ring_bytes_(ring_bytes(capacity)) {
+  LinkCore(std::size_t capacity, std::size_t producers, std::size_t consumers) noexcept
+      : producers_left_(producers),
+        capacity_(capacity),
+        ring_bytes_(ring_bytes(capacity)),
+        single_(producers == 1 && consumers == 1) {
     IndexRing::create(ring_memory(0), capacity);
     IndexRing::create(ring_memory(1), capacity);
     for (std::uint32_t slot = 0; slot < capacity; ++slot) free_ring().try_push(slot);
+  }
+
+  [[nodiscard]] std::uint32_t next_slot(std::uint32_t slot) const noexcept {
+    return slot + 1 == capacity_ ? 0 : slot + 1;
+  }
+
+  // --- The single path (S1-S3) ----------------------------------------------------------------
+
+  [[nodiscard]] bool producer_has_room() noexcept {
+    if (producer_tail_ - producer_head_cache_ < capacity_) return true;
+    producer_head_cache_ = head_.load(std::memory_order_acquire);  // [sync S-H2]
+    return producer_tail_ - producer_head_cache_ < capacity_;
+  }
+
+  std::uint32_t single_acquire(const RunState& state) {
+    if (producer_has_room()) return producer_slot_;
+    bool room = false;
+    free_event_.wait(
+        [&] {
+          if (state.stopping()) return true;
+          room = producer_has_room();
+          return room;
+        },
+        SpinPolicy{});
+    if (!room) throw Stopped{};
+    return producer_slot_;
+  }
+
+  [[nodiscard]] bool consumer_has_packet() noexcept {
+    if (consumer_head_ != consumer_tail_cache_) return true;
+    consumer_tail_cache_ = tail_.load(std::memory_order_acquire);  // [sync S-T2]
+    return consumer_head_ != consumer_tail_cache_;
+  }
+
+  std::uint32_t single_take(const RunState& state) {
+    if (consumer_has_packet()) return consumer_slot_;
+    bool packet = false;
+    bool ended = false;
+    ready_event_.wait(
+        [&] {
+          if (state.stopping()) return true;
+          packet = consumer_has_packet();
+          if (packet) return true;
+          // [sync L-E2]: seeing 0 means the producer's last enqueue happened before; one more
+          // look decides between "a packet" and "the end".
+          if (producers_left_.load(std::memory_order_acquire) != 0) return false;
+          packet = consumer_has_packet();
+          ended = !packet;
+          return true;
+        },
+        SpinPolicy{});
+    if (packet) return consumer_slot_;
+    if (ended) return kEnd;
+    throw Stopped{};
   }
 
   static std::size_t ring_bytes(std::size_t capacity) noexcept {
@@ -185,6 +286,16 @@ class LinkCore {
   alignas(kCacheLine) Event<Share> ready_event_;
   alignas(kCacheLine) std::uint64_t capacity_;
   std::uint64_t ring_bytes_;
+  bool single_;
+  // The single path: each counter on a line of its own, each side's cursor on a line of its own.
+  alignas(kCacheLine) std::atomic<std::uint64_t> tail_{0};
+  alignas(kCacheLine) std::atomic<std::uint64_t> head_{0};
+  alignas(kCacheLine) std::uint64_t producer_tail_ = 0;
+  std::uint64_t producer_head_cache_ = 0;
+  std::uint32_t producer_slot_ = 0;
+  alignas(kCacheLine) std::uint64_t consumer_head_ = 0;
+  std::uint64_t consumer_tail_cache_ = 0;
+  std::uint32_t consumer_slot_ = 0;
 };
 
 static_assert(sizeof(LinkCore<Sharing::process_private>) % kCacheLine == 0,

@@ -27,10 +27,10 @@ class RingLink {
  public:
   static constexpr std::uint32_t kEnd = Core::kEnd;
 
-  RingLink(std::size_t capacity, std::size_t producers)
+  RingLink(std::size_t capacity, std::size_t producers, std::size_t consumers)
       : block_(static_cast<std::byte*>(
             ::operator new(Core::bytes_for(capacity), std::align_val_t{kCacheLine}))),
-        core_(Core::create(block_.get(), capacity, producers)),
+        core_(Core::create(block_.get(), capacity, producers, consumers)),
         slots_(std::make_unique<Slot[]>(capacity)) {}
 
   RingLink(const RingLink&) = delete;

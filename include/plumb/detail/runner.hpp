@@ -103,9 +103,11 @@ class Runner {
   using ShmLinks = decltype(shm_tuple(std::make_index_sequence<kSink>{}));
 
  public:
+  // `arena` is the pipeline's mapping from earlier runs (reused when large enough) and receives
+  // this run's.
   Runner(const std::tuple<Stages...>& specs, const RunOptions& options, RunState& state,
-         std::span<const std::string> names, const Plan& plan)
-      : specs_(specs), options_(options), state_(state), names_(names), plan_(plan) {
+         std::span<const std::string> names, const Plan& plan, ArenaCache& arena)
+      : specs_(specs), options_(options), state_(state), names_(names), plan_(plan), arena_(arena) {
     for (std::size_t g = 0; g < plan_.groups.size(); ++g) {
       const GroupPlan& group = plan_.groups[g];
       for (std::size_t worker = 0; worker < group.workers; ++worker) {
@@ -255,11 +257,14 @@ class Runner {
         constexpr std::size_t kIndex = decltype(index)::value;
         if constexpr (is_serializable_v<Output<kIndex>>) {
           link_at[kIndex] = layout.add(ShmLink<Output<kIndex>>::bytes_for(
-              plan_.capacity[kIndex], specs_options(kIndex).max_message_size));
+              plan_.capacity[kIndex], slot_bytes<kIndex>()));
         }
       });
     }
-    arena_.emplace(layout.size());
+    if (!arena_ || arena_->size() < layout.size()) {
+      arena_.reset();  // unmap the old one first: both at once could exceed memory
+      arena_.emplace(layout.size());
+    }
     control_ = new (arena_->at(control_at)) SharedControl{};
     state_.share(*control_);
     counters_.emplace(infos_.size(), kSink, arena_->at(counters_at));
@@ -271,6 +276,15 @@ class Runner {
     result_block_ = new (arena_->at(result_at)) ResultBlock{};
     result_capacity_ = result_bytes;
     shm_offsets_ = std::move(link_at);
+  }
+
+  // Slot size of the shared link after stage Index: the exact size of its messages when every
+  // message has the same size, else the stage's max_message_size.
+  template <std::size_t Index>
+  std::size_t slot_bytes() const {
+    const std::size_t limit = specs_options(Index).max_message_size;
+    const std::size_t fixed = kFixedEncodedSize<Output<Index>>;
+    return fixed != 0 ? std::min(fixed, limit) : limit;
   }
 
   const StageOptions& specs_options(std::size_t stage) const {
@@ -286,14 +300,15 @@ class Runner {
         constexpr std::size_t kIndex = decltype(index)::value;
         if (!shared_link_[kIndex]) {
           auto& link = std::get<kIndex>(ring_links_);
-          link = std::make_unique<RingLink<Output<kIndex>>>(plan_.capacity[kIndex], group.workers);
+          link = std::make_unique<RingLink<Output<kIndex>>>(plan_.capacity[kIndex], group.workers,
+                                                            plan_.groups[g + 1].workers);
           auto* core = &link->core();
           state_.on_stop([core] { core->wake_all(); });
         } else if constexpr (is_serializable_v<Output<kIndex>>) {
           auto& link = std::get<kIndex>(shm_links_);
           link = std::make_unique<ShmLink<Output<kIndex>>>(
               arena_->at(shm_offsets_[kIndex]), plan_.capacity[kIndex],
-              specs_options(kIndex).max_message_size, group.workers);
+              slot_bytes<kIndex>(), group.workers, plan_.groups[g + 1].workers);
           auto* core = &link->core();
           state_.on_stop([core] { core->wake_all(); });
         }
@@ -731,7 +746,7 @@ class Runner {
   std::vector<std::size_t> group_of_worker_;    // per worker id
   std::vector<bool> shared_link_;               // per stage: its output link is a ShmLink
 
-  std::optional<SharedArena> arena_;  // only with worker processes
+  ArenaCache& arena_;  // only used with worker processes
   SharedControl* control_ = nullptr;
   std::atomic<WorkerOutcome>* outcomes_ = nullptr;  // per worker id, set by its process
   ResultBlock* result_block_ = nullptr;

@@ -34,8 +34,9 @@ class ShmLink {
   }
 
   // Builds the link in `memory` (bytes_for(...) bytes of the arena, 64-byte aligned).
-  ShmLink(std::byte* memory, std::size_t capacity, std::size_t slot_bytes, std::size_t producers)
-      : core_(Core::create(memory, capacity, producers)),
+  ShmLink(std::byte* memory, std::size_t capacity, std::size_t slot_bytes, std::size_t producers,
+          std::size_t consumers)
+      : core_(Core::create(memory, capacity, producers, consumers)),
         sizes_(reinterpret_cast<std::uint64_t*>(memory + core_bytes(capacity))),
         slots_(memory + core_bytes(capacity) + sizes_bytes(capacity)),
         slot_bytes_(slot_bytes),
@@ -69,7 +70,7 @@ class ShmLink {
       core_->return_slot(slot, state);
       throw;
     }
-    sizes_[slot] = size;  // published with the index by the ready ring's release ([sync R-P2])
+    sizes_[slot] = size;  // published with the slot by enqueue ([sync R-P2], or [sync S-T1])
     core_->enqueue(slot, state);
     return 0;
   }
@@ -139,8 +140,9 @@ class ShmSlotHolder {
 };
 
 // A consumer worker's end of a ShmLink: it decodes each message into a T of its own, and gives
-// the slot back (destroying that T first) when it asks for the next one, so packets in flight
-// are counted exactly as on an in-process link.
+// the slot back (destroying that T first, except a vector of plain elements, whose buffer is
+// reused for the next message) when it asks for the next one, so packets in flight are counted
+// exactly as on an in-process link.
 template <class T>
 class ShmInput final : public Input<T> {
  public:
@@ -151,10 +153,25 @@ class ShmInput final : public Input<T> {
 
  private:
   T* pull() override {
-    const auto message = holder_.next([this] { current_.reset(); });
-    if (!message) return nullptr;
-    Reader reader(*message);
-    return &current_.emplace(reader.read<T>());
+    if constexpr (kDecodesInPlace<T>) {
+      // A vector of plain elements: decoded into the same T every time, keeping its buffer
+      // (a 40 MB frame then costs a copy, not an allocation and 10,000 page faults). The T is
+      // the worker's own copy, so keeping it does not hold the slot.
+      const auto message = holder_.next([] {});
+      if (!message) {
+        current_.reset();
+        return nullptr;
+      }
+      Reader reader(*message);
+      if (!current_) current_.emplace();
+      decode_into(*current_, reader);
+      return &*current_;
+    } else {
+      const auto message = holder_.next([this] { current_.reset(); });
+      if (!message) return nullptr;
+      Reader reader(*message);
+      return &current_.emplace(reader.read<T>());
+    }
   }
 
   ShmSlotHolder<T> holder_;

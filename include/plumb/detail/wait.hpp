@@ -94,8 +94,7 @@ class Event {
     yielders_.fetch_sub(1, std::memory_order_relaxed);
     for (;;) {
       if (ready()) return;
-      waiters_.fetch_add(1, std::memory_order_relaxed);  // ordered by the fence below (E2)
-      std::atomic_thread_fence(std::memory_order_seq_cst);  // [sync E-W] pairs with [sync E-N]
+      waiters_.fetch_add(1, std::memory_order_acq_rel);  // [sync E-W] pairs with [sync E-N] (E2)
       const std::uint32_t epoch = epoch_.load(std::memory_order_acquire);  // [sync E-R] pairs with [sync E-B]
       if (ready()) {
         waiters_.fetch_sub(1, std::memory_order_relaxed);  // only a hint for notifiers
@@ -119,9 +118,8 @@ class Event {
 
  private:
   void notify(int count) noexcept {
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // [sync E-N] pairs with [sync E-W]
-    // Relaxed: the fence above orders this load after the condition change (E3).
-    if (waiters_.load(std::memory_order_relaxed) == 0) return;
+    // A read-modify-write, not a load: [sync E-N] pairs with [sync E-W] (E3).
+    if (waiters_.fetch_add(0, std::memory_order_acq_rel) == 0) return;
     epoch_.fetch_add(1, std::memory_order_release);  // [sync E-B] pairs with [sync E-R]
     futex_wake(count);
   }
