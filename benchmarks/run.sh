@@ -4,9 +4,12 @@
 #
 #   benchmarks/run.sh [--filter REGEX] [--json FILE]
 #
-# Builds in Release, runs the examples (each must succeed), then the Google Benchmark suite;
-# writes Google Benchmark's JSON to FILE (default: benchmark-results.json in the current
-# directory). --filter is passed to --benchmark_filter.
+# Builds in Release, runs the examples (each must succeed), then the Google Benchmark suite
+# (benchmarks/*.cpp: the reference's workloads through every runner, oneTBB, a plain loop, and
+# the machine's limits), and prints its results as markdown tables with the ratios to oneTBB
+# and to the loop. Writes Google Benchmark's JSON to FILE (default: benchmark-results.json in
+# the current directory). --filter REGEX is passed to --benchmark_filter; names are
+# <workload>/<config>/<runner>, e.g. --filter '^small/deep/'. About 6 minutes on 2 cores.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 json="$PWD/benchmark-results.json"
@@ -30,7 +33,7 @@ for example in "$build"/examples/example_*; do
   "$example"
 done
 
-echo "=== benchmarks ($(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+echo "=== benchmarks: $(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/ {print $2}') GiB, $(g++-12 --version | head -1)"
 "$build/benchmarks/plumb_benchmarks" --benchmark_filter="$filter" \
   --benchmark_out="$json" --benchmark_out_format=json
 echo "=== results written to $json"

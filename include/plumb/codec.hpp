@@ -449,6 +449,9 @@ T decode(Reader& in) {
     T vector;
     if constexpr (IsBlock<Element>::value && !std::is_same_v<Element, bool>) {
       in.align(kBulkAlignment);
+      if (size > in.remaining() / sizeof(Element)) {  // also keeps size * sizeof from wrapping
+        throw DecodeError("plumb.decode_error: a container size exceeds the message");
+      }
       const std::span<const std::byte> bytes = in.take(size * sizeof(Element));
       vector.resize(size);
       if (size != 0) std::memcpy(vector.data(), bytes.data(), bytes.size());

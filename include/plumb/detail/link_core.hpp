@@ -26,8 +26,9 @@ namespace plumb::detail {
 // brief's "packets in flight"). See docs/design/link.md.
 //
 // Invariants:
-//   L1: each slot index is in exactly one place: the free ring, the ready ring, or the hands of
-//       one producer or one consumer.
+//   L1: (ring path) each slot index is in exactly one place: the free ring, the ready ring, or
+//       the hands of one producer or one consumer. The single path (below) leaves the rings
+//       unused and follows S1-S3 instead.
 //   L2: a slot holds a live packet exactly while its index is in the ready ring or in a
 //       consumer's hands (the typed links, RingLink and ShmLink, keep this one).
 //   L3: producers_left_ counts producer workers that have not called producer_done(); once it is
@@ -47,8 +48,9 @@ namespace plumb::detail {
 // load): the packet is written before the consumer reads it. [sync S-H1] (consumer's release
 // store of head_) / [sync S-H2] (producer's acquire load): the consumer is done with a slot
 // before the producer reuses it. A waiting side re-reads the counter under Event's protocol.
-// This halves the atomic read-modify-writes per packet (none here) and keeps each counter's
-// cache line written by one side only.
+// Per packet this costs two plain release stores and the two notifies (one RMW each on an
+// Event's line) instead of four contended CAS loops on shared ring cells, and keeps each
+// counter's cache line written by one side only.
 //
 // Layout of the block: [LinkCore][free IndexRing][ready IndexRing], each part 64-byte aligned;
 // the rings are found by offsets from `this`, never by pointers (the block may be mapped in
@@ -288,6 +290,8 @@ class LinkCore {
   std::uint64_t ring_bytes_;
   bool single_;
   // The single path: each counter on a line of its own, each side's cursor on a line of its own.
+  static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
+                "plumb: link counters must be lock-free to work in memory shared by processes");
   alignas(kCacheLine) std::atomic<std::uint64_t> tail_{0};
   alignas(kCacheLine) std::atomic<std::uint64_t> head_{0};
   alignas(kCacheLine) std::uint64_t producer_tail_ = 0;

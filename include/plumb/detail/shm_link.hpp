@@ -1,7 +1,8 @@
 #pragma once
 // SPDX-License-Identifier: MIT
 // plumb/detail/shm_link.hpp: ShmLink<T>, a link that crosses a process boundary: in_flight
-// slots of max_message_size bytes in the run's shared mapping, packets serialized into them.
+// slots in the run's shared mapping (max_message_size bytes each, or the exact size when every
+// message has the same size), packets serialized into them.
 
 #include <plumb/codec.hpp>
 #include <plumb/detail/input.hpp>

@@ -60,9 +60,14 @@ struct SpinPolicy {
 //       *before* its last check of the condition, so a notify that follows a condition change
 //       either sees the waiter (E2) or changes epoch_ and the futex wait returns at once.
 //
-// The Dekker-style pairing: a notifier does  [make condition true]; fence(seq_cst); load waiters_
-// and a waiter does  waiters_ += 1; fence(seq_cst); load epoch_; [check condition]. By the fence
-// rules either the notifier sees the waiter, or the waiter's check sees the condition.
+// The Dekker-style pairing, with read-modify-writes on waiters_: a notifier does
+// [make condition true]; waiters_.fetch_add(0, acq_rel) and a waiter does
+// waiters_.fetch_add(1, acq_rel); load epoch_; [check condition]. All RMWs on one variable are
+// totally ordered: if the notifier's comes later it reads the waiter's increment (and wakes);
+// if it comes earlier, the waiter's RMW reads from the notifier's release sequence, which
+// synchronizes, so the waiter's check sees the condition. This relies on every write to
+// waiters_ being an RMW (a plain store would end the release sequence). The RMW replaced a
+// seq_cst fence + load: GCC emits one `lock xadd`, cheaper than `mfence` on this machine.
 template <Sharing Share>
 class Event {
   static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&
