@@ -110,54 +110,24 @@ class Tables {
     const auto top = rate(workload, config, runner);
     const auto bottom = rate(workload, config, base);
     if (!top || !bottom || *bottom <= 0) return "-";
-    return fmt::format("{:.2f}x", *top / *bottom);
+    const double value = *top / *bottom;
+    return value < 0.1 ? fmt::format("{:.3f}x", value) : fmt::format("{:.2f}x", value);
   }
 
   void throughput() const {
-    fmt::print("\n## Throughput (small: messages/s, big: bytes/s; higher is better)\n\n");
-    fmt::print("| workload/config |");
-    for (const Column& column : kColumns) fmt::print(" {} |", column.title);
-    fmt::print("\n|---|");
-    for (std::size_t i = 0; i < kColumns.size(); ++i) fmt::print("---:|");
-    fmt::print("\n");
-    for (Workload workload : kWorkloads) {
-      for (const Config& config : kConfigs) {
-        if (!any(workload, config.name)) continue;
-        fmt::print("| {}/{} |", workload_name(workload), config.name);
-        for (const Column& column : kColumns) {
-          fmt::print(" {} |", cell(workload, config.name, column.runner));
-        }
-        fmt::print("\n");
-      }
-    }
+    table("Throughput (small: messages/s, big: bytes/s; higher is better)", false,
+          [&](Workload workload, std::string_view config, std::string_view runner) {
+            return cell(workload, config, runner);
+          });
   }
 
   void ratios() const {
-    fmt::print("\n## plumb's ratios (to oneTBB / to the loop)\n\n| workload/config |");
-    for (const Column& column : kColumns) {
-      if (column.runner.starts_with("plumb")) fmt::print(" {} |", column.title);
-    }
-    fmt::print("\n|---|");
-    for (const Column& column : kColumns) {
-      if (column.runner.starts_with("plumb")) fmt::print("---:|");
-    }
-    fmt::print("\n");
-    for (Workload workload : kWorkloads) {
-      for (const Config& config : kConfigs) {
-        if (!any(workload, config.name)) continue;
-        fmt::print("| {}/{} |", workload_name(workload), config.name);
-        for (const Column& column : kColumns) {
-          if (!column.runner.starts_with("plumb")) continue;
-          if (!rate(workload, config.name, column.runner)) {
-            fmt::print("  |");
-            continue;
-          }
-          fmt::print(" {} / {} |", ratio(workload, config.name, column.runner, "tbb"),
-                     ratio(workload, config.name, column.runner, "loop"));
-        }
-        fmt::print("\n");
-      }
-    }
+    table("plumb's ratios (to oneTBB / to the loop)", true,
+          [&](Workload workload, std::string_view config, std::string_view runner) {
+            if (!rate(workload, config, runner)) return std::string();
+            return fmt::format("{} / {}", ratio(workload, config, runner, "tbb"),
+                               ratio(workload, config, runner, "loop"));
+          });
   }
 
   void limits() const {
@@ -205,6 +175,34 @@ class Tables {
   }
 
  private:
+  // A markdown table: a row per workload/config that ran, a column per runner (plumb's only if
+  // `plumb_only`), each cell from `cell(workload, config, runner)`.
+  template <class Cell>
+  void table(std::string_view heading, bool plumb_only, Cell&& cell) const {
+    const auto shown = [&](const Column& column) {
+      return !plumb_only || column.runner.starts_with("plumb");
+    };
+    fmt::print("\n## {}\n\n| workload/config |", heading);
+    for (const Column& column : kColumns) {
+      if (shown(column)) fmt::print(" {} |", column.title);
+    }
+    fmt::print("\n|---|");
+    for (const Column& column : kColumns) {
+      if (shown(column)) fmt::print("---:|");
+    }
+    fmt::print("\n");
+    for (Workload workload : kWorkloads) {
+      for (const Config& config : kConfigs) {
+        if (!any(workload, config.name)) continue;
+        fmt::print("| {}/{} |", workload_name(workload), config.name);
+        for (const Column& column : kColumns) {
+          if (shown(column)) fmt::print(" {} |", cell(workload, config.name, column.runner));
+        }
+        fmt::print("\n");
+      }
+    }
+  }
+
   [[nodiscard]] bool any(Workload workload, std::string_view config) const {
     for (const Column& column : kColumns) {
       if (reporter_.find(fmt::format("{}/{}/{}", workload_name(workload), config,

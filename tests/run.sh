@@ -29,7 +29,8 @@ run_config() {
   echo "=== plumb tests: $name ($compiler $flags)"
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
     -DCMAKE_CXX_COMPILER="$compiler" -DCMAKE_CXX_FLAGS="$flags" \
-    -DCMAKE_EXE_LINKER_FLAGS="$flags" -DPLUMB_TEST_TIMEOUT="$timeout" >/dev/null
+    -DCMAKE_EXE_LINKER_FLAGS="$flags" -DPLUMB_TEST_TIMEOUT="$timeout" \
+    -DPLUMB_BUILD_BENCHMARKS="$([[ -z $exclude ]] && echo ON || echo OFF)" >/dev/null
   cmake --build "$build" -j "$jobs"
   if [[ -z $exclude ]]; then
     cmake --build "$build" --target all_verify_interface_header_sets -j "$jobs"
