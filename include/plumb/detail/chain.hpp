@@ -54,12 +54,6 @@ class WorkerContext {
   }
   [[nodiscard]] Monitor* inline_monitor() const noexcept { return inline_monitor_; }
 
-  // A packet moved out of a stage of this worker.
-  void on_packet(std::size_t stage) {
-    PacketCounters::increment(counters_[stage]);
-    if (inline_monitor_ != nullptr) inline_monitor_->on_packet();
-  }
-
   // Called where an exception leaves a stage body: remembers that stage as the exception's
   // origin unless the exception is already known (it came from further upstream and only
   // passed through this stage's body).
