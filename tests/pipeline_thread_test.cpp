@@ -534,3 +534,22 @@ TEST_CASE("a progress callback that throws becomes the run's error instead of te
   CHECK_THROWS_WITH(mixed.run({.mode = Mode::sequential, .progress = throwing, .progress_interval = 1ms}),
                     "progress broke");
 }
+
+TEST_CASE("regression (plumb_stress seed 12): a value sink fused into several workers is rejected",
+          "[thread][fused][config]") {
+  // Each of the three workers ran its own copy of the fused sink, and run() returned the value
+  // of one of them: the other packets' share of the result was lost without a word.
+  auto sink_spec = plumb::stage(sum_ints).mode(Mode::sequential);
+  plumb::Pipeline pipeline{plumb::stage(numbers, 100), plumb::stage(plus, 0).workers(3).name("add"),
+                           sink_spec};
+  for (const Mode mode : {Mode::thread, Mode::process}) {
+    CHECK_THROWS_WITH(pipeline.run(mode),
+                      Catch::Matchers::Contains("stage 2: a sink that returns a value must run in one "
+                                                "worker, but it is fused (mode sequential) into the 3 "
+                                                "workers of stage 1"));
+  }
+  // With one worker, or in a sequential run (every group has one worker), the fused sink is fine.
+  plumb::Pipeline one{plumb::stage(numbers, 100), plumb::stage(plus, 0), sink_spec};
+  CHECK(one.run() == 4950);
+  CHECK(pipeline.run(Mode::sequential) == 4950);
+}

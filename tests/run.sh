@@ -13,6 +13,9 @@
 #             Not the process-mode tests: TSan sees one process, so slots recycled through a
 #             worker process look like races to it; those rest on ASan and the stress loop.
 # The [stress] tests run in a loop in every configuration (PLUMB_STRESS_REPEAT, default 50).
+# The stress harness (tests/stress/plumb_stress.cpp, docs/stress.md) runs as two CTest entries:
+# stress.sweep (every mode, faults on) in gcc, clang and asan; stress.threads (threads and
+# fused stages only) in every configuration, tsan included.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$root/.ci/install-deps.sh"
@@ -60,7 +63,7 @@ for config in "${configs[@]}"; do
             "compile_fail|package" 120 ;;
     tsan) TSAN_OPTIONS=halt_on_error=1 \
             run_config tsan clang++-14 "-fsanitize=thread $sanitizer_common" \
-            "compile_fail|package|^process mode|^mixed: " 120 1 "[stress]~[process]" ;;
+            "compile_fail|package|^process mode|^mixed: |^stress.sweep$" 120 1 "[stress]~[process]" ;;
     *) echo "unknown configuration '$config'; use gcc, clang, asan or tsan" >&2; exit 2 ;;
   esac
 done

@@ -144,7 +144,8 @@ class Pipeline {
       const std::array<const StageOptions*, size> stage_options = options_of_stages();
       detail::validate_stages(stage_options, names, !std::is_void_v<result_type>);
       detail::validate_run_options(options);
-      const detail::Plan plan = detail::make_plan(stage_options, names, options.mode);
+      const detail::Plan plan = detail::make_plan(stage_options, names, options.mode,
+                                                       !std::is_void_v<result_type>);
 
       detail::RunState state;
       try {

@@ -52,8 +52,10 @@ struct Plan {
 };
 
 // Decides where every stage runs, and checks what only the plan can tell. Throws ConfigError.
+// `sink_returns_value`: the last stage is a sink with a result, which one worker must produce.
 inline Plan make_plan(std::span<const StageOptions* const> stages,
-                      std::span<const std::string> names, Mode run_mode) {
+                      std::span<const std::string> names, Mode run_mode,
+                      bool sink_returns_value) {
   const std::size_t count = stages.size();
   Plan plan;
   plan.fused.assign(count, false);
@@ -77,6 +79,16 @@ inline Plan make_plan(std::span<const StageOptions* const> stages,
           mode == Mode::sequential ? 1 : static_cast<std::size_t>(options.workers);
       plan.groups.push_back(GroupPlan{index, index, workers, mode});
     }
+  }
+  // A fused sink runs in every worker of its group, and each would return a value of its own,
+  // of which run() could return only one (found by plumb_stress, seed 12).
+  const GroupPlan& last = plan.groups.back();
+  if (sink_returns_value && last.first != last.last && last.workers > 1) {
+    throw_config_error(count - 1, names[count - 1],
+                       "a sink that returns a value must run in one worker, but it is fused (mode "
+                       "sequential) into the {} workers of stage {}, and run() returns one value; "
+                       "return void, give stage {} one worker, or do not fuse the sink",
+                       last.workers, last.first, last.first);
   }
   for (std::size_t group = 0; group + 1 < plan.groups.size(); ++group) {
     const GroupPlan& producer = plan.groups[group];
