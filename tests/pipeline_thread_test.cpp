@@ -548,6 +548,15 @@ TEST_CASE("regression (plumb_stress seed 12): a value sink fused into several wo
                                                 "worker, but it is fused (mode sequential) into the 3 "
                                                 "workers of stage 1"));
   }
+  // The same for a sink fused into a source with several workers, and for a sink fused (by a
+  // sequential run) into a stage that asks for threads of its own.
+  plumb::Pipeline into_source{plumb::stage(numbers, 100).workers(2), sink_spec};
+  CHECK_THROWS_WITH(into_source.run(),
+                    Catch::Matchers::Contains("fused (mode sequential) into the 2 workers of stage 0"));
+  plumb::Pipeline sequential_run{plumb::stage(numbers, 100),
+                                 plumb::stage(plus, 0).mode(Mode::thread).workers(3), plumb::stage(sum_ints)};
+  CHECK_THROWS_WITH(sequential_run.run(Mode::sequential),
+                    Catch::Matchers::Contains("fused (mode sequential) into the 3 workers of stage 1"));
   // With one worker, or in a sequential run (every group has one worker), the fused sink is fine.
   plumb::Pipeline one{plumb::stage(numbers, 100), plumb::stage(plus, 0), sink_spec};
   CHECK(one.run() == 4950);

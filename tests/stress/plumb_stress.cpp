@@ -899,7 +899,9 @@ void run_one(const Trial& trial, Ledger& ledger, const Options& options, Totals&
     ++totals.hangs;
     return;
   }
-  const bool exited_cleanly = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  // Our own signal landing after the trial wrote its verdict (caller_killed) is no fault of it.
+  const bool our_signal = signalled && WIFSIGNALED(status) && WTERMSIG(status) == fault.signal;
+  const bool exited_cleanly = (WIFEXITED(status) && WEXITSTATUS(status) == 0) || our_signal;
   const std::string exit_text = WIFSIGNALED(status) ? fmt::format("was killed by signal {}", WTERMSIG(status))
                                                     : fmt::format("exited with status {}", WEXITSTATUS(status));
   if (caller_died) {
