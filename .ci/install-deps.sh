@@ -8,6 +8,7 @@ packages=(
   cmake ninja-build g++-12 clang-14 libclang-rt-14-dev  # toolchains; clang's sanitizer runtimes
   libboost1.81-dev libfmt-dev                           # plumb's dependencies
   catch2 libbenchmark-dev libtbb-dev                    # tests; benchmarks and their baseline
+  gdb                                                   # stacks of a hung stress trial
 )
 
 missing=()
