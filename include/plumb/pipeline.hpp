@@ -142,10 +142,11 @@ class Pipeline {
       last_failure_.reset();
       const std::vector<std::string> names = stage_names();
       const std::array<const StageOptions*, size> stage_options = options_of_stages();
-      detail::validate_stages(stage_options, names, !std::is_void_v<result_type>);
+      constexpr bool kSinkReturnsValue = !std::is_void_v<result_type>;
+      detail::validate_stages(stage_options, names, kSinkReturnsValue);
       detail::validate_run_options(options);
-      const detail::Plan plan = detail::make_plan(stage_options, names, options.mode,
-                                                       !std::is_void_v<result_type>);
+      const detail::Plan plan =
+          detail::make_plan(stage_options, names, options.mode, kSinkReturnsValue);
 
       detail::RunState state;
       try {

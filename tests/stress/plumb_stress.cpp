@@ -433,17 +433,6 @@ std::vector<pid_t> own_children() {
 
 // --- Leak checks -------------------------------------------------------------------------------
 
-std::size_t count_entries(const char* directory) {
-  DIR* dir = ::opendir(directory);
-  if (dir == nullptr) return 0;
-  std::size_t count = 0;
-  while (const dirent* entry = ::readdir(dir)) {
-    if (entry->d_name[0] != '.') ++count;
-  }
-  ::closedir(dir);
-  return count;
-}
-
 std::set<std::string> list_entries(const char* directory) {
   std::set<std::string> names;
   DIR* dir = ::opendir(directory);
@@ -454,6 +443,8 @@ std::set<std::string> list_entries(const char* directory) {
   ::closedir(dir);
   return names;
 }
+
+std::size_t count_entries(const char* directory) { return list_entries(directory).size(); }
 
 // Shared mappings of this process (MAP_SHARED: a plumb arena left mapped would show here).
 std::size_t count_shared_mappings() {

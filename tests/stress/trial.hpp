@@ -244,24 +244,18 @@ struct Trial {
 inline void plan(Trial& trial) {
   const std::size_t count = trial.stages.size();
   trial.placement.assign(count, Placement{});
-  std::size_t first = 0;
   for (std::size_t index = 0; index < count; ++index) {
     const StageSpec& spec = trial.stages[index];
     const Mode mode = spec.mode.value_or(trial.run_mode);
     Placement& place = trial.placement[index];
     if (index > 0 && mode == Mode::sequential) {
-      place = trial.placement[index - 1];
+      place = trial.placement[index - 1];  // the group's first stage, mode and workers
       place.fused = true;
     } else {
-      first = index;
-      place.fused = false;
       place.group_first = index;
       place.group_mode = mode;
       place.group_workers = mode == Mode::sequential ? 1 : spec.workers;
     }
-    place.group_first = first;
-    place.ends_group = false;
-    place.link_crosses_processes = false;
   }
   for (std::size_t index = 0; index < count; ++index) {
     Placement& place = trial.placement[index];
