@@ -9,6 +9,7 @@ packages=(
   libboost1.81-dev libfmt-dev                           # plumb's dependencies
   catch2 libbenchmark-dev libtbb-dev                    # tests; benchmarks and their baseline
   gdb                                                   # stacks of a hung stress trial
+  graphviz                                              # stats_test renders Stats::dot()
 )
 
 missing=()

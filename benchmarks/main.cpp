@@ -145,8 +145,34 @@ class Tables {
     }
   }
 
+  // The statistics' timing (RunOptions::timing) on and off, side by side.
+  void stats_overhead() const {
+    bool any = false;
+    for (const Config& config : kConfigs) {
+      for (std::string_view runner : {"plumb_sequential", "plumb_thread", "plumb_process"}) {
+        if (rate(Workload::small, config.name, fmt::format("{}_untimed", runner))) any = true;
+      }
+    }
+    if (!any) return;
+    fmt::print("\n## Statistics: timing on / off (RunOptions::timing; small, messages/s)\n\n"
+               "| workload/config | plumb sequential | plumb thread | plumb process |\n|---|---:|---:|---:|\n");
+    for (const Config& config : kConfigs) {
+      fmt::print("| small/{} |", config.name);
+      for (std::string_view runner : {"plumb_sequential", "plumb_thread", "plumb_process"}) {
+        const auto on = rate(Workload::small, config.name, runner);
+        const auto off = rate(Workload::small, config.name, fmt::format("{}_untimed", runner));
+        if (!on || !off || *off <= 0) {
+          fmt::print(" - |");
+          continue;
+        }
+        fmt::print(" {:.2f} / {:.2f} M/s ({:+.1f}%) |", *on / 1e6, *off / 1e6, 100 * (*on / *off - 1));
+      }
+      fmt::print("\n");
+    }
+  }
+
   void targets() const {
-    fmt::print("\n## Targets (issue 5)\n\n| target | measured | |\n|---|---:|---|\n");
+    fmt::print("\n## Targets (issues 5 and 7)\n\n| target | measured | |\n|---|---:|---|\n");
     using enum Workload;
     target("small/sequential: plumb sequential >= 4x oneTBB", small, "sequential",
            "plumb_sequential", "tbb", 4.0);
@@ -163,6 +189,10 @@ class Tables {
     for (const Config& config : kConfigs) {
       target(fmt::format("small/{}: plumb process >= 0.5x plumb thread", config.name), small,
              config.name, "plumb_process", "plumb_thread", 0.5);
+    }
+    for (std::string_view runner : {"plumb_sequential", "plumb_thread", "plumb_process"}) {
+      target(fmt::format("small/deep: {} with timing >= 0.95x without (issue 7)", runner), small,
+             "deep", runner, fmt::format("{}_untimed", runner), 0.95);
     }
     for (const Config& config : kConfigs) {
       target(fmt::format("big/{}: plumb thread >= oneTBB", config.name), big, config.name,
@@ -248,8 +278,10 @@ int main(int argc, char** argv) {
   const bench::Tables tables(reporter);
   tables.throughput();
   tables.ratios();
+  tables.stats_overhead();
   tables.limits();
   tables.targets();
+  bench::show_stats();
   benchmark::Shutdown();
   return 0;
 }

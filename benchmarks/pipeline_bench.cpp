@@ -8,7 +8,9 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -82,10 +84,12 @@ plumb::Mode mode_of(Runner runner) {
   }
 }
 
+// `timing`: RunOptions::timing (the statistics' clock reads; packets are counted either way).
 template <class Work>
-void run_plumb(benchmark::State& state, Config config, Runner runner) {
+void run_plumb(benchmark::State& state, Config config, Runner runner, bool timing = true) {
   auto pipeline = make_pipeline<Work>(config, runner);
-  for (auto _ : state) check<Work>(pipeline.run(mode_of(runner)), "plumb");
+  const plumb::RunOptions options{.mode = mode_of(runner), .timing = timing};
+  for (auto _ : state) check<Work>(pipeline.run(options), "plumb");
   report<Work>(state);
 }
 
@@ -111,14 +115,21 @@ void register_config(const Config& config) {
   const auto name = [&](std::string_view runner) {
     return fmt::format("{}/{}/{}", Work::name, config.name, runner);
   };
+  // The cost of the statistics' timing: the same runner with RunOptions::timing off, right after
+  // it (small messages only: that is where a per-packet cost shows).
+  const auto add_plumb = [&](std::string_view runner_name, bool real_time, Runner runner) {
+    add(name(runner_name), real_time,
+        [config, runner](benchmark::State& state) { run_plumb<Work>(state, config, runner); });
+    if constexpr (std::is_same_v<Work, SmallWork>) {
+      add(name(fmt::format("{}_untimed", runner_name)), real_time,
+          [config, runner](benchmark::State& state) { run_plumb<Work>(state, config, runner, false); });
+    }
+  };
   add(name("loop"), false, run_loop<Work>);
-  add(name("plumb_sequential"), false,
-      [config](benchmark::State& state) { run_plumb<Work>(state, config, Runner::sequential); });
-  add(name("plumb_thread"), true,
-      [config](benchmark::State& state) { run_plumb<Work>(state, config, Runner::thread); });
+  add_plumb("plumb_sequential", false, Runner::sequential);
+  add_plumb("plumb_thread", true, Runner::thread);
   if (!fits_in_shared_memory<Work>(config)) return;
-  add(name("plumb_process"), true,
-      [config](benchmark::State& state) { run_plumb<Work>(state, config, Runner::process); });
+  add_plumb("plumb_process", true, Runner::process);
   if constexpr (std::is_same_v<Work, BigWork>) {
     add(name("plumb_process_zero_copy"), true,
         [config](benchmark::State& state) { run_zero_copy(state, config); });
@@ -128,6 +139,21 @@ void register_config(const Config& config) {
 }
 
 }  // namespace
+
+void show_stats() {
+  for (const Runner runner : {Runner::thread, Runner::process}) {
+    const Config& config = kConfigs[3];  // deep
+    auto pipeline = make_pipeline<SmallWork>(config, runner);
+    fmt::print("\n### small/{}, {} mode, with plumb::ProgressLine on stderr\n\n```\n", config.name,
+               runner == Runner::thread ? "thread" : "process");
+    std::fflush(stdout);
+    check<SmallWork>(pipeline.run({.mode = mode_of(runner),
+                                   .progress = plumb::ProgressLine{},
+                                   .progress_interval = std::chrono::milliseconds(2)}),
+                     "plumb");
+    fmt::print("{}```\n", pipeline.last_stats().table());
+  }
+}
 
 void register_plumb(Workload workload, const Config& config) {
   if (workload == Workload::small) {

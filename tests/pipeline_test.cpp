@@ -314,8 +314,11 @@ TEST_CASE("the progress callback gets counts per stage and a final report", "[pi
   plumb::RunOptions options;
   options.mode = Mode::sequential;
   options.progress_interval = std::chrono::steady_clock::duration::zero();  // every packet
-  options.progress = [&](const plumb::Progress& progress) {
-    reports.emplace_back(progress.packets.begin(), progress.packets.end());
+  options.progress = [&](const plumb::Stats& progress) {
+    reports.emplace_back();
+    for (std::size_t i = 0; i + 1 < progress.stages.size(); ++i) {
+      reports.back().push_back(progress.stages[i].packets_out);
+    }
     finished.push_back(progress.finished);
   };
   plumb::Pipeline pipeline{plumb::stage(numbers, 20), plumb::stage(group, std::size_t{5}),

@@ -474,9 +474,10 @@ TEST_CASE("thread mode reports progress per stage and a final report", "[thread]
   bool finished = false;
   plumb::RunOptions options;
   options.progress_interval = 1ms;
-  options.progress = [&](const plumb::Progress& progress) {
+  options.progress = [&](const plumb::Stats& progress) {
     std::lock_guard lock(mutex);
-    last.assign(progress.packets.begin(), progress.packets.end());
+    last.clear();
+    for (const plumb::StageStats& stage : progress.stages) last.push_back(stage.packets_out);
     finished = progress.finished;
   };
   plumb::Pipeline pipeline{plumb::stage(numbers, 20000), plumb::stage(group, std::size_t{10}).workers(2),
@@ -525,7 +526,7 @@ TEST_CASE("thread mode rejects plans that cannot work before anything runs", "[t
 
 TEST_CASE("a progress callback that throws becomes the run's error instead of terminating",
           "[thread][errors]") {
-  auto throwing = [](const plumb::Progress&) { throw std::runtime_error("progress broke"); };
+  auto throwing = [](const plumb::Stats&) { throw std::runtime_error("progress broke"); };
   plumb::Pipeline threaded{plumb::stage(forever), plumb::stage(plus, 1), plumb::stage(sum_ints)};
   CHECK_THROWS_WITH(threaded.run({.progress = throwing, .progress_interval = 1ms}), "progress broke");
   // The same with the source in the calling thread, where a helper thread supervises.

@@ -11,6 +11,7 @@
 #include <plumb/error.hpp>
 #include <plumb/run_options.hpp>
 #include <plumb/stage.hpp>
+#include <plumb/stats.hpp>
 #include <plumb/worker.hpp>
 
 #include <fmt/format.h>
@@ -108,10 +109,13 @@ class Pipeline {
   explicit Pipeline(Stages... stages) : stages_(std::move(stages)...) {}
 
   Pipeline(Pipeline&& other) noexcept
-      : stages_(std::move(other.stages_)), last_failure_(std::move(other.last_failure_)) {}
+      : stages_(std::move(other.stages_)),
+        last_failure_(std::move(other.last_failure_)),
+        last_stats_(std::move(other.last_stats_)) {}
   Pipeline& operator=(Pipeline&& other) noexcept {
     stages_ = std::move(other.stages_);
     last_failure_ = std::move(other.last_failure_);
+    last_stats_ = std::move(other.last_stats_);
     return *this;
   }
   Pipeline(const Pipeline&) = delete;
@@ -140,6 +144,7 @@ class Pipeline {
     if constexpr (kOk) {
       const detail::RunGuard guard(running_);
       last_failure_.reset();
+      last_stats_ = Stats{};
       const std::vector<std::string> names = stage_names();
       const std::array<const StageOptions*, size> stage_options = options_of_stages();
       constexpr bool kSinkReturnsValue = !std::is_void_v<result_type>;
@@ -150,7 +155,8 @@ class Pipeline {
 
       detail::RunState state;
       try {
-        return detail::Runner<Stages...>(stages_, options, state, names, plan, arena_).run();
+        return detail::Runner<Stages...>(stages_, options, state, names, plan, arena_, last_stats_)
+            .run();
       } catch (...) {
         last_failure_ = state.failure();
         throw;
@@ -171,6 +177,18 @@ class Pipeline {
   /// }
   /// ```
   [[nodiscard]] const std::optional<Failure>& last_failure() const noexcept { return last_failure_; }
+
+  /// What the last run measured, per stage and per worker, after it ended with or without an
+  /// error (empty before the first run, and after a run rejected by a ConfigError). See
+  /// plumb/stats.hpp.
+  ///
+  /// Example:
+  /// ```cpp
+  /// pipeline.run();
+  /// std::cout << pipeline.last_stats().table();   // names the bottleneck stage
+  /// std::ofstream("pipeline.dot") << pipeline.last_stats().dot();
+  /// ```
+  [[nodiscard]] const Stats& last_stats() const noexcept { return last_stats_; }
 
   /// The stage specs, in order.
   [[nodiscard]] const std::tuple<Stages...>& stages() const noexcept { return stages_; }
@@ -197,6 +215,7 @@ class Pipeline {
 
   std::tuple<Stages...> stages_;
   std::optional<Failure> last_failure_;
+  Stats last_stats_;
   std::atomic<bool> running_{false};
   detail::ArenaCache arena_;  // the shared mapping of the last process-mode run, reused
 };

@@ -7,7 +7,9 @@
 #include <plumb/generator.hpp>
 #include <plumb/pipeline.hpp>
 #include <plumb/run_options.hpp>
+#include <plumb/progress.hpp>
 #include <plumb/stage.hpp>
+#include <plumb/stats.hpp>
 #include <plumb/stream.hpp>
 #include <plumb/view.hpp>
 #include <plumb/worker.hpp>

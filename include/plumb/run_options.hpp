@@ -1,11 +1,9 @@
 #pragma once
 // SPDX-License-Identifier: MIT
-// plumb/run_options.hpp: Mode, RunOptions and the progress report passed to the callback.
+// plumb/run_options.hpp: Mode and RunOptions.
 
 #include <chrono>
-#include <cstdint>
 #include <functional>
-#include <span>
 #include <stop_token>
 
 namespace plumb {
@@ -21,15 +19,7 @@ enum class Mode {
   process,
 };
 
-/// A snapshot of a run's progress, passed to `RunOptions::progress`.
-struct Progress {
-  /// Time since the run started.
-  std::chrono::steady_clock::duration elapsed{};
-  /// `packets[i]`: packets stage i has produced so far (one entry per stage except the sink).
-  std::span<const std::uint64_t> packets;
-  /// True for the last report of a run that completed.
-  bool finished = false;
-};
+class Stats;
 
 /// How `Pipeline::run()` runs; an aggregate, so designated initializers work:
 /// `pipeline.run({.mode = plumb::Mode::process, .inactivity_timeout = std::chrono::seconds(30)})`.
@@ -46,13 +36,20 @@ struct RunOptions {
   /// Requesting stop on the matching `std::stop_source` makes `run()` stop every stage and throw
   /// `CancelledError`.
   std::stop_token stop_token{};
-  /// Called every `progress_interval` and once when the run completes, from the supervising
-  /// thread: the thread that called `run()` (in sequential mode: between packets), or a helper
-  /// thread while the calling thread runs a sequential source in a threaded run. If it throws,
-  /// that exception becomes the run's error.
-  std::function<void(const Progress&)> progress{};
+  /// Called every `progress_interval` with a snapshot of the run's statistics (plumb/stats.hpp),
+  /// and once more when the run completes (`Stats::finished` set), from the supervising thread:
+  /// the thread that called `run()` (in sequential mode: between packets), or a helper thread
+  /// while the calling thread runs a sequential source in a threaded run. If it throws, that
+  /// exception becomes the run's error. `plumb::ProgressLine` (plumb/progress.hpp) is a
+  /// ready-made one: a status line on the terminal.
+  std::function<void(const Stats&)> progress{};
   /// How often `progress` is called.
   std::chrono::steady_clock::duration progress_interval = std::chrono::seconds(1);
+  /// Measure busy, starved and blocked time per worker (`Pipeline::last_stats()`). The cost is
+  /// two clock reads each time a worker has to wait on a link (a wait costs far more), and a
+  /// timed sample of about one packet in 1000 inside runs of fused stages. Off: only packets
+  /// are counted.
+  bool timing = true;
 };
 
 }  // namespace plumb

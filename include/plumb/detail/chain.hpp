@@ -6,6 +6,7 @@
 #include <plumb/detail/input.hpp>
 #include <plumb/detail/monitor.hpp>
 #include <plumb/detail/run_state.hpp>
+#include <plumb/detail/tally.hpp>
 #include <plumb/detail/type_rules.hpp>
 #include <plumb/error.hpp>
 #include <plumb/generator.hpp>
@@ -26,29 +27,27 @@
 namespace plumb::detail {
 
 // What one worker needs while it runs its group of stages: the run's shared state, its own
-// WorkerInfo for each stage of the group, its packet counters, and which stage an exception in
-// flight came from.
+// WorkerInfo for each stage of the group, its tally (counters and times), and which stage an
+// exception in flight came from.
 //
 // Thread affinity: the worker's thread only.
 class WorkerContext {
  public:
-  WorkerContext(RunState& state, std::span<const WorkerInfo> infos,
-                std::atomic<std::uint64_t>* counters, Monitor* inline_monitor) noexcept
-      : state_(state), infos_(infos), counters_(counters), inline_monitor_(inline_monitor) {}
+  WorkerContext(RunState& state, std::span<const WorkerInfo> infos, WorkerTally& tally,
+                Monitor* inline_monitor) noexcept
+      : state_(state), infos_(infos), tally_(tally), inline_monitor_(inline_monitor) {}
 
   [[nodiscard]] RunState& state() noexcept { return state_; }
   [[nodiscard]] const WorkerInfo& info(std::size_t stage) const noexcept { return infos_[stage]; }
-  [[nodiscard]] std::atomic<std::uint64_t>& counter(std::size_t stage) noexcept {
-    return counters_[stage];
-  }
+  [[nodiscard]] WorkerTally& tally() noexcept { return tally_; }
 
   // Throws Stopped once the run is stopping.
   void check_stop() const {
     if (state_.stopping()) throw Stopped{};
   }
 
-  // The run's stop word and stage `stage`'s packet counter, for the per-packet path of a fused
-  // stage (one load each instead of a chain through the run state).
+  // The run's stop word, for the per-packet path of a fused stage (one load instead of a chain
+  // through the run state).
   [[nodiscard]] const std::atomic<std::uint32_t>& stop_word() const noexcept {
     return state_.stop_word();
   }
@@ -78,7 +77,7 @@ class WorkerContext {
  private:
   RunState& state_;
   std::span<const WorkerInfo> infos_;
-  std::atomic<std::uint64_t>* counters_;
+  WorkerTally& tally_;
   Monitor* inline_monitor_;
   std::exception_ptr origin_error_;
   const WorkerInfo* origin_ = nullptr;
@@ -95,39 +94,58 @@ class WorkerContext {
   std::rethrow_exception(error);
 }
 
-// The generator of a fused stage, as the input of the stage after it (no link, no copy: the
-// consumer reads the object the generator yielded).
+// The generator of a stage, as the input of whoever consumes its packets in this worker: the
+// stage fused after it (no link, no copy: the consumer reads the object the generator
+// yielded), or the loop that moves them into the group's output link.
 template <class T>
 class GeneratorInput final : public Input<T> {
  public:
-  // `upstream` is the stage's own input (nullptr for a source).
+  // `upstream` is the stage's own input (nullptr for a source). `feeds_fused`: the next stage
+  // is fused (runs in this worker), so this generator's resumes are sampled (ResumeSchedule).
   GeneratorInput(Generator<T>&& generator, const WorkerInfo& info, InputBase* upstream,
-                 WorkerContext& context) noexcept
+                 WorkerContext& context, bool feeds_fused) noexcept
       : generator_(std::move(generator)),
         info_(info),
         upstream_(upstream),
         context_(context),
         stop_word_(context.stop_word()),
-        counter_(context.counter(info.stage_index)),
-        monitor_(context.inline_monitor()) {}
+        slot_(context.tally().slot(info.stage_index)),
+        monitor_(context.inline_monitor()),
+        schedule_(feeds_fused && context.tally().timing(), info.stage_index,
+                  context.tally().ns_per_tick()) {}
 
  private:
-  // The per-packet path of sequential mode: keep it to a stop check, the resume and a counter.
+  // The per-packet path of sequential mode: keep it to a stop check, the resume, a counter and
+  // one compare for the timing schedule (whose path is out of line).
   T* pull() override {
     // Relaxed: as RunState::stopping().
     if (stop_word_.load(std::memory_order_relaxed) != 0) [[unlikely]] throw Stopped{};
-    T* packet = nullptr;
-    {
-      const CurrentWorkerScope scope(&info_);
-      try {
-        packet = GeneratorAccess<T>::next(generator_);
-      } catch (...) {
-        context_.attribute_current(info_);
-        throw;
-      }
+    // One writer (this worker): the count read here is the one after() increments.
+    const std::uint64_t count = slot_.out.load(std::memory_order_relaxed);
+    if (schedule_.due(count)) [[unlikely]] return pull_timed(count);
+    return after(resume(), count);
+  }
+
+  [[gnu::noinline]] T* pull_timed(std::uint64_t count) {
+    const WorkerTally::Timing timing = context_.tally().begin_timing();
+    T* packet = resume();
+    context_.tally().end_timing(timing, slot_, count, schedule_);
+    return after(packet, count);
+  }
+
+  T* resume() {
+    const CurrentWorkerScope scope(&info_);
+    try {
+      return GeneratorAccess<T>::next(generator_);
+    } catch (...) {
+      context_.attribute_current(info_);
+      throw;
     }
+  }
+
+  T* after(T* packet, std::uint64_t count) {
     if (packet != nullptr) [[likely]] {
-      PacketCounters::increment(counter_);
+      slot_.out.store(count + 1, std::memory_order_relaxed);
       if (monitor_ != nullptr) [[unlikely]] monitor_->on_packet();
     } else if (upstream_ != nullptr && upstream_->has_unread()) {
       throw_returned_early(context_, info_);
@@ -140,8 +158,9 @@ class GeneratorInput final : public Input<T> {
   InputBase* upstream_;
   WorkerContext& context_;
   const std::atomic<std::uint32_t>& stop_word_;
-  std::atomic<std::uint64_t>& counter_;
+  StageSlot& slot_;
   Monitor* monitor_;
+  ResumeSchedule schedule_;
 };
 
 // Calls stage `Index` of `specs` with this worker's own copies of the callable and constants

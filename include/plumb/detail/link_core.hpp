@@ -7,6 +7,7 @@
 #include <plumb/detail/assert.hpp>
 #include <plumb/detail/index_ring.hpp>
 #include <plumb/detail/run_state.hpp>
+#include <plumb/detail/tally.hpp>
 #include <plumb/detail/wait.hpp>
 
 #include <algorithm>
@@ -78,10 +79,12 @@ class LinkCore {
   // --- Producer API: any worker of the producing stage -----------------------------------
 
   // Waits for a free slot: the right to build one packet. Throws Stopped once the run stops.
-  std::uint32_t acquire_slot(const RunState& state) {
-    if (single_) return single_acquire(state);
+  // `timer` (may be null) times the wait, if there is one.
+  std::uint32_t acquire_slot(const RunState& state, WaitTimer* timer = nullptr) {
+    if (single_) return single_acquire(state, timer);
     std::uint32_t slot = free_ring().try_pop();
     if (slot != kEnd) return slot;
+    const WaitScope timing(timer);
     free_event_.wait(
         [&] {
           if (state.stopping()) return true;
@@ -124,12 +127,14 @@ class LinkCore {
   // --- Consumer API: any worker of the consuming stage ------------------------------------
 
   // Waits for a queued packet and returns its slot, or kEnd once every producer has finished
-  // and the ring is drained. Throws Stopped once the run stops.
-  std::uint32_t take(const RunState& state) {
-    if (single_) return single_take(state);
+  // and the ring is drained. Throws Stopped once the run stops. `timer` (may be null) times the
+  // wait, if there is one.
+  std::uint32_t take(const RunState& state, WaitTimer* timer = nullptr) {
+    if (single_) return single_take(state, timer);
     std::uint32_t slot = ready_ring().try_pop();
     if (slot != kEnd) return slot;
     bool ended = false;
+    const WaitScope timing(timer);
     ready_event_.wait(
         [&] {
           if (state.stopping()) return true;
@@ -214,9 +219,14 @@ class LinkCore {
     return producer_tail_ - producer_head_cache_ < capacity_;
   }
 
-  std::uint32_t single_acquire(const RunState& state) {
+  std::uint32_t single_acquire(const RunState& state, WaitTimer* timer) {
+    if (producer_has_room()) return producer_slot_;
+    // A second look after a pause before the wait is timed: a wait this short is not worth
+    // two clock reads (it counts as busy).
+    cpu_relax();
     if (producer_has_room()) return producer_slot_;
     bool room = false;
+    const WaitScope timing(timer);
     free_event_.wait(
         [&] {
           if (state.stopping()) return true;
@@ -234,10 +244,13 @@ class LinkCore {
     return consumer_head_ != consumer_tail_cache_;
   }
 
-  std::uint32_t single_take(const RunState& state) {
+  std::uint32_t single_take(const RunState& state, WaitTimer* timer) {
+    if (consumer_has_packet()) return consumer_slot_;
+    cpu_relax();  // a second look before a timed wait, as in single_acquire()
     if (consumer_has_packet()) return consumer_slot_;
     bool packet = false;
     bool ended = false;
+    const WaitScope timing(timer);
     ready_event_.wait(
         [&] {
           if (state.stopping()) return true;

@@ -7,6 +7,7 @@
 #include <plumb/detail/input.hpp>
 #include <plumb/detail/link_core.hpp>
 #include <plumb/detail/run_state.hpp>
+#include <plumb/detail/tally.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -92,7 +93,8 @@ class RingLink {
 template <class T>
 class LinkInput final : public Input<T> {
  public:
-  LinkInput(RingLink<T>& link, const RunState& state) noexcept : link_(link), state_(state) {}
+  LinkInput(RingLink<T>& link, const RunState& state, WorkerTally& tally) noexcept
+      : link_(link), state_(state), tally_(tally) {}
   LinkInput(const LinkInput&) = delete;
   LinkInput& operator=(const LinkInput&) = delete;
   ~LinkInput() override {
@@ -102,14 +104,16 @@ class LinkInput final : public Input<T> {
  private:
   T* pull() override {
     if (held_ != RingLink<T>::kEnd) link_.release(std::exchange(held_, RingLink<T>::kEnd), state_);
-    const std::uint32_t slot = link_.core().take(state_);
+    const std::uint32_t slot = link_.core().take(state_, tally_.input_timer());
     if (slot == RingLink<T>::kEnd) return nullptr;
+    tally_.took();
     held_ = slot;
     return &link_.at(slot);
   }
 
   RingLink<T>& link_;
   const RunState& state_;
+  WorkerTally& tally_;
   std::uint32_t held_ = RingLink<T>::kEnd;
 };
 

@@ -16,10 +16,12 @@
 #include <plumb/detail/run_state.hpp>
 #include <plumb/detail/shared_memory.hpp>
 #include <plumb/detail/shm_link.hpp>
+#include <plumb/detail/tally.hpp>
 #include <plumb/detail/type_rules.hpp>
 #include <plumb/detail/view_input.hpp>
 #include <plumb/detail/validate.hpp>
 #include <plumb/run_options.hpp>
+#include <plumb/stats.hpp>
 #include <plumb/worker.hpp>
 
 #include <fmt/format.h>
@@ -105,9 +107,17 @@ class Runner {
  public:
   // `arena` is the pipeline's mapping from earlier runs (reused when large enough) and receives
   // this run's.
+  // `stats` receives the run's statistics when it ends (with or without an error).
   Runner(const std::tuple<Stages...>& specs, const RunOptions& options, RunState& state,
-         std::span<const std::string> names, const Plan& plan, ArenaCache& arena)
-      : specs_(specs), options_(options), state_(state), names_(names), plan_(plan), arena_(arena) {
+         std::span<const std::string> names, const Plan& plan, ArenaCache& arena, Stats& stats)
+      : specs_(specs),
+        options_(options),
+        state_(state),
+        names_(names),
+        plan_(plan),
+        arena_(arena),
+        stats_(stats),
+        start_(std::chrono::steady_clock::now()) {
     for (std::size_t g = 0; g < plan_.groups.size(); ++g) {
       const GroupPlan& group = plan_.groups[g];
       for (std::size_t worker = 0; worker < group.workers; ++worker) {
@@ -134,13 +144,16 @@ class Runner {
   // Runs to completion. Returns the sink's value or rethrows the run's first error.
   Result run() {
     check_serializable();
+    TickClock::init();  // before any fork (tally.hpp)
+    ns_per_tick_ = options_.timing ? TickClock::ns_per_tick() : 1.0;
     const bool processes = plan_.process_workers() > 0;
     if (processes) {
       map_shared_memory();
     } else {
-      counters_.emplace(infos_.size(), kSink);
+      blocks_.emplace(infos_.size(), kCount);
     }
-    if (Monitor::wanted(options_)) monitor_.emplace(options_, state_, *counters_, kSink);
+    monitor_.emplace(options_, state_, *blocks_,
+                     RunLayout{names_, plan_, shared_link_, group_of_worker_}, start_);
     make_links();
     const std::size_t threads = plan_.thread_workers();
     std::vector<std::thread> workers;
@@ -185,6 +198,7 @@ class Runner {
       // if that thread cannot start, the calling thread supervises once the source is done).
       std::jthread helper;
       const bool alone = threads == 0 && children_.empty();
+      Monitor* inline_monitor = alone && Monitor::wanted_inline(options_) ? &*monitor_ : nullptr;
       if (!alone) {
         try {
           helper = std::jthread([this] { supervise(); });
@@ -192,15 +206,17 @@ class Runner {
         } catch (...) {
         }
       }
-      thread_main(plan_.groups.front(), 0, alone && monitor_ ? &*monitor_ : nullptr);
+      thread_main(plan_.groups.front(), 0, inline_monitor);
     }
     if (!supervised) supervise();
     for (std::thread& worker : workers) worker.join();
     close_pidfds(children_);
 
     adopt_unreported_failure();
-    if (const std::exception_ptr error = state_.error()) std::rethrow_exception(error);
-    if (monitor_) monitor_->report_finished();
+    const std::exception_ptr error = state_.error();
+    publish_stats(!error);
+    if (error) std::rethrow_exception(error);
+    monitor_->report_finished(stats_);
     if constexpr (!std::is_void_v<Result>) {
       if (plan_.groups.back().mode == Mode::process) return read_remote_result();
       PLUMB_ASSERT(result_.has_value(), "plumb: the sink finished without a result");
@@ -209,6 +225,16 @@ class Runner {
   }
 
  private:
+  // The final statistics, into the Pipeline's last_stats(). Losing them to a failed allocation
+  // must not hide the run's outcome.
+  void publish_stats(bool finished) noexcept {
+    try {
+      stats_ = monitor_->snapshot(finished);
+    } catch (...) {
+      stats_ = Stats{};
+    }
+  }
+
   // --- Set-up ---------------------------------------------------------------------------------
 
   // A type that cannot cross a process boundary is rejected before anything starts.
@@ -243,7 +269,7 @@ class Runner {
   void map_shared_memory() {
     ArenaLayout layout;
     const std::size_t control_at = layout.add(sizeof(SharedControl));
-    const std::size_t counters_at = layout.add(PacketCounters::bytes_for(infos_.size(), kSink));
+    const std::size_t blocks_at = layout.add(StatsBlocks::bytes_for(infos_.size(), kCount));
     const std::size_t outcomes_at = layout.add(infos_.size() * sizeof(std::atomic<WorkerOutcome>));
     const std::size_t result_bytes = plan_.groups.back().mode == Mode::process
                                          ? specs_options(kSink).max_message_size
@@ -267,7 +293,7 @@ class Runner {
     }
     control_ = new (arena_->at(control_at)) SharedControl{};
     state_.share(*control_);
-    counters_.emplace(infos_.size(), kSink, arena_->at(counters_at));
+    blocks_.emplace(infos_.size(), kCount, arena_->at(blocks_at));
     for (std::size_t id = 0; id < infos_.size(); ++id) {
       new (arena_->at(outcomes_at) + id * sizeof(std::atomic<WorkerOutcome>))
           std::atomic<WorkerOutcome>(WorkerOutcome::running);
@@ -502,7 +528,9 @@ class Runner {
 
   // The body of one worker. Never throws: every error is recorded in state_.
   Outcome run_worker(const GroupPlan& group, std::size_t id, Monitor* inline_monitor) noexcept {
-    WorkerContext context(state_, infos_[id], counters_->block(id), inline_monitor);
+    WorkerTally tally(blocks_->clock(id), blocks_->slots(id), options_.timing, ns_per_tick_);
+    tally.start();
+    WorkerContext context(state_, infos_[id], tally, inline_monitor);
     Outcome outcome = Outcome::finished;
     try {
       context.check_stop();
@@ -513,13 +541,13 @@ class Runner {
         } else {
           using In = InputType<kFirst>;
           if (!shared_link_[kFirst - 1]) {
-            LinkInput<In> input(*std::get<kFirst - 1>(ring_links_), state_);
+            LinkInput<In> input(*std::get<kFirst - 1>(ring_links_), state_, tally);
             run_viewed_or_not<kFirst>(input, context);
           } else if constexpr (is_serializable_v<In> && kReadsViews<kFirst>) {
-            ShmViewInput<In> input(*std::get<kFirst - 1>(shm_links_), state_);
+            ShmViewInput<In> input(*std::get<kFirst - 1>(shm_links_), state_, tally);
             run_from<kFirst>(&input, context);
           } else if constexpr (is_serializable_v<In>) {
-            ShmInput<In> input(*std::get<kFirst - 1>(shm_links_), state_);
+            ShmInput<In> input(*std::get<kFirst - 1>(shm_links_), state_, tally);
             run_from<kFirst>(&input, context);
           }
         }
@@ -538,6 +566,7 @@ class Runner {
       outcome = Outcome::failed;
     }
     if (group.last != kSink) producer_done(group.last);
+    tally.finish();
     return outcome;
   }
 
@@ -569,11 +598,12 @@ class Runner {
         }
         if (input->has_unread()) throw_returned_early(context, info);
       } else {
-        GeneratorInput<Output<Index>> output(invoke(), info, input, context);
-        if (plan_.fused[Index + 1]) {
+        const bool fused_next = plan_.fused[Index + 1];
+        GeneratorInput<Output<Index>> output(invoke(), info, input, context, fused_next);
+        if (fused_next) {
           run_viewed_or_not<Index + 1>(static_cast<Input<Output<Index>>&>(output), context);
         } else if (!shared_link_[Index]) {
-          produce(*std::get<Index>(ring_links_), output);
+          produce(*std::get<Index>(ring_links_), output, context.tally());
         } else if constexpr (is_serializable_v<Output<Index>>) {
           produce_shared(*std::get<Index>(shm_links_), output, context, info);
         }
@@ -595,9 +625,9 @@ class Runner {
   // Drains a group's last generator into its output link: a slot first (the generator is not
   // resumed before there is room), then the packet, handed to `publish(slot, packet)`.
   template <class Core, class T, class Publish>
-  void produce(Core& core, Input<T>& output, Publish&& publish) {
+  void produce(Core& core, Input<T>& output, WorkerTally& tally, Publish&& publish) {
     for (;;) {
-      const std::uint32_t slot = core.acquire_slot(state_);
+      const std::uint32_t slot = core.acquire_slot(state_, tally.output_timer());
       T* packet = nullptr;
       try {
         packet = output.next();
@@ -614,8 +644,8 @@ class Runner {
   }
 
   template <class T>
-  void produce(RingLink<T>& link, Input<T>& output) {
-    produce(link.core(), output,
+  void produce(RingLink<T>& link, Input<T>& output, WorkerTally& tally) {
+    produce(link.core(), output, tally,
             [&](std::uint32_t slot, T& packet) { link.publish(slot, std::move(packet), state_); });
   }
 
@@ -624,7 +654,7 @@ class Runner {
   template <class T>
   void produce_shared(ShmLink<T>& link, Input<T>& output, WorkerContext& context,
                       const WorkerInfo& info) {
-    produce(link.core(), output, [&](std::uint32_t slot, const T& packet) {
+    produce(link.core(), output, context.tally(), [&](std::uint32_t slot, const T& packet) {
       const std::size_t size = link.publish(slot, packet, state_);
       if (size == 0) return;
       auto error = std::make_exception_ptr(StageError(
@@ -647,7 +677,7 @@ class Runner {
     if (children_.empty()) return supervise_threads();
     using Clock = std::chrono::steady_clock;
     std::optional<Clock::time_point> kill_at;
-    bool monitoring = monitor_.has_value();
+    bool monitoring = true;  // until the progress callback throws
     for (;;) {
       reap_children();
       const bool threads_running = [&] {
@@ -719,7 +749,7 @@ class Runner {
   void supervise_threads() noexcept {
     std::unique_lock lock(mutex_);
     const auto finished = [this] { return running_ == 0; };
-    bool monitoring = monitor_.has_value();
+    bool monitoring = true;  // until the progress callback throws
     while (!finished()) {
       if (!monitoring) {
         finished_cv_.wait(lock, finished);
@@ -755,8 +785,11 @@ class Runner {
   std::vector<Child> children_;
   bool killed_after_grace_ = false;
 
-  std::optional<PacketCounters> counters_;
-  std::optional<Monitor> monitor_;
+  Stats& stats_;
+  std::chrono::steady_clock::time_point start_;
+  std::optional<StatsBlocks> blocks_;
+  double ns_per_tick_ = 1.0;  // TickClock's, as of the start of the run
+  std::optional<Monitor> monitor_;  // from the start of run()
   RingLinks ring_links_;
   ShmLinks shm_links_;
   ResultStore result_;  // written by the sink worker, read after it was joined

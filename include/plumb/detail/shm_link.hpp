@@ -7,6 +7,7 @@
 #include <plumb/codec.hpp>
 #include <plumb/detail/input.hpp>
 #include <plumb/detail/link_core.hpp>
+#include <plumb/detail/tally.hpp>
 #include <plumb/detail/run_state.hpp>
 #include <plumb/error.hpp>
 
@@ -112,7 +113,8 @@ class ShmLink {
 template <class T>
 class ShmSlotHolder {
  public:
-  ShmSlotHolder(ShmLink<T>& link, const RunState& state) noexcept : link_(link), state_(state) {}
+  ShmSlotHolder(ShmLink<T>& link, const RunState& state, WorkerTally& tally) noexcept
+      : link_(link), state_(state), tally_(tally) {}
   ShmSlotHolder(const ShmSlotHolder&) = delete;
   ShmSlotHolder& operator=(const ShmSlotHolder&) = delete;
   ~ShmSlotHolder() = default;
@@ -121,8 +123,9 @@ class ShmSlotHolder {
   template <class BeforeRelease>
   std::optional<std::span<const std::byte>> next(BeforeRelease&& before_release) {
     release(before_release);
-    const std::uint32_t slot = link_.core().take(state_);
+    const std::uint32_t slot = link_.core().take(state_, tally_.input_timer());
     if (slot == ShmLink<T>::kEnd) return std::nullopt;
+    tally_.took();
     held_ = slot;
     return link_.message(slot);
   }
@@ -137,6 +140,7 @@ class ShmSlotHolder {
  private:
   ShmLink<T>& link_;
   const RunState& state_;
+  WorkerTally& tally_;
   std::uint32_t held_ = ShmLink<T>::kEnd;
 };
 
@@ -147,7 +151,8 @@ class ShmSlotHolder {
 template <class T>
 class ShmInput final : public Input<T> {
  public:
-  ShmInput(ShmLink<T>& link, const RunState& state) noexcept : holder_(link, state) {}
+  ShmInput(ShmLink<T>& link, const RunState& state, WorkerTally& tally) noexcept
+      : holder_(link, state, tally) {}
   ~ShmInput() override {
     holder_.release([this] { current_.reset(); });
   }

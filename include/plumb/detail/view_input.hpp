@@ -38,7 +38,8 @@ class ViewInput final : public Input<View<T>> {
 template <class T>
 class ShmViewInput final : public Input<View<T>> {
  public:
-  ShmViewInput(ShmLink<T>& link, const RunState& state) noexcept : holder_(link, state) {}
+  ShmViewInput(ShmLink<T>& link, const RunState& state, WorkerTally& tally) noexcept
+      : holder_(link, state, tally) {}
   ~ShmViewInput() override {
     holder_.release([this] { current_.reset(); });
   }

@@ -1,0 +1,386 @@
+#pragma once
+// SPDX-License-Identifier: MIT
+// plumb/stats.hpp: Stats, what a run measured per stage and per worker, its bottleneck, and
+// its renderings: a text table, a Graphviz dot graph and a Mermaid flowchart.
+
+#include <plumb/run_options.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cmath>
+#include <cstdint>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace plumb {
+
+/// What one worker of a stage did during a run.
+///
+/// `busy + starved + blocked` is the time from the worker's start to its end (or to the
+/// snapshot, while it runs). For a stage fused into the workers of the stage before it, `busy`
+/// is this stage's estimated share of the worker's busy time (see `StageStats::busy`).
+struct WorkerStats {
+  /// Packets this worker took from its input (0 for a source).
+  std::uint64_t packets_in = 0;
+  /// Packets this worker yielded (0 for the sink).
+  std::uint64_t packets_out = 0;
+  /// Time in user code and in plumb's own per-packet work (moving, serializing, copying).
+  std::chrono::nanoseconds busy{};
+  /// Time waiting for an input packet.
+  std::chrono::nanoseconds starved{};
+  /// Time waiting for a free slot on the output link.
+  std::chrono::nanoseconds blocked{};
+  /// False once the worker has ended.
+  bool running = false;
+};
+
+/// The link from a stage to the next (absent where the next stage is fused: no link).
+struct LinkStats {
+  /// Its slots: the producing stage's in_flight.
+  std::size_t capacity = 0;
+  /// True if it crosses a process boundary (a shared-memory ring).
+  bool shared = false;
+  /// Packets queued (produced, not yet taken) at the snapshot; 0 after a run that finished.
+  std::uint64_t queued = 0;
+  /// Packets queued, averaged over the run (sampled about every 10 ms); `queued` until the
+  /// first sample.
+  double mean_queued = 0;
+};
+
+/// What one stage did during a run: the sums over its workers, and each worker's part.
+struct StageStats {
+  /// Its name (`.name()`, else "stage N").
+  std::string name;
+  /// Where its workers ran: thread, process, or sequential (in the calling thread, or fused).
+  Mode mode = Mode::thread;
+  /// True if it ran inside the workers of the stage before it (no link, no workers of its own).
+  bool fused = false;
+  /// Its workers (for a fused stage: those of the stage it is fused into).
+  std::size_t workers = 1;
+  /// Packets in and out, summed over its workers.
+  std::uint64_t packets_in = 0;
+  std::uint64_t packets_out = 0;
+  /// Times summed over its workers. A run of fused stages shares its workers' time: their
+  /// `starved` goes to the first stage of the run, their `blocked` to the last, and their
+  /// `busy` is split among them by sampling (each stage's first 16 packets and 16 in every
+  /// 16384 are timed, or every packet of a stage that takes 2 us or more), so for fused stages
+  /// it is an estimate, rough for stages that take well under a microsecond per packet.
+  std::chrono::nanoseconds busy{};
+  std::chrono::nanoseconds starved{};
+  std::chrono::nanoseconds blocked{};
+  /// Shares of the run's time: `busy / (elapsed * workers)`, and so on; in [0, 1].
+  double busy_fraction = 0;
+  double starved_fraction = 0;
+  double blocked_fraction = 0;
+  /// Packets out (for the sink: in) per second of the run.
+  double rate = 0;
+  /// Its output link, if it has one.
+  std::optional<LinkStats> output;
+  /// Per worker, by worker index.
+  std::vector<WorkerStats> per_worker;
+};
+
+/// What a run measured: `Pipeline::last_stats()` after a run (successful or not), and the
+/// snapshot passed to `RunOptions::progress` while it runs.
+///
+/// Every count and time is gathered in every mode, with counters in shared memory for worker
+/// processes. Counts are exact; times are exact for waits (clock reads only where a worker
+/// waits on a link) and derived for busy time (time alive less waits), except within a run of
+/// fused stages, whose split is sampled. With `RunOptions::timing` off, times are zero.
+class Stats {
+ public:
+  /// Stages whose busy share is within this of the bottleneck's are named beside it.
+  static constexpr double kCloseToBottleneck = 0.05;
+
+  /// Time since the run started (the whole run, once it has ended).
+  std::chrono::nanoseconds elapsed{};
+  /// True once the run has completed without error (the final progress report and
+  /// `last_stats()` after a successful run).
+  bool finished = false;
+  /// False if `RunOptions::timing` was off: only counts were gathered.
+  bool timed = true;
+  /// Per stage, source first.
+  std::vector<StageStats> stages;
+
+  /// True before the first run (no stages).
+  [[nodiscard]] bool empty() const noexcept { return stages.empty(); }
+
+  /// The stage that limits throughput: the one whose workers spent the largest share of the
+  /// run busy (ties: the earliest). Empty when nothing was timed (no run, timing off, or no
+  /// time measured).
+  [[nodiscard]] std::optional<std::size_t> bottleneck() const noexcept {
+    std::optional<std::size_t> best;
+    for (std::size_t i = 0; i < stages.size(); ++i) {
+      if (stages[i].busy_fraction <= 0) continue;
+      if (!best || stages[i].busy_fraction > stages[*best].busy_fraction) best = i;
+    }
+    return best;
+  }
+
+  /// One sentence on the bottleneck, with its neighbours' waits, e.g.
+  /// "bottleneck: stage 'infer' busy 97%, upstream blocked 80%, downstream starved 75%", and
+  /// the stages nearly as busy (within kCloseToBottleneck), if any.
+  [[nodiscard]] std::string bottleneck_summary() const;
+
+  /// A text table: one row per stage (mode, workers, in_flight, packets, rate, busy, starved,
+  /// blocked, mean queue), then the bottleneck sentence.
+  [[nodiscard]] std::string table() const;
+
+  /// The pipeline as a Graphviz `dot` graph: one box per stage (mode, workers, in_flight, busy
+  /// share and rate, shaded by busy share; the bottleneck outlined), one edge per link (its fill
+  /// level), fused stages boxed together. Render with `dot -Tsvg`.
+  [[nodiscard]] std::string dot() const;
+
+  /// The same picture as a Mermaid flowchart (renders on GitHub and GitLab in a ```mermaid
+  /// block).
+  [[nodiscard]] std::string mermaid() const;
+};
+
+namespace detail {
+
+inline std::string_view mode_label(const StageStats& stage, std::size_t index) {
+  if (stage.fused) return "fused";
+  switch (stage.mode) {
+    case Mode::thread: return "thread";
+    case Mode::process: return "process";
+    case Mode::sequential: return index == 0 ? "caller" : "fused";
+  }
+  return "?";
+}
+
+inline std::string percent(double fraction) { return fmt::format("{:.0f}%", 100 * fraction); }
+
+// 1234567 -> "1.23M": rates and counts in a few characters.
+inline std::string compact(double value) {
+  if (value >= 1e9) return fmt::format("{:.3g}G", value / 1e9);
+  if (value >= 1e6) return fmt::format("{:.3g}M", value / 1e6);
+  if (value >= 1e4) return fmt::format("{:.3g}k", value / 1e3);
+  if (value >= 100) return fmt::format("{:.0f}", value);
+  return fmt::format("{:.3g}", value);
+}
+
+// The stage's workers and mode in words: "4 processes", "1 thread", "fused", "caller".
+inline std::string workers_label(const StageStats& stage, std::size_t index) {
+  if (stage.fused || (stage.mode == Mode::sequential && index > 0)) return "fused";
+  if (stage.mode == Mode::sequential) return "calling thread";
+  const bool one = stage.workers == 1;
+  return fmt::format("{} {}", stage.workers,
+                     stage.mode == Mode::process ? (one ? "process" : "processes")
+                                                 : (one ? "thread" : "threads"));
+}
+
+// A stage's box colour: white when idle, through yellow, to red when busy all the time.
+inline std::string heat_colour(double busy) {
+  const double x = std::clamp(busy, 0.0, 1.0);
+  const auto channel = [](double value) { return static_cast<int>(std::lround(255 * value)); };
+  // white (1,1,1) -> yellow (1,0.85,0.4) -> red (0.95,0.45,0.4)
+  const double g = x < 0.5 ? 1.0 - 0.3 * x : 0.85 - 0.8 * (x - 0.5);
+  const double b = x < 0.5 ? 1.0 - 1.2 * x : 0.4;
+  const double r = x < 0.5 ? 1.0 : 1.0 - 0.1 * (x - 0.5);
+  return fmt::format("#{:02x}{:02x}{:02x}", channel(r), channel(g), channel(b));
+}
+
+// Text inside a dot "..." string.
+inline std::string dot_escape(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// Text inside a Mermaid "..." label: quotes and markup characters as entity codes.
+inline std::string mermaid_escape(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    switch (c) {
+      case '"': out += "#quot;"; break;
+      case '<': out += "#lt;"; break;
+      case '>': out += "#gt;"; break;
+      case '#': out += "#35;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// Calls on_run(first, last) for each run of stages that share workers: a stage and the stages
+// fused after it (first == last for a stage with nothing fused after it).
+template <class OnRun>
+void for_each_run(const std::vector<StageStats>& stages, OnRun&& on_run) {
+  for (std::size_t first = 0; first < stages.size();) {
+    std::size_t last = first;
+    while (last + 1 < stages.size() && stages[last + 1].fused) ++last;
+    on_run(first, last);
+    first = last + 1;
+  }
+}
+
+inline std::string link_label(const LinkStats& link) {
+  const double fill = link.capacity == 0 ? 0 : link.mean_queued / static_cast<double>(link.capacity);
+  return fmt::format("{} slots{}, {} full", link.capacity, link.shared ? " (shm)" : "",
+                     percent(std::clamp(fill, 0.0, 1.0)));
+}
+
+}  // namespace detail
+
+inline std::string Stats::bottleneck_summary() const {
+  const std::optional<std::size_t> index = bottleneck();
+  if (!index) return timed ? "bottleneck: none measured" : "bottleneck: not timed (RunOptions::timing is off)";
+  const StageStats& stage = stages[*index];
+  std::string text = fmt::format("bottleneck: stage '{}' busy {}", stage.name,
+                                 detail::percent(stage.busy_fraction));
+  // The neighbours across links (a fused neighbour shares the stage's workers: it does not wait).
+  if (*index > 0 && stages[*index - 1].output) {
+    fmt::format_to(std::back_inserter(text), ", upstream blocked {}",
+                   detail::percent(stages[*index - 1].blocked_fraction));
+  }
+  if (stage.output) {
+    fmt::format_to(std::back_inserter(text), ", downstream starved {}",
+                   detail::percent(stages[*index + 1].starved_fraction));
+  }
+  // Stages nearly as busy: speeding up the bottleneck alone will not help much.
+  std::string close;
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    if (i == *index || stage.busy_fraction - stages[i].busy_fraction > kCloseToBottleneck) continue;
+    fmt::format_to(std::back_inserter(close), "{}'{}' {}", close.empty() ? "" : ", ", stages[i].name,
+                   detail::percent(stages[i].busy_fraction));
+  }
+  if (!close.empty()) fmt::format_to(std::back_inserter(text), "; nearly as busy: {}", close);
+  return text;
+}
+
+inline std::string Stats::table() const {
+  std::string text = fmt::format("plumb: {} stages, {:.3f} s, {}\n", stages.size(),
+                                 std::chrono::duration<double>(elapsed).count(),
+                                 finished ? "finished" : "not finished");
+  std::size_t width = 5;
+  for (const StageStats& stage : stages) width = std::max(width, stage.name.size());
+  fmt::format_to(std::back_inserter(text),
+                 "{:>2}  {:<{}}  {:<7} {:>7} {:>9} {:>10} {:>10} {:>9} {:>6} {:>8} {:>8} {:>11}\n",
+                 "#", "stage", width, "mode", "workers", "in_flight", "in", "out", "per s",
+                 "busy", "starved", "blocked", "queue");
+  const auto fraction = [&](double value) {
+    return timed ? fmt::format("{:.1f}%", 100 * value) : std::string("-");
+  };
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    const StageStats& stage = stages[i];
+    const std::string in_flight =
+        stage.output ? fmt::format("{}", stage.output->capacity) : std::string("-");
+    const std::string in = i == 0 ? std::string("-") : fmt::format("{}", stage.packets_in);
+    const std::string out =
+        i + 1 == stages.size() ? std::string("-") : fmt::format("{}", stage.packets_out);
+    const std::string queue =
+        stage.output ? fmt::format("{:.1f}/{}", stage.output->mean_queued, stage.output->capacity)
+                     : std::string("-");
+    fmt::format_to(std::back_inserter(text),
+                   "{:>2}  {:<{}}  {:<7} {:>7} {:>9} {:>10} {:>10} {:>9} {:>6} {:>8} {:>8} {:>11}\n",
+                   i, stage.name, width, detail::mode_label(stage, i), stage.workers, in_flight,
+                   in, out, detail::compact(stage.rate), fraction(stage.busy_fraction),
+                   fraction(stage.starved_fraction), fraction(stage.blocked_fraction), queue);
+  }
+  text += bottleneck_summary();
+  text += '\n';
+  return text;
+}
+
+inline std::string Stats::dot() const {
+  const std::optional<std::size_t> slowest = bottleneck();
+  std::string text =
+      "digraph plumb {\n"
+      "  rankdir=LR;\n  fontname=\"Helvetica\";\n  fontsize=11;\n"
+      "  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=11];\n"
+      "  edge [fontname=\"Helvetica\", fontsize=10];\n";
+  fmt::format_to(std::back_inserter(text), "  label=\"{}\";\n  labelloc=b;\n",
+                 detail::dot_escape(bottleneck_summary()));
+  const auto node = [&](std::size_t i, std::string_view indent) {
+    const StageStats& stage = stages[i];
+    std::string label = fmt::format("{}\\n{}", detail::dot_escape(stage.name), detail::workers_label(stage, i));
+    if (stage.output) fmt::format_to(std::back_inserter(label), ", in_flight {}", stage.output->capacity);
+    if (timed) {
+      fmt::format_to(std::back_inserter(label), "\\nbusy {}, {}/s", detail::percent(stage.busy_fraction),
+                     detail::compact(stage.rate));
+    }
+    const bool bottleneck = slowest == i;
+    return fmt::format("{}s{} [label=\"{}\", fillcolor=\"{}\"{}];\n", indent, i, label,
+                       detail::heat_colour(stage.busy_fraction),
+                       bottleneck ? ", penwidth=3, color=\"#b00000\"" : "");
+  };
+  // A run of fused stages shares its workers: one cluster per run of length > 1.
+  detail::for_each_run(stages, [&](std::size_t first, std::size_t last) {
+    if (last == first) {
+      text += node(first, "  ");
+      return;
+    }
+    fmt::format_to(std::back_inserter(text),
+                   "  subgraph cluster_{} {{\n    label=\"fused: one worker runs stages {}-{}\";\n"
+                   "    style=dashed; fontname=\"Helvetica\"; fontsize=10;\n",
+                   first, first, last);
+    for (std::size_t i = first; i <= last; ++i) text += node(i, "    ");
+    text += "  }\n";
+  });
+  for (std::size_t i = 0; i + 1 < stages.size(); ++i) {
+    const StageStats& stage = stages[i];
+    if (!stage.output) {
+      fmt::format_to(std::back_inserter(text), "  s{} -> s{} [style=dashed, label=\"no link\"];\n", i,
+                     i + 1);
+      continue;
+    }
+    const double fill = stage.output->capacity == 0
+                            ? 0
+                            : stage.output->mean_queued / static_cast<double>(stage.output->capacity);
+    fmt::format_to(std::back_inserter(text), "  s{} -> s{} [label=\"{}\", penwidth={:.1f}];\n", i,
+                   i + 1, detail::link_label(*stage.output), 1 + 3 * std::clamp(fill, 0.0, 1.0));
+  }
+  text += "}\n";
+  return text;
+}
+
+inline std::string Stats::mermaid() const {
+  const std::optional<std::size_t> slowest = bottleneck();
+  std::string text = "flowchart LR\n";
+  const auto node = [&](std::size_t i, std::string_view indent) {
+    const StageStats& stage = stages[i];
+    std::string label =
+        fmt::format("<b>{}</b><br/>{}", detail::mermaid_escape(stage.name), detail::workers_label(stage, i));
+    if (stage.output) fmt::format_to(std::back_inserter(label), ", in_flight {}", stage.output->capacity);
+    if (timed) {
+      fmt::format_to(std::back_inserter(label), "<br/>busy {}, {}/s",
+                     detail::percent(stage.busy_fraction), detail::compact(stage.rate));
+    }
+    return fmt::format("{}s{}[\"{}\"]\n", indent, i, label);
+  };
+  detail::for_each_run(stages, [&](std::size_t first, std::size_t last) {
+    if (last == first) {
+      text += node(first, "  ");
+      return;
+    }
+    fmt::format_to(std::back_inserter(text), "  subgraph fused{}[\"fused: one worker runs stages {}-{}\"]\n",
+                   first, first, last);
+    for (std::size_t i = first; i <= last; ++i) text += node(i, "    ");
+    text += "  end\n";
+  });
+  for (std::size_t i = 0; i + 1 < stages.size(); ++i) {
+    if (stages[i].output) {
+      fmt::format_to(std::back_inserter(text), "  s{} -->|\"{}\"| s{}\n", i,
+                     detail::link_label(*stages[i].output), i + 1);
+    } else {
+      fmt::format_to(std::back_inserter(text), "  s{} -.->|no link| s{}\n", i, i + 1);
+    }
+  }
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    fmt::format_to(std::back_inserter(text), "  style s{} fill:{}{}\n", i,
+                   detail::heat_colour(stages[i].busy_fraction),
+                   slowest == i ? ",stroke:#b00000,stroke-width:3px" : "");
+  }
+  return text;
+}
+
+}  // namespace plumb
