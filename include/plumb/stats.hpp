@@ -167,8 +167,9 @@ inline std::string compact(double value) {
 
 // The stage's workers and mode in words: "4 processes", "1 thread", "fused", "caller".
 inline std::string workers_label(const StageStats& stage, std::size_t index) {
-  if (stage.fused || (stage.mode == Mode::sequential && index > 0)) return "fused";
-  if (stage.mode == Mode::sequential) return "calling thread";
+  const std::string_view place = mode_label(stage, index);
+  if (place == "fused") return "fused";
+  if (place == "caller") return "calling thread";
   const bool one = stage.workers == 1;
   return fmt::format("{} {}", stage.workers,
                      stage.mode == Mode::process ? (one ? "process" : "processes")

@@ -49,12 +49,7 @@ class TickClock {
  public:
   static void init() noexcept { (void)state(); }
 
-  [[nodiscard]] static std::int64_t now() noexcept {
-#if defined(__x86_64__)
-    if (state().tsc) return static_cast<std::int64_t>(__rdtsc());
-#endif
-    return now_ns();
-  }
+  [[nodiscard]] static std::int64_t now() noexcept { return now_raw(state().tsc); }
 
   // The cost of one now() in ticks: the smallest gap between two reads in a row.
   [[nodiscard]] static std::int64_t read_cost() noexcept { return state().read_cost; }
@@ -92,7 +87,7 @@ class TickClock {
       }
 #endif
       made.reference_ns = now_ns();
-      made.reference_ticks = made.tsc ? now_raw(true) : made.reference_ns;
+      made.reference_ticks = now_raw(made.tsc);
       made.read_cost = std::numeric_limits<std::int64_t>::max();
       for (int i = 0; i < 100; ++i) {
         const std::int64_t first = now_raw(made.tsc);
