@@ -10,6 +10,8 @@ packages=(
   catch2 libbenchmark-dev libtbb-dev                    # tests; benchmarks and their baseline
   gdb                                                   # stacks of a hung stress trial
   graphviz                                              # stats_test renders Stats::dot()
+  zlib1g-dev gzip pigz                                  # example parallel_gzip, its test and benchmark
+  doxygen                                               # the API reference (docs/api.sh)
 )
 
 missing=()

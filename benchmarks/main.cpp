@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace bench {
@@ -24,6 +25,7 @@ namespace {
 struct Result {
   double items_per_second = 0;
   double bytes_per_second = 0;
+  double output_ratio = 0;  // gzip/*: compressed size / input size
   std::string error;
 };
 
@@ -47,6 +49,7 @@ class TableReporter final : public benchmark::ConsoleReporter {
       }
       result.items_per_second = counter(run, "items_per_second");
       result.bytes_per_second = counter(run, "bytes_per_second");
+      result.output_ratio = counter(run, "output_ratio");
     }
   }
 
@@ -171,6 +174,34 @@ class Tables {
     }
   }
 
+  // examples/parallel_gzip against pigz with as many workers, and gzip.
+  void compression() const {
+    const Result* pigz2 = reporter_.find("gzip/pigz_p2");
+    if (pigz2 == nullptr) return;
+    fmt::print("\n## Compression: examples/parallel_gzip, pigz, gzip (level 6, 32 MiB of "
+               "/usr/include headers)\n\n| runner | throughput | output | to pigz, same "
+               "workers |\n|---|---:|---:|---:|\n");
+    for (const auto& [runner, peer] : {std::pair{"parallel_gzip_w1", "pigz_p1"},
+                                       {"pigz_p1", ""},
+                                       {"parallel_gzip_w2", "pigz_p2"},
+                                       {"pigz_p2", ""},
+                                       {"gzip", ""}}) {
+      const Result* result = reporter_.find(fmt::format("gzip/{}", runner));
+      if (result == nullptr) continue;
+      if (!result->error.empty()) {
+        fmt::print("| {} | error: {} | | |\n", runner, result->error);
+        continue;
+      }
+      const Result* base = *peer ? reporter_.find(fmt::format("gzip/{}", peer)) : nullptr;
+      const bool compared = base != nullptr && base->error.empty() && base->bytes_per_second > 0;
+      fmt::print("| {} | {:.1f} MB/s | {:.2f}% | {} |\n", runner, result->bytes_per_second / 1e6,
+                 100 * result->output_ratio,
+                 compared ? fmt::format("{:.2f}x", result->bytes_per_second /
+                                                       base->bytes_per_second)
+                          : "");
+    }
+  }
+
   void targets() const {
     fmt::print("\n## Targets (issues 5 and 7)\n\n| target | measured | |\n|---|---:|---|\n");
     using enum Workload;
@@ -271,6 +302,7 @@ int main(int argc, char** argv) {
     }
   }
   bench::register_limits();
+  bench::register_gzip();
 
   bench::TableReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
@@ -280,6 +312,7 @@ int main(int argc, char** argv) {
   tables.ratios();
   tables.stats_overhead();
   tables.limits();
+  tables.compression();
   tables.targets();
   bench::show_stats();
   benchmark::Shutdown();

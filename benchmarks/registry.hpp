@@ -24,6 +24,8 @@ constexpr std::string_view workload_name(Workload workload) {
 void register_plumb(Workload workload, const Config& config);  // pipeline_bench.cpp
 void register_tbb(Workload workload, const Config& config);    // tbb_bench.cpp
 void register_limits();                                        // limits_bench.cpp
+// examples/parallel_gzip against pigz and gzip, when the example is built.
+void register_gzip();                                          // gzip_bench.cpp
 // Runs small/deep once per mode with a progress line and prints its statistics table.
 void show_stats();                                             // pipeline_bench.cpp
 

@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: MIT
+// examples/parallel_gzip.cpp: gzip with N worker processes, pigz-style.
+//
+//   example_parallel_gzip INPUT OUTPUT [--workers N] [--level 0-9] [--chunk KIB] [--stats]
+//
+// read (one process) -> compress (N worker processes) -> write (one process):
+// - read cuts INPUT into chunks of 128 KiB and sends each with the 32 KiB before it;
+// - compress deflates a chunk with zlib, primed with those 32 KiB as its dictionary, so
+//   matches still reach back across chunk boundaries (the ratio stays gzip's). Every chunk but
+//   the last ends with a sync flush: its deflate blocks end on a byte boundary and none is
+//   final, so the chunks concatenate into one valid deflate stream;
+// - write puts the chunks back in input order (the workers finish them out of order), wraps
+//   them in a gzip header and trailer, and combines the chunks' CRC-32s.
+// The output is one ordinary gzip member: `gzip -t`, `gzip -d` and `pigz -d` read it.
+
+#include <plumb/plumb.hpp>
+
+#include <zlib.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using Bytes = std::vector<std::uint8_t>;
+
+constexpr std::size_t kWindow = 32 * 1024;  // deflate's window: how far back a match reaches
+
+struct Chunk {
+  std::uint64_t sequence = 0;
+  bool last = false;
+  Bytes dictionary;  // the kWindow bytes of input before `data` (fewer at the start)
+  Bytes data;
+};
+
+struct Compressed {
+  std::uint64_t sequence = 0;
+  bool last = false;
+  std::uint32_t crc = 0;      // CRC-32 of the chunk's input
+  std::uint64_t length = 0;   // input bytes
+  Bytes deflated;
+};
+
+struct Summary {
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::uint64_t chunks = 0;
+  std::uint64_t most_held = 0;  // most chunks the writer held back, waiting for an earlier one
+};
+
+std::runtime_error file_error(std::string_view what, const std::string& path) {
+  return std::runtime_error(std::string(what) + " '" + path + "': " + std::strerror(errno));
+}
+
+struct FileCloser {
+  void operator()(std::FILE* file) const { std::fclose(file); }
+};
+using File = std::unique_ptr<std::FILE, FileCloser>;
+
+File open(const std::string& path, const char* mode) {
+  File file(std::fopen(path.c_str(), mode));
+  if (!file) throw file_error(*mode == 'r' ? "cannot open input" : "cannot create output", path);
+  return file;
+}
+
+// Source: the input in chunks, each with the window before it. Reads one chunk ahead, to
+// mark the last one (an empty input is one empty, last chunk).
+plumb::Generator<Chunk> read_chunks(std::string path, std::size_t chunk_size) {
+  const File file = open(path, "rb");
+  auto fill = [&](Bytes& buffer) {
+    buffer.resize(chunk_size);
+    const std::size_t got = std::fread(buffer.data(), 1, chunk_size, file.get());
+    if (got < chunk_size && std::ferror(file.get())) throw file_error("cannot read", path);
+    buffer.resize(got);
+  };
+  Bytes current;
+  fill(current);
+  Bytes window;
+  for (std::uint64_t sequence = 0;; ++sequence) {
+    Bytes next;
+    if (current.size() == chunk_size) fill(next);
+    const bool last = next.empty();
+    Bytes tail(current.end() - static_cast<std::ptrdiff_t>(std::min(kWindow, current.size())),
+               current.end());
+    Chunk chunk{sequence, last, std::move(window), std::move(current)};
+    co_yield std::move(chunk);
+    if (last) co_return;
+    // The next chunk's dictionary: the last kWindow bytes before it (this chunk is a whole
+    // chunk_size, so at least kWindow when chunk_size >= kWindow).
+    window = std::move(tail);
+    current = std::move(next);
+  }
+}
+
+// One zlib deflate state per worker, reset for each chunk.
+class Deflater {
+ public:
+  explicit Deflater(int level) {
+    // windowBits -15: raw deflate, no zlib header; the writer adds gzip's.
+    if (deflateInit2(&stream_, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+      throw std::runtime_error("zlib: deflateInit2 failed (level " + std::to_string(level) + ")");
+    }
+  }
+  Deflater(const Deflater&) = delete;
+  Deflater& operator=(const Deflater&) = delete;
+  ~Deflater() { deflateEnd(&stream_); }
+
+  Bytes deflate(const Chunk& chunk) {
+    check(deflateReset(&stream_), "deflateReset");
+    if (!chunk.dictionary.empty()) {
+      check(deflateSetDictionary(&stream_, chunk.dictionary.data(),
+                                 static_cast<uInt>(chunk.dictionary.size())),
+            "deflateSetDictionary");
+    }
+    // deflateBound covers Z_FINISH; a sync flush adds at most an empty stored block (5 bytes)
+    // more, and the loop below grows the buffer if zlib ever needs more still.
+    Bytes out(deflateBound(&stream_, static_cast<uLong>(chunk.data.size())) + 16);
+    stream_.next_in = const_cast<Bytef*>(chunk.data.data());  // zlib's API is not const
+    stream_.avail_in = static_cast<uInt>(chunk.data.size());
+    std::size_t used = 0;
+    const int flush = chunk.last ? Z_FINISH : Z_SYNC_FLUSH;
+    for (;;) {
+      stream_.next_out = out.data() + used;
+      stream_.avail_out = static_cast<uInt>(out.size() - used);
+      const int status = ::deflate(&stream_, flush);
+      if (status != Z_OK && status != Z_STREAM_END && status != Z_BUF_ERROR) {
+        check(status, "deflate");
+      }
+      used = out.size() - stream_.avail_out;
+      const bool done = chunk.last ? status == Z_STREAM_END
+                                   : stream_.avail_in == 0 && stream_.avail_out > 0;
+      if (done) break;
+      out.resize(out.size() * 2);
+    }
+    out.resize(used);
+    return out;
+  }
+
+ private:
+  static void check(int status, const char* call) {
+    if (status != Z_OK) throw std::runtime_error(std::string("zlib: ") + call + " failed");
+  }
+  z_stream stream_{};
+};
+
+// Processor: runs in each of the N worker processes.
+plumb::Generator<Compressed> deflate_chunks(plumb::Stream<Chunk> in, int level) {
+  Deflater deflater(level);
+  for (const Chunk& chunk : in) {
+    const auto crc = static_cast<std::uint32_t>(
+        crc32(0, chunk.data.data(), static_cast<uInt>(chunk.data.size())));
+    Compressed compressed{chunk.sequence, chunk.last, crc, chunk.data.size(),
+                          deflater.deflate(chunk)};
+    co_yield std::move(compressed);
+  }
+}
+
+void put_le32(std::FILE* file, std::uint32_t value) {
+  const std::uint8_t bytes[4] = {static_cast<std::uint8_t>(value), static_cast<std::uint8_t>(value >> 8),
+                                 static_cast<std::uint8_t>(value >> 16),
+                                 static_cast<std::uint8_t>(value >> 24)};
+  std::fwrite(bytes, 1, sizeof bytes, file);
+}
+
+// Sink: restores input order and writes the gzip member. Chunks that arrive before their turn
+// wait in `early`; how many can wait depends on how unevenly the workers run (a worker stuck
+// on one chunk lets the others run ahead), so the example reports the most it held.
+Summary write_gzip(plumb::Stream<Compressed> in, std::string path) {
+  const File file = open(path, "wb");
+  // Header: magic, deflate, no flags, no mtime, no extra flags, OS unknown (RFC 1952).
+  const std::uint8_t header[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255};
+  std::fwrite(header, 1, sizeof header, file.get());
+
+  Summary summary;
+  std::uint32_t crc = 0;
+  bool finished = false;
+  std::map<std::uint64_t, Compressed> early;
+  for (Compressed& chunk : in) {
+    early.emplace(chunk.sequence, std::move(chunk));
+    summary.most_held = std::max<std::uint64_t>(summary.most_held, early.size() - 1);
+    for (auto next = early.begin(); next != early.end() && next->first == summary.chunks;
+         next = early.erase(next)) {
+      const Compressed& ready = next->second;
+      std::fwrite(ready.deflated.data(), 1, ready.deflated.size(), file.get());
+      crc = static_cast<std::uint32_t>(
+          crc32_combine(crc, ready.crc, static_cast<z_off_t>(ready.length)));
+      summary.bytes_in += ready.length;
+      summary.bytes_out += ready.deflated.size();
+      finished = ready.last;
+      ++summary.chunks;
+    }
+  }
+  if (!finished || !early.empty()) {
+    throw std::runtime_error("write: the stream ended without its last chunk (" +
+                             std::to_string(early.size()) + " chunks out of order)");
+  }
+  put_le32(file.get(), crc);
+  put_le32(file.get(), static_cast<std::uint32_t>(summary.bytes_in));  // ISIZE: size mod 2^32
+  if (std::fflush(file.get()) != 0 || std::ferror(file.get())) throw file_error("cannot write", path);
+  summary.bytes_out += sizeof header + 8;
+  return summary;
+}
+
+struct Arguments {
+  std::string input, output;
+  int workers = 2;
+  int level = 6;
+  std::size_t chunk_kib = 128;
+  bool stats = false;
+};
+
+[[noreturn]] void usage(const std::string& problem) {
+  std::cerr << "parallel_gzip: " << problem << "\n"
+            << "usage: parallel_gzip INPUT OUTPUT [--workers N] [--level 0-9] [--chunk KIB] "
+               "[--stats]\n";
+  std::exit(2);
+}
+
+template <class Int>
+Int number(std::string_view text, std::string_view option, Int low, Int high) {
+  Int value{};
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc{} || end != text.data() + text.size() || value < low || value > high) {
+    usage(std::string(option) + " takes a number from " + std::to_string(low) + " to " +
+          std::to_string(high) + ", not '" + std::string(text) + "'");
+  }
+  return value;
+}
+
+Arguments parse(int argc, char** argv) {
+  Arguments arguments;
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    auto value = [&]() -> std::string_view {
+      if (i + 1 == argc) usage(std::string(arg) + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--workers") {
+      arguments.workers = number(value(), arg, 1, 128);
+    } else if (arg == "--level") {
+      arguments.level = number(value(), arg, 0, 9);
+    } else if (arg == "--chunk") {
+      arguments.chunk_kib = number<std::size_t>(value(), arg, 32, 64 * 1024);
+    } else if (arg == "--stats") {
+      arguments.stats = true;
+    } else if (arg.starts_with("--")) {
+      usage("unknown option " + std::string(arg));
+    } else {
+      positional.emplace_back(arg);
+    }
+  }
+  if (positional.size() != 2) usage("needs INPUT and OUTPUT");
+  arguments.input = positional[0];
+  arguments.output = positional[1];
+  return arguments;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Arguments arguments = parse(argc, argv);
+  const std::size_t chunk = arguments.chunk_kib * 1024;
+  const auto workers = static_cast<std::size_t>(arguments.workers);
+  // A slot holds one encoded packet: the chunk and its window, or the deflated chunk (at most
+  // a little larger than its input, for incompressible data), plus a few length fields.
+  const std::size_t slot = chunk + kWindow + chunk / 512 + 4096;
+  plumb::Pipeline pipeline{
+      plumb::stage(read_chunks, arguments.input, chunk).name("read").in_flight(2 * workers)
+          .max_message_size(slot),
+      plumb::stage(deflate_chunks, arguments.level).name("compress").workers(workers)
+          .in_flight(2 * workers).max_message_size(slot),
+      plumb::stage(write_gzip, arguments.output).name("write"),
+  };
+  try {
+    const Summary summary = pipeline.run(plumb::Mode::process);
+    std::cout << arguments.input << ": " << summary.bytes_in << " -> " << summary.bytes_out
+              << " bytes ("
+              << (summary.bytes_in ? 100.0 * static_cast<double>(summary.bytes_out) /
+                                         static_cast<double>(summary.bytes_in)
+                                   : 100.0)
+              << "%), " << summary.chunks << " chunks, " << arguments.workers
+              << " workers; at most " << summary.most_held << " chunks held back for order\n";
+    if (arguments.stats) std::cout << pipeline.last_stats().table();
+  } catch (const std::exception& error) {
+    std::cerr << "parallel_gzip: " << error.what() << "\n";
+    if (const auto& failure = pipeline.last_failure()) {
+      std::cerr << "  (stage '" << failure->stage_name << "', worker " << failure->worker_index << ")\n";
+    }
+    std::remove(arguments.output.c_str());
+    return 1;
+  }
+  return 0;
+}
