@@ -85,9 +85,10 @@ template <class T>
 inline constexpr bool is_serializable_v =
     detail::HasUserCodec<T> || detail::SerialTraits<std::remove_cv_t<T>>::serializable;
 
-/// Writes a message: into a slot, or only counting its size (the first of the two passes every
-/// message takes: size, then bytes, so that an oversized message is rejected before a byte is
-/// written).
+/// Writes a message into a slot, or only counts its size.
+///
+/// Every message takes two passes, size then bytes, so that an oversized message is rejected
+/// before a byte is written.
 ///
 /// Thread or process affinity: one thread.
 class Writer {
@@ -150,6 +151,7 @@ class DecodeError : public Error {
 /// Reads a message written by Writer.
 class Reader {
  public:
+  /// A Reader of the message `data`, from its first byte.
   explicit Reader(std::span<const std::byte> data) noexcept : data_(data) {}
 
   /// Reads one value of type T.
@@ -322,7 +324,7 @@ struct SerialTraits<std::unordered_set<Key, Hash, Equal, Allocator>> {
 
 // --- The wire format -------------------------------------------------------------------------
 // Everything is written in host byte order (both ends are forks of one process). Lengths and
-// counts are 64-bit. Bulk arrays of blocks are aligned to their element's alignment (at least 8)
+// counts are 64-bit. Bulk arrays of blocks start at a multiple of kBulkAlignment (64 bytes)
 // so that a reader can view them in place.
 
 inline constexpr std::size_t kBulkAlignment = 64;

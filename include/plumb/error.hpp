@@ -35,6 +35,8 @@ class ConfigError : public Error {
 /// Example: a processor that returned while its input still had packets.
 class StageError : public Error {
  public:
+  /// Makes an error with the message `what`, raised by worker `worker_index` of the stage at
+  /// `stage_index`, named `stage_name`.
   StageError(const std::string& what, std::size_t stage_index, std::string stage_name,
              std::size_t worker_index)
       : Error(what),
@@ -55,11 +57,13 @@ class StageError : public Error {
   std::size_t worker_index_;
 };
 
-/// A worker process threw an exception of a type that cannot be rebuilt in the caller (not one
-/// of the std::logic_error and std::runtime_error families or std::bad_alloc): it arrives as this
-/// error, carrying the original type's name and message.
+/// A worker process threw an exception of a type that cannot be rebuilt in the caller.
+///
+/// Types outside the std::logic_error and std::runtime_error families and std::bad_alloc arrive
+/// as this error, carrying the original type's name and message.
 class RemoteError : public StageError {
  public:
+  /// Makes a StageError (see there) for an exception of the type named `type_name`.
   RemoteError(const std::string& what, std::size_t stage_index, std::string stage_name,
               std::size_t worker_index, std::string type_name)
       : StageError(what, stage_index, std::move(stage_name), worker_index),
@@ -75,6 +79,7 @@ class RemoteError : public StageError {
 /// status 0 before finishing its stream.
 class WorkerDiedError : public StageError {
  public:
+  /// Makes a StageError (see there) for the worker process `pid`.
   WorkerDiedError(const std::string& what, std::size_t stage_index, std::string stage_name,
                   std::size_t worker_index, long pid)
       : StageError(what, stage_index, std::move(stage_name), worker_index), pid_(pid) {}
@@ -100,6 +105,7 @@ class CancelledError : public Error {
 /// An operating-system facility failed: shared memory, fork, waitpid.
 class IpcError : public Error {
  public:
+  /// Makes an error with the message `what` and the operating system's error `code`.
   IpcError(const std::string& what, std::error_code code) : Error(what), code_(code) {}
   /// The error reported by the operating system.
   [[nodiscard]] std::error_code code() const noexcept { return code_; }

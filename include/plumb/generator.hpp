@@ -53,7 +53,9 @@ class [[nodiscard]] Generator {
  public:
   class promise_type;
   class iterator;
+  /// The type of the values the body yields.
   using value_type = T;
+  /// What an iterator gives: the current value, which the consumer may move from.
   using reference = T&;
   using handle_type = std::coroutine_handle<promise_type>;
 
@@ -125,20 +127,29 @@ class [[nodiscard]] Generator {
   /// The input iterator of a Generator; `*it` is the current value as `T&`.
   class iterator {
    public:
+    /// The type of the values the body yields.
     using value_type = T;
+    /// What `*it` gives: the current value, which the consumer may move from.
     using reference = T&;
+    /// Required by `std::input_iterator`; never used for arithmetic.
     using difference_type = std::ptrdiff_t;
+    /// Single pass: an input iterator.
     using iterator_concept = std::input_iterator_tag;
 
+    /// An iterator at the end (what `begin()` returns for an empty generator).
     iterator() noexcept = default;
+    /// Returns the current value. Valid until the next `++it`.
     reference operator*() const noexcept { return *value_; }
+    /// Points at the current value. Valid until the next `++it`.
     T* operator->() const noexcept { return value_; }
     /// Resumes the body until its next value. Throws what the body throws.
     iterator& operator++() {
       value_ = handle_.promise().resume(handle_);
       return *this;
     }
+    /// Resumes the body until its next value, as `++it` (returns nothing: single pass).
     void operator++(int) { ++*this; }
+    /// True once the body has finished: the iterator has reached `end()`.
     friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
       return it.value_ == nullptr;
     }
@@ -150,8 +161,12 @@ class [[nodiscard]] Generator {
     T* value_ = nullptr;
   };
 
+  /// An empty generator: no body, yields nothing.
   Generator() noexcept = default;
+  /// Takes over the coroutine of `other`, which becomes empty.
   Generator(Generator&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+  /// Destroys this generator's coroutine, then takes over the one of `other`, which becomes
+  /// empty.
   Generator& operator=(Generator&& other) noexcept {
     if (this != &other) {
       destroy();
@@ -161,6 +176,7 @@ class [[nodiscard]] Generator {
   }
   Generator(const Generator&) = delete;
   Generator& operator=(const Generator&) = delete;
+  /// Destroys the coroutine, and with it the body's locals if the body has not finished.
   ~Generator() { destroy(); }
 
   /// Starts the body and runs it to its first value. Call once.
@@ -170,6 +186,7 @@ class [[nodiscard]] Generator {
     if (!handle_) return iterator{};
     return iterator{handle_, handle_.promise().resume(handle_)};
   }
+  /// The end of the range: an iterator equals it once the body has finished.
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:

@@ -108,10 +108,17 @@ class Pipeline {
   /// Takes the stages in order: source first, sink last.
   explicit Pipeline(Stages... stages) : stages_(std::move(stages)...) {}
 
+  /// Takes over the stages of `other` and the results of its last run (`last_failure()`,
+  /// `last_stats()`).
+  ///
+  /// Preconditions: `other` is not running.
   Pipeline(Pipeline&& other) noexcept
       : stages_(std::move(other.stages_)),
         last_failure_(std::move(other.last_failure_)),
         last_stats_(std::move(other.last_stats_)) {}
+  /// Replaces the stages and the results of the last run with those of `other`.
+  ///
+  /// Preconditions: neither pipeline is running.
   Pipeline& operator=(Pipeline&& other) noexcept {
     stages_ = std::move(other.stages_);
     last_failure_ = std::move(other.last_failure_);
@@ -220,6 +227,7 @@ class Pipeline {
   detail::ArenaCache arena_;  // the shared mapping of the last process-mode run, reused
 };
 
+/// Lets `plumb::Pipeline pipeline{plumb::stage(a), plumb::stage(b)}` deduce the stage types.
 template <class... Stages>
 Pipeline(Stages...) -> Pipeline<Stages...>;
 

@@ -2,6 +2,10 @@
 // SPDX-License-Identifier: MIT
 // plumb/plumb.hpp: the umbrella header; includes the whole public API.
 
+/// @namespace plumb
+/// The whole public API: build a `Pipeline` from `stage()` specs and `run()` it. The names in
+/// the nested namespace `detail` are internal.
+
 #include <plumb/codec.hpp>
 #include <plumb/error.hpp>
 #include <plumb/generator.hpp>

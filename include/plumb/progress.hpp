@@ -18,14 +18,14 @@
 
 namespace plumb {
 
-/// A `RunOptions::progress` callback that writes one status line per report:
+/// A `RunOptions::progress` callback that writes one status line per report. A line reads
 ///
 ///     plumb 12.0 s | read 1.2k/s (14.4k) | infer* 98/s (1.18k) | write 98/s (1.18k)
 ///
 /// with, per stage, the packets per second since the previous report (in the final report: over
-/// the whole run) and the total so far (the sink counts packets in, the others packets out); `*` marks the current bottleneck. On a
-/// terminal the line is rewritten in place and the final report ends it; elsewhere (a file, a
-/// pipe, CI logs) each report is a line of its own.
+/// the whole run) and the total so far (the sink counts packets in, the others packets out);
+/// `*` marks the current bottleneck. On a terminal the line is rewritten in place and the final
+/// report ends it; elsewhere (a file, a pipe, CI logs) each report is a line of its own.
 ///
 /// Copies share their state (the previous report), so it can be passed by value; use it for one
 /// run at a time.
@@ -36,11 +36,13 @@ namespace plumb {
 /// ```
 class ProgressLine {
  public:
-  /// Writes to `out` (default: standard error); `in_place`: rewrite the line (default: if `out`
-  /// is a terminal).
+  /// Writes to `out` (default: standard error), rewriting the line in place if `out` is a
+  /// terminal.
   explicit ProgressLine(std::FILE* out = stderr) : ProgressLine(out, ::isatty(::fileno(out)) == 1) {}
+  /// Writes to `out`; `in_place`: rewrite the line in place rather than write a line per report.
   ProgressLine(std::FILE* out, bool in_place) : state_(std::make_shared<State>(out, in_place)) {}
 
+  /// Writes the report on `stats` (see `format()`); `RunOptions::progress` calls it.
   void operator()(const Stats& stats) const {
     const std::string line = format(stats);
     State& state = *state_;

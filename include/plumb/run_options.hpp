@@ -21,7 +21,7 @@ enum class Mode {
 
 class Stats;
 
-/// How `Pipeline::run()` runs; an aggregate, so designated initializers work:
+/// How `Pipeline::run()` runs. An aggregate, so designated initializers work:
 /// `pipeline.run({.mode = plumb::Mode::process, .inactivity_timeout = std::chrono::seconds(30)})`.
 struct RunOptions {
   /// The mode of every stage that does not set its own with `.mode()`.

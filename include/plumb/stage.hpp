@@ -17,11 +17,11 @@ namespace plumb {
 /// Default `max_message_size`: 128 KiB per slot of a link that crosses a process boundary
 /// (the Python reference's DEFAULT_BUF_SIZE). Links inside one process ignore it.
 inline constexpr std::size_t kDefaultMaxMessageSize = std::size_t{128} * 1024;
-/// Most workers a stage may have.
+/// Most workers a stage may have (128).
 inline constexpr int kMaxWorkers = 128;
 /// Largest `max_message_size` a stage may ask for (1 TiB).
 inline constexpr std::size_t kMaxMessageSize = std::size_t{1} << 40;
-/// Largest `in_flight` a stage may ask for.
+/// Largest `in_flight` a stage may ask for (2^20).
 inline constexpr std::int64_t kMaxInFlight = std::int64_t{1} << 20;
 
 /// The options of one stage, as set with the chainable setters of `Stage`. Checked by
@@ -47,9 +47,13 @@ struct StageOptions {
 template <class F, class... Constants>
 class Stage {
  public:
+  /// The stored callable's type (decayed by `plumb::stage()`).
   using callable_type = F;
+  /// The stored constants, as a tuple (decayed by `plumb::stage()`).
   using constants_type = std::tuple<Constants...>;
 
+  /// Stores the callable and the constants, with default options. Prefer `plumb::stage()`,
+  /// which deduces `F` and `Constants` (decayed) from its arguments.
   template <class Callable, class... Args>
     requires(sizeof...(Args) == sizeof...(Constants) && std::is_constructible_v<F, Callable &&>)
   explicit Stage(Callable&& callable, Args&&... constants)
@@ -61,6 +65,7 @@ class Stage {
     options_.workers = count;
     return *this;
   }
+  /// As `workers()` above, on a temporary stage: returns the stage by value.
   Stage workers(int count) && { return std::move(workers(count)); }
 
   /// Packets that may exist at once on this stage's output link: being built by its workers,
@@ -69,6 +74,7 @@ class Stage {
     options_.in_flight = count;
     return *this;
   }
+  /// As `in_flight()` above, on a temporary stage: returns the stage by value.
   Stage in_flight(std::int64_t count) && { return std::move(in_flight(count)); }
 
   /// Bytes per slot when the output link crosses a process boundary (default 128 KiB).
@@ -76,6 +82,7 @@ class Stage {
     options_.max_message_size = bytes;
     return *this;
   }
+  /// As `max_message_size()` above, on a temporary stage: returns the stage by value.
   Stage max_message_size(std::size_t bytes) && { return std::move(max_message_size(bytes)); }
 
   /// The name used in errors and in `WorkerInfo::stage_name`.
@@ -83,6 +90,7 @@ class Stage {
     options_.name = std::move(text);
     return *this;
   }
+  /// As `name()` above, on a temporary stage: returns the stage by value.
   Stage name(std::string text) && { return std::move(name(std::move(text))); }
 
   /// Runs this stage in `mode` whatever the run's mode. `Mode::sequential` fuses the stage into
@@ -91,10 +99,14 @@ class Stage {
     options_.mode = value;
     return *this;
   }
+  /// As `mode()` above, on a temporary stage: returns the stage by value.
   Stage mode(Mode value) && { return std::move(mode(value)); }
 
+  /// The options set so far with the chainable setters.
   [[nodiscard]] const StageOptions& options() const noexcept { return options_; }
+  /// The stored callable; each worker runs a copy of it.
   [[nodiscard]] const F& callable() const noexcept { return callable_; }
+  /// The stored constants; each worker passes its own copies of them, as lvalues, to its callable.
   [[nodiscard]] const constants_type& constants() const noexcept { return constants_; }
 
  private:
@@ -109,6 +121,7 @@ class Stage {
 /// - source: `Generator<T>(Constants...)`;
 /// - processor: `Generator<U>(Stream<T>, Constants...)`;
 /// - sink: `R(Stream<T>, Constants...)`, R void or a value.
+///
 /// The callable and the constants are stored by value (decayed); every worker gets its own
 /// copies and passes the constants as lvalues, so parameters may be values, `const&` or `&`.
 ///

@@ -63,20 +63,27 @@ struct StageStats {
   bool fused = false;
   /// Its workers (for a fused stage: those of the stage it is fused into).
   std::size_t workers = 1;
-  /// Packets in and out, summed over its workers.
+  /// Packets taken from its input, summed over its workers (0 for the source).
   std::uint64_t packets_in = 0;
+  /// Packets yielded, summed over its workers (0 for the sink).
   std::uint64_t packets_out = 0;
-  /// Times summed over its workers. A run of fused stages shares its workers' time: their
-  /// `starved` goes to the first stage of the run, their `blocked` to the last, and their
-  /// `busy` is split among them by sampling (each stage's first 16 packets and 16 in every
-  /// 16384 are timed, or every packet of a stage that takes 2 us or more), so for fused stages
-  /// it is an estimate, rough for stages that take well under a microsecond per packet.
+  /// Busy time (see `WorkerStats::busy`), summed over its workers. A run of fused stages shares
+  /// its workers' time: their `starved` goes to the first stage of the run, their `blocked` to
+  /// the last, and their `busy` is split among them by sampling (each stage's first 16 packets
+  /// and 16 in every 16384 are timed, or every packet of a stage that takes 2 us or more), so
+  /// for fused stages it is an estimate, rough for stages that take well under a microsecond
+  /// per packet.
   std::chrono::nanoseconds busy{};
+  /// Time waiting for an input packet, summed over its workers (see `busy` for fused stages).
   std::chrono::nanoseconds starved{};
+  /// Time waiting for a free output slot, summed over its workers (see `busy` for fused
+  /// stages).
   std::chrono::nanoseconds blocked{};
-  /// Shares of the run's time: `busy / (elapsed * workers)`, and so on; in [0, 1].
+  /// Share of the run's time its workers were busy: `busy / (elapsed * workers)`, in [0, 1].
   double busy_fraction = 0;
+  /// Share of the run's time its workers were starved: `starved / (elapsed * workers)`, in [0, 1].
   double starved_fraction = 0;
+  /// Share of the run's time its workers were blocked: `blocked / (elapsed * workers)`, in [0, 1].
   double blocked_fraction = 0;
   /// Packets out (for the sink: in) per second of the run.
   double rate = 0;
@@ -93,6 +100,16 @@ struct StageStats {
 /// processes. Counts are exact; times are exact for waits (clock reads only where a worker
 /// waits on a link) and derived for busy time (time alive less waits), except within a run of
 /// fused stages, whose split is sampled. With `RunOptions::timing` off, times are zero.
+///
+/// Example:
+/// ```cpp
+/// pipeline.run();
+/// const plumb::Stats& stats = pipeline.last_stats();
+/// for (const plumb::StageStats& stage : stats.stages)
+///   std::cout << stage.name << ' ' << stage.rate << "/s busy " << stage.busy_fraction << '\n';
+/// if (auto slowest = stats.bottleneck()) std::cout << stats.stages[*slowest].name << '\n';
+/// std::cout << stats.table();  // all of it as a table, with the bottleneck sentence
+/// ```
 class Stats {
  public:
   /// Stages whose busy share is within this of the bottleneck's are named beside it.
@@ -123,9 +140,9 @@ class Stats {
     return best;
   }
 
-  /// One sentence on the bottleneck, with its neighbours' waits, e.g.
-  /// "bottleneck: stage 'infer' busy 97%, upstream blocked 80%, downstream starved 75%", and
-  /// the stages nearly as busy (within kCloseToBottleneck), if any.
+  /// One sentence on the bottleneck, with its neighbours' waits and the stages nearly as busy
+  /// (within kCloseToBottleneck), if any. For example: "bottleneck: stage 'infer' busy 97%,
+  /// upstream blocked 80%, downstream starved 75%".
   [[nodiscard]] std::string bottleneck_summary() const;
 
   /// A text table: one row per stage (mode, workers, in_flight, packets, rate, busy, starved,
@@ -137,8 +154,8 @@ class Stats {
   /// level), fused stages boxed together. Render with `dot -Tsvg`.
   [[nodiscard]] std::string dot() const;
 
-  /// The same picture as a Mermaid flowchart (renders on GitHub and GitLab in a ```mermaid
-  /// block).
+  /// The same picture as a Mermaid flowchart (renders on GitHub and GitLab in a code block
+  /// marked `mermaid`).
   [[nodiscard]] std::string mermaid() const;
 };
 

@@ -101,26 +101,37 @@ class Stream {
                 "reference), the same T as the previous stage's Generator<T>");
 
  public:
+  /// The type of the packets.
   using value_type = T;
+  /// What an iterator gives: the current packet, which the stage may move from.
   using reference = T&;
 
   /// The input iterator of a Stream; `*it` is the current packet as `T&`.
   class iterator {
    public:
+    /// The type of the packets.
     using value_type = T;
+    /// What `*it` gives: the current packet, which the stage may move from.
     using reference = T&;
+    /// Required by `std::input_iterator`; never used for arithmetic.
     using difference_type = std::ptrdiff_t;
+    /// Single pass: an input iterator.
     using iterator_concept = std::input_iterator_tag;
 
     iterator() noexcept = default;
+    /// Returns the current packet. Valid until the next `++it`.
     reference operator*() const noexcept { return *stream_->current_; }
+    /// Points at the current packet. Valid until the next `++it`.
     T* operator->() const noexcept { return stream_->current_; }
     /// Releases the current packet and waits for the next one. Throws what the producer threw.
     iterator& operator++() {
       stream_->current_ = stream_->input_->next();
       return *this;
     }
+    /// Releases the current packet and waits for the next one, as `++it` (returns nothing:
+    /// single pass).
     void operator++(int) { ++*this; }
+    /// True once the input has ended: the iterator has reached `end()`.
     friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
       return it.done();
     }
@@ -151,6 +162,7 @@ class Stream {
   /// A stream of copies of `values`.
   Stream(std::initializer_list<T> values) : Stream(std::vector<T>(values)) {}
 
+  /// Takes over the input of `other` and its position in it; `other` must not be used again.
   Stream(Stream&& other) noexcept
       : owned_(std::move(other.owned_)),
         input_(std::exchange(other.input_, nullptr)),
@@ -172,6 +184,7 @@ class Stream {
     current_ = input_->next();
     return iterator{this};
   }
+  /// The end of the range: an iterator equals it once the input has ended.
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:
@@ -186,8 +199,10 @@ class Stream {
   bool started_ = false;
 };
 
+/// Deduces `Stream<T>` from a `Generator<T>`, as in `plumb::Stream in(numbers(3))`.
 template <class T>
 Stream(Generator<T>&&) -> Stream<T>;
+/// Deduces `Stream<T>` from a range of `T`, as in `plumb::Stream in(std::vector<int>{1, 2})`.
 template <std::ranges::input_range Range>
 Stream(Range&&) -> Stream<std::ranges::range_value_t<Range>>;
 

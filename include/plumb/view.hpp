@@ -51,6 +51,7 @@ class View {
                 "std::string; read other types through plumb::Stream<T>");
 };
 
+/// A view of a `std::vector<U>` packet: a read-only contiguous range of `U`, read in place.
 template <class U, class Allocator>
 class View<std::vector<U, Allocator>> {
   static_assert(detail::IsBlock<U>::value,
@@ -58,21 +59,32 @@ class View<std::vector<U, Allocator>> {
                 "or a struct or std::array of those), so that the elements can be read in place");
 
  public:
+  /// The element type.
   using value_type = U;
+  /// A pointer into the packet.
   using const_iterator = const U*;
 
   View(detail::ViewKey, const U* data, std::size_t size) noexcept : data_(data), size_(size) {}
   View(const View&) = delete;
   View& operator=(const View&) = delete;
 
+  /// Points at the first element, in place.
   [[nodiscard]] const U* data() const noexcept { return data_; }
+  /// Number of elements.
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  /// True if the vector has no elements.
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  /// Returns the element at `index`. Preconditions: `index < size()` (not checked).
   [[nodiscard]] const U& operator[](std::size_t index) const noexcept { return data_[index]; }
+  /// Returns the first element. Preconditions: `!empty()` (not checked).
   [[nodiscard]] const U& front() const noexcept { return data_[0]; }
+  /// Returns the last element. Preconditions: `!empty()` (not checked).
   [[nodiscard]] const U& back() const noexcept { return data_[size_ - 1]; }
+  /// The elements as a `std::span`, valid as long as the view.
   [[nodiscard]] std::span<const U> span() const noexcept { return {data_, size_}; }
+  /// Points at the first element.
   [[nodiscard]] const U* begin() const noexcept { return data_; }
+  /// Points past the last element.
   [[nodiscard]] const U* end() const noexcept { return data_ + size_; }
   /// An owned copy, valid after the view is gone.
   [[nodiscard]] std::vector<U, Allocator> to_vector() const { return {data_, data_ + size_}; }
@@ -82,6 +94,7 @@ class View<std::vector<U, Allocator>> {
   std::size_t size_;
 };
 
+/// A view of a `std::string` (any `std::basic_string`) packet: its characters, read in place.
 template <class Char, class Traits, class Allocator>
 class View<std::basic_string<Char, Traits, Allocator>> {
  public:
@@ -89,10 +102,15 @@ class View<std::basic_string<Char, Traits, Allocator>> {
   View(const View&) = delete;
   View& operator=(const View&) = delete;
 
+  /// The characters as a `std::basic_string_view`, valid as long as the view.
   [[nodiscard]] std::basic_string_view<Char, Traits> text() const noexcept { return text_; }
+  /// Number of characters.
   [[nodiscard]] std::size_t size() const noexcept { return text_.size(); }
+  /// Points at the first character, in place (not necessarily null-terminated).
   [[nodiscard]] const Char* data() const noexcept { return text_.data(); }
+  /// An iterator to the first character (as `text().begin()`).
   [[nodiscard]] auto begin() const noexcept { return text_.begin(); }
+  /// An iterator past the last character (as `text().end()`).
   [[nodiscard]] auto end() const noexcept { return text_.end(); }
   /// An owned copy, valid after the view is gone.
   [[nodiscard]] std::basic_string<Char, Traits, Allocator> to_string() const {

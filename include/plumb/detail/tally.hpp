@@ -5,7 +5,7 @@
 // times of its generators' resumes, from which the monitor splits its busy time between the
 // stages. The monitor and the caller read these to build plumb::Stats (monitor.hpp).
 //
-// Cost model (docs/design/stats.md): the per-packet path adds one owned-counter increment per
+// Cost model (docs/stats.md, "Cost"): the per-packet path adds one owned-counter increment per
 // link end and one predictable branch per fused hop; clocks are read only where a worker waits
 // on a link (which costs far more), and around 16 resumes in 16384 of a fused generator.
 
