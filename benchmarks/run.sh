@@ -28,9 +28,12 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COM
   -DPLUMB_BUILD_TESTS=OFF -DPLUMB_BUILD_EXAMPLES=ON -DPLUMB_BUILD_BENCHMARKS=ON >/dev/null
 cmake --build "$build" -j "$(nproc)"
 
+# Each example as its CTest entry runs it: on its own, or through examples/<name>_test.sh.
 for example in "$build"/examples/example_*; do
-  echo "=== $(basename "$example")"
-  "$example"
+  name=$(basename "$example")
+  echo "=== $name"
+  script="$root/examples/${name#example_}_test.sh"
+  if [[ -f $script ]]; then bash "$script" "$example"; else (cd "$build/examples" && "$example"); fi
 done
 
 echo "=== benchmarks: $(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/ {print $2}') GiB, $(g++-12 --version | head -1)"

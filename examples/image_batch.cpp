@@ -159,10 +159,10 @@ int main(int argc, char** argv) {
   // images themselves (up to 900 KiB) never cross a process: load and preprocess share workers.
   plumb::Pipeline pipeline{
       plumb::stage(list, dir.string()).name("list").mode(plumb::Mode::sequential).in_flight(4),
-      plumb::stage(load).name("load").workers(2).in_flight(4),
+      plumb::stage(load).name("load").workers(2),
       plumb::stage(preprocess).name("preprocess").mode(plumb::Mode::sequential).in_flight(4),
-      plumb::stage(infer, images::Model{}).name("infer").in_flight(2),
-      plumb::stage(postprocess).name("postprocess"),
+      plumb::stage(infer, images::Model{}).name("infer").in_flight(4),
+      plumb::stage(postprocess).name("postprocess").in_flight(4),
       plumb::stage(aggregate).name("aggregate").mode(plumb::Mode::thread),
   };
   const Report report = pipeline.run(plumb::Mode::process);

@@ -20,6 +20,8 @@
 
 #include <plumb/plumb.hpp>
 
+#include <fmt/format.h>
+
 #include <charconv>
 #include <chrono>
 #include <fstream>
@@ -53,8 +55,7 @@ struct Written {
 
 plumb::Generator<std::string> urls(std::size_t count) {
   for (std::size_t i = 0; i < count; ++i) {
-    co_yield "https://images.example/img_" + std::to_string(i) + "_" +
-        std::string(images::kKinds[i % kClasses]) + ".ppm";
+    co_yield fmt::format("https://images.example/img_{}_{}.ppm", i, images::kKinds[i % kClasses]);
   }
 }
 

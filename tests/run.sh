@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Builds and runs plumb's tests. Installs what it needs first (Debian packages).
 #
-#   tests/run.sh                  every configuration: gcc clang asan tsan
+#   tests/run.sh                  every configuration: gcc clang asan tsan docs
 #   tests/run.sh gcc asan         only those
 #
 # gcc, clang: Debug builds with -Werror; all tests, including the compile-fail tests, the
@@ -12,6 +12,8 @@
 #             threads sharing 2 cores with another test starve; hangs still fail, after 120 s).
 #             Not the process-mode tests: TSan sees one process, so slots recycled through a
 #             worker process look like races to it; those rest on ASan and the stress loop.
+# docs:       the API reference (docs/api.sh: doxygen, any warning fails) and the Graphviz
+#             sources of docs/diagrams and docs/images (each must render).
 # The [stress] tests run in a loop in every configuration (PLUMB_STRESS_REPEAT, default 50).
 # The stress harness (tests/stress/plumb_stress.cpp, docs/stress.md) runs as two CTest entries:
 # stress.sweep (every mode, faults on) in gcc, clang and asan; stress.threads (threads and
@@ -21,7 +23,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$root/.ci/install-deps.sh"
 
 configs=("$@")
-((${#configs[@]})) || configs=(gcc clang asan tsan)
+((${#configs[@]})) || configs=(gcc clang asan tsan docs)
 repeat=${PLUMB_STRESS_REPEAT:-50}
 jobs=$(nproc)
 
@@ -64,7 +66,12 @@ for config in "${configs[@]}"; do
     tsan) TSAN_OPTIONS=halt_on_error=1 \
             run_config tsan clang++-14 "-fsanitize=thread $sanitizer_common" \
             "compile_fail|package|^process mode|^mixed: |^stress.sweep$" 120 1 "[stress]~[process]" ;;
-    *) echo "unknown configuration '$config'; use gcc, clang, asan or tsan" >&2; exit 2 ;;
+    docs) echo "=== plumb tests: docs"
+          bash "$root/docs/api.sh" "$root/build/docs/api"
+          for source in "$root"/docs/diagrams/*.dot "$root"/docs/images/*.dot; do
+            dot -Tsvg "$source" -o /dev/null || { echo "$source does not render"; exit 1; }
+          done ;;
+    *) echo "unknown configuration '$config'; use gcc, clang, asan, tsan or docs" >&2; exit 2 ;;
   esac
 done
 echo "=== plumb tests: all configurations passed: ${configs[*]}"
