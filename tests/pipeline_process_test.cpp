@@ -339,6 +339,48 @@ TEST_CASE("process mode: a consumer returning early, cancellation and inactivity
   CHECK(Clock::now() - start < 3s);  // the stuck process is killed, not waited for
 }
 
+// As in thread mode: every packet is queued at once (in_flight 6), then only the consumer
+// moves, one packet per 100 ms under a 250 ms timeout; its takes count as activity.
+TEST_CASE("process mode: a consumer draining its input after the source finished is activity",
+          "[process][timeout]") {
+  const std::vector<int> all{0, 1, 2, 3, 4, 5};
+  auto slow_collect = [](Stream<int> in) {
+    std::vector<int> got;
+    for (int x : in) {
+      std::this_thread::sleep_for(100ms);
+      got.push_back(x);
+    }
+    return got;
+  };
+  plumb::Pipeline sink_bound{plumb::stage(numbers, 6).in_flight(6), plumb::stage(slow_collect)};
+  CHECK(sink_bound.run({.mode = Mode::process, .inactivity_timeout = 250ms}) == all);
+
+  auto slow_last = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      std::this_thread::sleep_for(100ms);
+      if (x == 5) co_yield x;
+    }
+  };
+  plumb::Pipeline filter_bound{plumb::stage(numbers, 6).in_flight(6), plumb::stage(slow_last),
+                               plumb::stage(collect)};
+  CHECK(filter_bound.run({.mode = Mode::process, .inactivity_timeout = 250ms}) == std::vector<int>(1, 5));
+
+  // A sink stuck on one packet still times out (and is killed after the grace period).
+  auto stuck_collect = [](Stream<int> in) {
+    std::vector<int> got;
+    for (int x : in) {
+      if (x == 1) std::this_thread::sleep_for(5s);
+      got.push_back(x);
+    }
+    return got;
+  };
+  plumb::Pipeline stuck{plumb::stage(numbers, 6).in_flight(6), plumb::stage(stuck_collect)};
+  const auto start = Clock::now();
+  CHECK_THROWS_AS(stuck.run({.mode = Mode::process, .inactivity_timeout = 250ms, .grace_period = 200ms}),
+                  plumb::InactivityError);
+  CHECK(Clock::now() - start < 3s);
+}
+
 TEST_CASE("process mode: 50 runs, failing ones included, leave no zombie, fd or /dev/shm entry",
           "[process][stress]") {
   const std::size_t fds_before = open_fds();

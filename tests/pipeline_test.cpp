@@ -308,6 +308,22 @@ TEST_CASE("sequential inactivity timeout fires when a packet took too long", "[p
   CHECK(pipeline.run(options) == 10);
 }
 
+// In sequential mode a consumer's every take resumes the stage before it, which yields: a slow
+// sink is activity here by construction (a guard for the thread and process tests' case).
+TEST_CASE("sequential inactivity timeout: a slow sink taking packets is activity", "[pipeline][timeout]") {
+  const std::vector<int> all{0, 1, 2, 3, 4, 5};
+  auto slow_collect = [](Stream<int> in) {
+    std::vector<int> got;
+    for (int x : in) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      got.push_back(x);
+    }
+    return got;
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 6).in_flight(6), plumb::stage(slow_collect)};
+  CHECK(pipeline.run({.mode = Mode::sequential, .inactivity_timeout = std::chrono::milliseconds(250)}) == all);
+}
+
 TEST_CASE("the progress callback gets counts per stage and a final report", "[pipeline]") {
   std::vector<std::vector<std::uint64_t>> reports;
   std::vector<bool> finished;

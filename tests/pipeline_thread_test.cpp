@@ -388,6 +388,49 @@ TEST_CASE("thread mode: the inactivity timeout stops a stalled pipeline", "[thre
   CHECK(pipeline.run({.inactivity_timeout = 5s}) == 45);
 }
 
+// Every packet is queued at once (in_flight 6); then only the consumer moves, one packet per
+// 100 ms (600 ms in all) under a 250 ms timeout. Taking a packet off a link is activity, as
+// yielding one is; holding one is not.
+TEST_CASE("thread mode: a consumer draining its input after the source finished is activity",
+          "[thread][timeout]") {
+  const std::vector<int> all{0, 1, 2, 3, 4, 5};
+  auto slow_collect = [](Stream<int> in) {
+    std::vector<int> got;
+    for (int x : in) {
+      std::this_thread::sleep_for(100ms);
+      got.push_back(x);
+    }
+    return got;
+  };
+  plumb::Pipeline sink_bound{plumb::stage(numbers, 6).in_flight(6), plumb::stage(slow_collect)};
+  CHECK(sink_bound.run({.inactivity_timeout = 250ms}) == all);
+
+  // A filter that drops all but the last packet yields nothing for 500 ms.
+  auto slow_last = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      std::this_thread::sleep_for(100ms);
+      if (x == 5) co_yield x;
+    }
+  };
+  plumb::Pipeline filter_bound{plumb::stage(numbers, 6).in_flight(6), plumb::stage(slow_last),
+                               plumb::stage(collect)};
+  CHECK(filter_bound.run({.inactivity_timeout = 250ms}) == std::vector<int>(1, 5));
+
+  // A sink stuck on one packet while the others wait in the link still times out.
+  auto stuck_collect = [](Stream<int> in) {
+    std::vector<int> got;
+    for (int x : in) {
+      if (x == 1) std::this_thread::sleep_for(600ms);
+      got.push_back(x);
+    }
+    return got;
+  };
+  plumb::Pipeline stuck{plumb::stage(numbers, 6).in_flight(6), plumb::stage(stuck_collect)};
+  const auto start = Clock::now();
+  CHECK_THROWS_AS(stuck.run({.inactivity_timeout = 250ms}), plumb::InactivityError);
+  CHECK(Clock::now() - start < 5s);
+}
+
 TEST_CASE("thread mode: cancellation through the stop token stops a running pipeline",
           "[thread][cancel]") {
   std::stop_source stop;

@@ -2,7 +2,7 @@
 // SPDX-License-Identifier: MIT
 // plumb/detail/monitor.hpp: watches one run: builds plumb::Stats snapshots from the workers'
 // tallies, samples link depths, calls the progress callback, and raises InactivityError when no
-// packet moved for inactivity_timeout.
+// packet moved (was yielded or taken) for inactivity_timeout.
 
 #include <plumb/detail/plan.hpp>
 #include <plumb/detail/run_state.hpp>
@@ -75,7 +75,9 @@ class Monitor {
   }
 
   // Sequential mode: a packet just moved. Throws Stopped after recording an InactivityError
-  // when the gap since the previous packet exceeded the timeout.
+  // when the gap since the previous packet exceeded the timeout. Called on yields only: with no
+  // link, each take resumes the stage before, so a take is a yield too (the end of the stream
+  // aside).
   void on_packet() {
     const auto now = Clock::now();
     const auto timeout = options_.inactivity_timeout;
@@ -88,7 +90,8 @@ class Monitor {
   }
 
   // Called by the supervising thread every tick(): samples the link depths, records an
-  // InactivityError when no packet moved for the timeout, and reports progress when due.
+  // InactivityError when no packet moved (packets_moved()) for the timeout, and reports progress
+  // when due.
   void poll() {
     const auto now = Clock::now();
     sample_depths();
@@ -296,10 +299,18 @@ class Monitor {
     ++samples_;
   }
 
+  // The activity the inactivity timeout watches: every packet a stage yielded (into a link or
+  // to the fused stage after it) plus every packet a group's first stage took from its input
+  // link. Counting the takes keeps a consumer that drains its link after every stage before it
+  // finished (a sink, or a filter that drops packets) from looking idle. Both counters are kept
+  // per packet anyway (StageSlot::out, WorkerClock::taken), so this costs the workers nothing.
+  // Only a change of the sum matters, never its value. Relaxed: one writer per counter, and a
+  // change only has to be seen eventually (tally.hpp), as the timeout is far above a poll.
   [[nodiscard]] std::uint64_t packets_moved() const noexcept {
     std::uint64_t moved = 0;
     const std::size_t stages = layout_.names.size();
     for (std::size_t id = 0; id < blocks_.workers(); ++id) {
+      moved += blocks_.clock(id).taken.load(std::memory_order_relaxed);
       const StageSlot* slots = blocks_.slots(id);
       for (std::size_t s = 0; s < stages; ++s) moved += slots[s].out.load(std::memory_order_relaxed);
     }
