@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // benchmarks/gzip_bench.cpp: examples/parallel_gzip against Debian's pigz and gzip, on the same
-// 32 MiB file (C and C++ headers from /usr/include: real text), at level 6, each as a separate
+// 32 MiB file (the C headers, *.h, under /usr/include: real text), at level 6, each as a separate
 // process writing to a file. Every output is checked once (gzip -t and a byte-exact round
 // trip) before it is timed. Names: gzip/<runner>, e.g. gzip/parallel_gzip_w2 (2 workers),
 // gzip/pigz_p2 (2 threads). Counter `output_ratio`: compressed size / input size.
@@ -19,6 +19,8 @@
 #include <system_error>
 #include <utility>
 #include <vector>
+
+#include <unistd.h>
 
 namespace bench {
 namespace {
@@ -43,7 +45,8 @@ struct TemporaryFile {
 // once per run of the suite, in the temporary directory).
 const fs::path& corpus() {
   static const TemporaryFile file{[] {
-    const fs::path file = fs::temp_directory_path() / "plumb-gzip-corpus";
+    // Names with the pid: two suites running at once must not share files.
+    const fs::path file = fs::temp_directory_path() / fmt::format("plumb-gzip-{}-corpus", ::getpid());
     std::vector<fs::path> headers;
     for (const auto& entry : fs::recursive_directory_iterator(
              "/usr/include", fs::directory_options::skip_permission_denied)) {
@@ -52,7 +55,10 @@ const fs::path& corpus() {
     std::sort(headers.begin(), headers.end());
     std::ofstream out(file, std::ios::binary);
     std::uintmax_t written = 0;
-    while (written < kCorpusBytes && !headers.empty()) {
+    // Round after round until the corpus is full; a round that adds nothing ends it (the check
+    // below then fails).
+    for (std::uintmax_t before = ~std::uintmax_t{0}; written < kCorpusBytes && written != before;) {
+      before = written;
       for (const fs::path& header : headers) {
         std::ifstream in(header, std::ios::binary);
         std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -76,7 +82,8 @@ void shell(const std::string& command) {
 void add_runner(const std::string& runner, const std::string& command) {
   add("gzip/" + runner, true, [runner, command](benchmark::State& state) {
     const fs::path input = corpus();
-    const fs::path output = fs::temp_directory_path() / ("plumb-gzip-" + runner + ".gz");
+    const fs::path output =
+        fs::temp_directory_path() / fmt::format("plumb-gzip-{}-{}.gz", ::getpid(), runner);
     const std::string run = fmt::format("IN='{}' OUT='{}'; {}", input.string(), output.string(),
                                         command);
     shell(run);

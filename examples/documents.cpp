@@ -6,8 +6,8 @@
 //
 // Reads every file in DIR (default /usr/share/common-licenses, which every Debian system has):
 //
-//   documents (caller) -> passages + batch (2 worker processes, fused) -> embed (1 process,
-//   like a model on a GPU) -> build_index (caller's thread)
+//   documents (calling thread) -> passages + batch (2 worker processes, fused) -> embed
+//   (1 process, like a model on a GPU) -> build_index (a thread of the calling process)
 //
 // - passages splits a document into passages of about 60 words, at paragraph breaks where it
 //   can; batch, fused into the same workers, groups them by 16 (a model wants batches);
@@ -230,11 +230,16 @@ int main(int argc, char** argv) {
                "attribution notice"};
   }
 
+  // Slots of 4 MiB: a document crosses whole, and a passage can be a long run of text
+  // without a line break. Shared memory is touched only as far as packets fill it.
+  constexpr std::size_t kSlot = std::size_t{4} << 20;
   plumb::Pipeline pipeline{
-      plumb::stage(documents, dir).name("documents").mode(plumb::Mode::sequential).in_flight(4),
+      plumb::stage(documents, dir).name("documents").mode(plumb::Mode::sequential).in_flight(4)
+          .max_message_size(kSlot),
       plumb::stage(passages, std::size_t{60}).name("passages").workers(2),
-      plumb::stage(batch, std::size_t{16}).name("batch").mode(plumb::Mode::sequential).in_flight(2),
-      plumb::stage(embed).name("embed").in_flight(2).max_message_size(512 * 1024),
+      plumb::stage(batch, std::size_t{16}).name("batch").mode(plumb::Mode::sequential).in_flight(4)
+          .max_message_size(kSlot),
+      plumb::stage(embed).name("embed").in_flight(2).max_message_size(kSlot),
       plumb::stage(build_index, queries).name("index").mode(plumb::Mode::thread),
   };
   const Index result = pipeline.run(plumb::Mode::process);
@@ -243,7 +248,7 @@ int main(int argc, char** argv) {
   bool relevant = true;
   for (std::size_t i = 0; i < result.hits.size(); ++i) {
     const Hit& hit = result.hits[i];
-    if (i % 3 == 0) {
+    if (i == 0 || hit.query != result.hits[i - 1].query) {  // the best hit of its query
       std::cout << "\n\"" << hit.query << "\"\n";
       // The best passage must share a word with the query.
       bool shares = false;

@@ -7,8 +7,8 @@
 // stripes, vertical stripes, checkerboard, smooth) into DIR (default: a temporary directory,
 // removed afterwards); then classifies them from disk:
 //
-//   list (caller) -> load + preprocess (2 worker processes, fused) -> infer (1 process, like a
-//   GPU) -> postprocess (1 process) -> aggregate (caller's thread)
+//   list (calling thread) -> load + preprocess (2 worker processes, fused) -> infer (1 process,
+//   like a GPU) -> postprocess (1 process) -> aggregate (a thread of the calling process)
 //
 // - load reads a PPM file; preprocess, fused into the same workers (no hand-off between them),
 //   turns it grey, resizes it to 64x64 by area averaging, blurs it (3x3 Gaussian) and
@@ -94,8 +94,8 @@ plumb::Generator<Image> load(plumb::Stream<std::string> paths) {
   }
 }
 
-plumb::Generator<Tensor> preprocess(plumb::Stream<Image> images) {
-  for (const Image& image : images) co_yield images::preprocess(image);
+plumb::Generator<Tensor> preprocess(plumb::Stream<Image> in) {
+  for (const Image& image : in) co_yield images::preprocess(image);
 }
 
 plumb::Generator<Scores> infer(plumb::Stream<Tensor> tensors, images::Model model) {
@@ -165,7 +165,14 @@ int main(int argc, char** argv) {
       plumb::stage(postprocess).name("postprocess").in_flight(4),
       plumb::stage(aggregate).name("aggregate").mode(plumb::Mode::thread),
   };
-  const Report report = pipeline.run(plumb::Mode::process);
+  Report report;
+  try {
+    report = pipeline.run(plumb::Mode::process);
+  } catch (const std::exception& error) {
+    std::cerr << "image_batch: " << error.what() << "\n";
+    if (temporary) fs::remove_all(dir);
+    return 1;
+  }
   if (temporary) fs::remove_all(dir);
 
   std::cout << report.images << " images, " << report.correct << " classified correctly, mean "

@@ -4,13 +4,14 @@
 //
 //   example_image_classify [--images N] [--latency MS] [--out LABELS.csv]
 //
-//   urls (caller) -> fetch (8 threads: waiting on the network) -> decode + batch (2 worker
-//   processes, fused; reads the downloaded bytes in place) -> classify (1 process, like a
-//   GPU) -> write (caller's thread)
+//   urls (calling thread) -> fetch (8 threads: waiting on the network) -> decode + batch
+//   (2 worker processes, fused; reads the downloaded bytes in place) -> classify (1 process,
+//   like a GPU) -> write (a thread of the calling process)
 //
 // Each stage runs where its kind of work belongs: fetch only waits, so threads are enough
 // and cheap; decoding is CPU work, so it gets processes of its own; the model is one
-// resource, so one worker, fed batches of 8 with at most 2 batches queued. There is no
+// resource, so one worker, fed batches of 8 (at most 4 in flight: being filled by the two
+// decoders, queued, or being classified). There is no
 // network here: fetch waits --latency ms (default 20) and returns the bytes of a test image
 // (binary PPM, up to 900 KiB) drawn for the URL. decode takes the bytes as a
 // plumb::View<std::string>: it reads them straight from the shared-memory slot they arrived in.
@@ -142,7 +143,7 @@ int main(int argc, char** argv) {
       plumb::stage(fetch, std::chrono::milliseconds(latency_ms)).name("fetch")
           .mode(plumb::Mode::thread).workers(8).in_flight(12).max_message_size(kLargestDownload),
       plumb::stage(decode).name("decode").workers(2),
-      plumb::stage(batch, std::size_t{8}).name("batch").mode(plumb::Mode::sequential).in_flight(2)
+      plumb::stage(batch, std::size_t{8}).name("batch").mode(plumb::Mode::sequential).in_flight(4)
           .max_message_size(512 * 1024),
       plumb::stage(classify, images::Model{}).name("classify"),
       plumb::stage(write_labels, out).name("write").mode(plumb::Mode::thread),

@@ -11,16 +11,19 @@
 //   final, so the chunks concatenate into one valid deflate stream;
 // - write puts the chunks back in input order (the workers finish them out of order), wraps
 //   them in a gzip header and trailer, and combines the chunks' CRC-32s.
-// The output is one ordinary gzip member: `gzip -t`, `gzip -d` and `pigz -d` read it.
+// The output is one ordinary gzip member: `gzip -t`, `gzip -d` and `pigz -d` read it. It is
+// written to a temporary file beside OUTPUT and renamed over it only when the run succeeded.
 
 #include <plumb/plumb.hpp>
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -30,6 +33,9 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace {
 
@@ -174,8 +180,9 @@ void put_le32(std::FILE* file, std::uint32_t value) {
 }
 
 // Sink: restores input order and writes the gzip member. Chunks that arrive before their turn
-// wait in `early`; how many can wait depends on how unevenly the workers run (a worker stuck
-// on one chunk lets the others run ahead), so the example reports the most it held.
+// wait in `early`. How many can wait has no fixed bound (a worker stuck on one chunk lets the
+// others run ahead); it depends on how unevenly the workers run, so the example reports the
+// most it held. (`.ordered()` stages, planned, will bound it by in_flight.)
 Summary write_gzip(plumb::Stream<Compressed> in, std::string path) {
   const File file = open(path, "wb");
   // Header: magic, deflate, no flags, no mtime, no extra flags, OS unknown (RFC 1952).
@@ -271,6 +278,18 @@ Arguments parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const Arguments arguments = parse(argc, argv);
+  // The temporary file beside OUTPUT, with the permissions a new file would get.
+  std::string partial = arguments.output + ".partial-XXXXXX";
+  const int fd = ::mkstemp(partial.data());
+  if (fd < 0) {
+    std::cerr << "parallel_gzip: " << file_error("cannot create output", arguments.output).what()
+              << "\n";
+    return 1;
+  }
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::fchmod(fd, 0666 & ~mask);
+  ::close(fd);
   const std::size_t chunk = arguments.chunk_kib * 1024;
   const auto workers = static_cast<std::size_t>(arguments.workers);
   // A slot holds one encoded packet: the chunk and its window, or the deflated chunk (at most
@@ -281,10 +300,13 @@ int main(int argc, char** argv) {
           .max_message_size(slot),
       plumb::stage(deflate_chunks, arguments.level).name("compress").workers(workers)
           .in_flight(2 * workers).max_message_size(slot),
-      plumb::stage(write_gzip, arguments.output).name("write"),
+      plumb::stage(write_gzip, partial).name("write"),
   };
   try {
     const Summary summary = pipeline.run(plumb::Mode::process);
+    if (std::rename(partial.c_str(), arguments.output.c_str()) != 0) {
+      throw file_error("cannot rename the result to", arguments.output);
+    }
     std::cout << arguments.input << ": " << summary.bytes_in << " -> " << summary.bytes_out
               << " bytes ("
               << (summary.bytes_in ? 100.0 * static_cast<double>(summary.bytes_out) /
@@ -298,7 +320,7 @@ int main(int argc, char** argv) {
     if (const auto& failure = pipeline.last_failure()) {
       std::cerr << "  (stage '" << failure->stage_name << "', worker " << failure->worker_index << ")\n";
     }
-    std::remove(arguments.output.c_str());
+    std::remove(partial.c_str());
     return 1;
   }
   return 0;

@@ -15,7 +15,7 @@ cd "$work"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# Inputs: empty, one byte, exactly one 32 KiB chunk, one byte more, and about 2 MB of text
+# Inputs: empty, one byte, exactly one 32 KiB chunk, one byte more, and about 1.2 MB of text
 # (plumb's own sources, repeated) with a stretch of random bytes in the middle.
 : >empty
 printf x >one
@@ -28,7 +28,8 @@ cat "$root"/docs/*.md "$root"/tests/*.cpp >>text
 for input in empty one chunk chunk_plus_one text; do
   for workers in 1 3; do
     out="$input.$workers.gz"
-    "$tool" "$input" "$out" --workers "$workers" --chunk 32 >log 2>&1 || { cat log; fail "$input, $workers workers: exit $?"; }
+    "$tool" "$input" "$out" --workers "$workers" --chunk 32 >log 2>&1 ||
+      { status=$?; cat log; fail "$input, $workers workers: exit $status"; }
     gzip -t "$out" || fail "$input, $workers workers: gzip -t rejects the output"
     gzip -dc "$out" | cmp - "$input" || fail "$input, $workers workers: the round trip differs"
   done
@@ -46,10 +47,15 @@ echo "ok: ratio: $ours bytes against gzip -6's $theirs"
 grep -q "compress" log || { cat log; fail "--stats printed no table"; }
 gzip -dc text.gz | cmp - text || fail "default settings: the round trip differs"
 
-# Errors: a missing input is named, exits 1, leaves no output; bad options exit 2.
+# Errors: a missing input is named, exits 1, leaves no output and no temporary file, and does
+# not touch an existing output; bad options exit 2.
 if "$tool" missing out.gz 2>err; then fail "a missing input succeeded"; fi
 grep -q "cannot open input 'missing'" err || { cat err; fail "unclear error for a missing input"; }
 [[ ! -e out.gz ]] || fail "a failed run left its output behind"
+compgen -G "out.gz.partial-*" >/dev/null && fail "a failed run left its temporary file behind"
+echo keep >kept.gz
+if "$tool" missing kept.gz 2>err; then fail "a missing input succeeded"; fi
+[[ $(cat kept.gz) == keep ]] || fail "a failed run changed an existing output"
 set +e
 "$tool" text out.gz --workers 0 2>err
 status=$?

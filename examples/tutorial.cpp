@@ -154,8 +154,9 @@ plumb::Generator<Job> drop_empty(plumb::Stream<Job> in) {
 
 bool modes() {
   plumb::Pipeline pipeline{
-      plumb::stage(jobs, 40).in_flight(8),
-      plumb::stage(drop_empty).mode(plumb::Mode::sequential),  // fused into the source
+      plumb::stage(jobs, 40),
+      // Fused into the source: the group's output link takes this, its last stage's, options.
+      plumb::stage(drop_empty).mode(plumb::Mode::sequential).in_flight(6),
       plumb::stage(work, 2ms).workers(3).in_flight(6).name("work"),
       plumb::stage(total),
   };

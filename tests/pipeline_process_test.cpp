@@ -381,6 +381,26 @@ TEST_CASE("process mode: a consumer draining its input after the source finished
   CHECK(Clock::now() - start < 3s);
 }
 
+TEST_CASE("process mode: after an error a sink does not work through the packets queued for it",
+          "[process][errors]") {
+  // As the thread-mode case: the sink worker process is on its first packet when the source
+  // fails; working through the 7 queued packets would take 2.1 s more.
+  auto eight_then_fail = []() -> Generator<int> {
+    for (int x = 0; x < 8; ++x) co_yield x;
+    std::this_thread::sleep_for(100ms);  // the sink is on its first packet by now
+    throw std::runtime_error("source failed after 8 packets");
+  };
+  auto slow_sink = [](Stream<int> in) {
+    for (int x : in) {
+      if (x >= 0) std::this_thread::sleep_for(300ms);
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(eight_then_fail).in_flight(9), plumb::stage(slow_sink)};
+  const auto start = Clock::now();
+  CHECK_THROWS_WITH(pipeline.run(Mode::process), "source failed after 8 packets");
+  CHECK(Clock::now() - start < 1500ms);
+}
+
 TEST_CASE("process mode: 50 runs, failing ones included, leave no zombie, fd or /dev/shm entry",
           "[process][stress]") {
   const std::size_t fds_before = open_fds();

@@ -10,8 +10,9 @@
 # asan:       Clang 14, AddressSanitizer + UndefinedBehaviorSanitizer, all behaviour tests.
 # tsan:       Clang 14, ThreadSanitizer, the behaviour tests, one at a time (31 instrumented
 #             threads sharing 2 cores with another test starve; hangs still fail, after 120 s).
-#             Not the process-mode tests: TSan sees one process, so slots recycled through a
-#             worker process look like races to it; those rest on ASan and the stress loop.
+#             Not the process-mode tests and examples: TSan sees one process, so slots
+#             recycled through a worker process look like races to it; those rest on ASan and
+#             the stress loop.
 # docs:       the API reference (docs/api.sh: doxygen, any warning fails) and the Graphviz
 #             sources of docs/diagrams and docs/images (each must render).
 # The [stress] tests run in a loop in every configuration (PLUMB_STRESS_REPEAT, default 50).
@@ -56,6 +57,8 @@ run_config() {
 }
 
 sanitizer_common="-O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all"
+# Examples with worker processes: like the process-mode tests, not under TSan.
+process_examples="^example\.(documents|image_batch|image_classify|log_analytics|parallel_gzip|quickstart|tutorial)$"
 for config in "${configs[@]}"; do
   case $config in
     gcc) run_config gcc g++-12 "" "" ;;
@@ -65,7 +68,8 @@ for config in "${configs[@]}"; do
             "compile_fail|package" 120 ;;
     tsan) TSAN_OPTIONS=halt_on_error=1 \
             run_config tsan clang++-14 "-fsanitize=thread $sanitizer_common" \
-            "compile_fail|package|^process mode|^mixed: |^stress.sweep$" 120 1 "[stress]~[process]" ;;
+            "compile_fail|package|^process mode|^mixed: |^stress.sweep$|$process_examples" 120 1 \
+            "[stress]~[process]" ;;
     docs) echo "=== plumb tests: docs"
           bash "$root/docs/api.sh" "$root/build/docs/api"
           for source in "$root"/docs/diagrams/*.dot "$root"/docs/images/*.dot; do

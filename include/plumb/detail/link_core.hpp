@@ -127,9 +127,13 @@ class LinkCore {
   // --- Consumer API: any worker of the consuming stage ------------------------------------
 
   // Waits for a queued packet and returns its slot, or kEnd once every producer has finished
-  // and the ring is drained. Throws Stopped once the run stops. `timer` (may be null) times the
-  // wait, if there is one.
+  // and the ring is drained. Throws Stopped once the run stops, even with packets queued: after
+  // the first error a consumer must not go on working through up to in_flight more packets.
+  // `timer` (may be null) times the wait, if there is one.
   std::uint32_t take(const RunState& state, WaitTimer* timer = nullptr) {
+    // One relaxed load per packet, like the fused path's check (chain.hpp); the queued packets
+    // are destroyed by the link's drain after the workers are joined (L2).
+    if (state.stopping()) [[unlikely]] throw Stopped{};
     if (single_) return single_take(state, timer);
     std::uint32_t slot = ready_ring().try_pop();
     if (slot != kEnd) return slot;
