@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 namespace bench {
+#ifdef PLUMB_PARALLEL_GZIP  // defined when examples/parallel_gzip is built
 namespace {
 
 namespace fs = std::filesystem;
@@ -99,6 +100,7 @@ void add_runner(const std::string& runner, const std::string& command) {
 }
 
 }  // namespace
+#endif
 
 void register_gzip() {
 #ifdef PLUMB_PARALLEL_GZIP
