@@ -436,21 +436,26 @@ TEST_CASE("thread mode: after an error a sink does not work through the packets 
   // The source fills the link (in_flight 9: every packet and the failing resume fit) and fails
   // while the sink is still on its first packet; the sink must stop at its next take instead of
   // spending 300 ms on each of the 7 packets still queued (measured before the fix: 8 handled,
-  // 2.4 s).
-  auto eight_then_fail = []() -> Generator<int> {
+  // 2.4 s). It fails only once the sink holds its first packet, not after a guessed delay: a
+  // sink thread that started late would find the stop before any packet, and the test would
+  // pass without the fix.
+  std::atomic<bool> sink_busy{false};
+  auto eight_then_fail = [&sink_busy]() -> Generator<int> {
     for (int x = 0; x < 8; ++x) co_yield x;
-    std::this_thread::sleep_for(100ms);  // the sink is on its first packet by now
+    for (int waited = 0; !sink_busy && waited < 5000; ++waited) std::this_thread::sleep_for(1ms);
     throw std::runtime_error("source failed after 8 packets");
   };
   std::atomic<int> handled{0};
-  auto slow_sink = [&handled](Stream<int> in) {
+  auto slow_sink = [&sink_busy, &handled](Stream<int> in) {
     for (int x : in) {
+      sink_busy = true;
       std::this_thread::sleep_for(300ms);
       handled += x >= 0 ? 1 : 0;
     }
   };
   plumb::Pipeline pipeline{plumb::stage(eight_then_fail).in_flight(9), plumb::stage(slow_sink)};
   CHECK_THROWS_WITH(pipeline.run(), "source failed after 8 packets");
+  CHECK(handled >= 1);  // the sink did start: the test exercised the queued packets
   CHECK(handled <= 2);
 }
 
