@@ -84,6 +84,16 @@ std::string mode_name(Mode mode) {
   return mode == Mode::sequential ? "sequential" : mode == Mode::thread ? "thread" : "process";
 }
 
+// Which of busy, starved and blocked took most of a stage's time. The tests compare the parts
+// of one run with each other rather than with fixed thresholds: on a loaded machine every
+// fraction moves (CI once saw a 10 ms-per-packet source 74% busy in a run stretched to 0.97 s),
+// but what a stage spent most of its time on does not.
+std::string dominant(const plumb::StageStats& stage) {
+  if (stage.busy_fraction >= stage.starved_fraction && stage.busy_fraction >= stage.blocked_fraction)
+    return "busy";
+  return stage.starved_fraction >= stage.blocked_fraction ? "starved" : "blocked";
+}
+
 // source -> slow (10 ms per packet) -> sink, in `mode`.
 void check_slow_middle(Mode mode) {
   plumb::Pipeline pipeline{plumb::stage(numbers, kPackets).name("source").in_flight(4),
@@ -99,7 +109,7 @@ void check_slow_middle(Mode mode) {
   CHECK(stats.stages[2].packets_in == kPackets);
   check_counts(stats);
   REQUIRE(stats.bottleneck() == 1u);
-  CHECK(stats.stages[1].busy_fraction > 0.85);
+  CHECK(dominant(stats.stages[1]) == "busy");
   // Exact where the stage has workers of its own (a sampled share when fused).
   if (mode != Mode::sequential) CHECK(stats.stages[1].busy >= kPackets * kSlow);
   // The rate is packets per second of the run (not asserted against the sleep from below: on a
@@ -116,21 +126,17 @@ void check_slow_middle(Mode mode) {
       CHECK(stage.starved.count() == 0);
       CHECK(stage.blocked.count() == 0);
     }
-    CHECK(stats.stages[0].busy_fraction + stats.stages[2].busy_fraction < 0.1);
+    CHECK(stats.stages[0].busy_fraction + stats.stages[2].busy_fraction < stats.stages[1].busy_fraction / 4);
   } else {
     // The source fills its 4 slots and then waits for the slow stage; the sink waits for it.
-    CHECK(stats.stages[0].blocked_fraction > 0.7);
-    CHECK(stats.stages[0].busy_fraction < 0.1);
-    CHECK(stats.stages[2].starved_fraction > 0.8);
-    CHECK(stats.stages[2].busy_fraction < 0.1);
-    CHECK(stats.stages[1].starved_fraction < 0.1);
-    CHECK(stats.stages[1].blocked_fraction < 0.1);
+    CHECK(dominant(stats.stages[0]) == "blocked");
+    CHECK(dominant(stats.stages[2]) == "starved");
+    CHECK(stats.stages[1].starved_fraction + stats.stages[1].blocked_fraction < stats.stages[1].busy_fraction);
     REQUIRE(stats.stages[0].output.has_value());
     CHECK(stats.stages[0].output->capacity == 4);
     CHECK(stats.stages[0].output->shared == (mode == Mode::process));
     // The slow stage's input stays nearly full, its output nearly empty.
-    CHECK(stats.stages[0].output->mean_queued > 2.0);
-    CHECK(stats.stages[1].output->mean_queued < 1.0);
+    CHECK(stats.stages[0].output->mean_queued > stats.stages[1].output->mean_queued);
   }
   const std::string table = stats.table();
   CHECK_THAT(table, Catch::Matchers::Contains("bottleneck: stage 'slow' busy"));
@@ -164,41 +170,45 @@ TEST_CASE("mixed: stats of a sequential source, worker processes and a thread si
   CHECK(stats.stages[1].mode == Mode::process);
   CHECK(stats.stages[2].mode == Mode::thread);
   REQUIRE(stats.bottleneck() == 1u);
-  CHECK(stats.stages[1].busy_fraction > 0.8);  // both workers busy
+  CHECK(dominant(stats.stages[1]) == "busy");  // both workers busy
   for (const plumb::WorkerStats& worker : stats.stages[1].per_worker) {
     CHECK(worker.packets_in > 0);
     CHECK(worker.busy >= worker.packets_in * kSlow);
   }
-  CHECK(stats.stages[0].blocked_fraction > 0.6);
-  CHECK(stats.stages[2].starved_fraction > 0.8);
+  CHECK(dominant(stats.stages[0]) == "blocked");
+  CHECK(dominant(stats.stages[2]) == "starved");
 }
 
 TEST_CASE("a slow source or a slow sink is the bottleneck, with the others starved or blocked",
           "[stats]") {
-  SECTION("producer-bound") {
-    plumb::Pipeline pipeline{plumb::stage(slow_source, kPackets).name("read").in_flight(4),
-                             plumb::stage(plus, 1).name("work").in_flight(4), plumb::stage(sum_ints).name("write")};
-    pipeline.run();
-    const plumb::Stats& stats = pipeline.last_stats();
-    INFO(stats.table());
-    CHECK(stats.bottleneck() == 0u);
-    CHECK(stats.stages[0].busy_fraction > 0.85);
-    CHECK(stats.stages[1].starved_fraction > 0.8);
-    CHECK(stats.stages[2].starved_fraction > 0.8);
-    CHECK(stats.stages[0].output->mean_queued < 1.0);
-    CHECK_THAT(stats.table(), Catch::Matchers::Contains("bottleneck: stage 'read' busy"));
-  }
-  SECTION("consumer-bound") {
-    plumb::Pipeline pipeline{plumb::stage(numbers, kPackets).name("read").in_flight(4),
-                             plumb::stage(plus, 1).name("work").in_flight(4), plumb::stage(slow_sink).name("write")};
-    pipeline.run();
-    const plumb::Stats& stats = pipeline.last_stats();
-    INFO(stats.table());
-    CHECK(stats.bottleneck() == 2u);
-    CHECK(stats.stages[2].busy_fraction > 0.85);
-    CHECK(stats.stages[1].blocked_fraction > 0.7);
-    CHECK(stats.stages[1].output->mean_queued > 2.0);
-  }
+  plumb::Pipeline producer_bound{plumb::stage(slow_source, kPackets).name("read").in_flight(4),
+                                 plumb::stage(plus, 1).name("work").in_flight(4),
+                                 plumb::stage(sum_ints).name("write")};
+  producer_bound.run();
+  const plumb::Stats& producer = producer_bound.last_stats();
+  plumb::Pipeline consumer_bound{plumb::stage(numbers, kPackets).name("read").in_flight(4),
+                                 plumb::stage(plus, 1).name("work").in_flight(4),
+                                 plumb::stage(slow_sink).name("write")};
+  consumer_bound.run();
+  const plumb::Stats& consumer = consumer_bound.last_stats();
+  INFO(producer.table() << "\n" << consumer.table());
+
+  CHECK(producer.bottleneck() == 0u);
+  CHECK(dominant(producer.stages[0]) == "busy");
+  CHECK(producer.stages[0].busy >= kPackets * kSlow);
+  CHECK(dominant(producer.stages[1]) == "starved");
+  CHECK(dominant(producer.stages[2]) == "starved");
+  CHECK_THAT(producer.table(), Catch::Matchers::Contains("bottleneck: stage 'read' busy"));
+
+  CHECK(consumer.bottleneck() == 2u);
+  CHECK(dominant(consumer.stages[2]) == "busy");
+  CHECK(consumer.stages[2].busy >= kPackets * kSlow);
+  CHECK(dominant(consumer.stages[1]) == "blocked");
+
+  // The link after the fast middle stage runs nearly empty when the source is slow and stays
+  // nearly full when the sink is.
+  CHECK(producer.stages[1].output->mean_queued < consumer.stages[1].output->mean_queued);
+  CHECK(producer.stages[0].output->mean_queued < consumer.stages[0].output->mean_queued);
 }
 
 TEST_CASE("the busy time of fused stages is split among them by sampling", "[stats][fused]") {
@@ -221,9 +231,8 @@ TEST_CASE("the busy time of fused stages is split among them by sampling", "[sta
   CHECK_FALSE(stats.stages[2].output.has_value());
   REQUIRE(stats.stages[3].output.has_value());
   REQUIRE(stats.bottleneck() == 2u);
-  CHECK(stats.stages[2].busy_fraction > 0.8);
-  CHECK(stats.stages[1].busy_fraction < 0.1);
-  CHECK(stats.stages[3].busy_fraction < 0.1);
+  CHECK(dominant(stats.stages[2]) == "busy");
+  CHECK(stats.stages[1].busy_fraction + stats.stages[3].busy_fraction < stats.stages[2].busy_fraction / 4);
   // The run's waits go to its ends: starved to its first stage, blocked to its last.
   CHECK(stats.stages[2].starved.count() == 0);
   CHECK(stats.stages[2].blocked.count() == 0);
@@ -314,7 +323,7 @@ TEST_CASE("after an inactivity timeout the stuck stage shows as busy", "[stats][
   const plumb::Stats& stats = pipeline.last_stats();
   INFO(stats.table());
   CHECK(stats.bottleneck() == 1u);
-  CHECK(stats.stages[1].busy_fraction > 0.5);
+  CHECK(dominant(stats.stages[1]) == "busy");
 }
 
 TEST_CASE("with timing off only packets are counted", "[stats]") {
