@@ -12,6 +12,7 @@ packages=(
   graphviz                                              # stats_test renders Stats::dot()
   zlib1g-dev gzip pigz                                  # example parallel_gzip, its test and benchmark
   doxygen                                               # the API reference (docs/api.sh)
+  libhiredis-dev redis-server                           # plumb::redis, its tests (each starts a server)
 )
 
 missing=()

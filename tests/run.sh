@@ -68,7 +68,7 @@ for config in "${configs[@]}"; do
             "compile_fail|package" 120 ;;
     tsan) TSAN_OPTIONS=halt_on_error=1 \
             run_config tsan clang++-14 "-fsanitize=thread $sanitizer_common" \
-            "compile_fail|package|^process mode|^mixed: |^stress.sweep$|$process_examples" 120 1 \
+            "compile_fail|package|^process mode|^mixed: |^redis \\(process mode\\)|^stress.sweep$|$process_examples" 120 1 \
             "[stress]~[process]" ;;
     docs) echo "=== plumb tests: docs"
           bash "$root/docs/api.sh" "$root/build/docs/api"

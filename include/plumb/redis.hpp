@@ -1,0 +1,532 @@
+#pragma once
+// SPDX-License-Identifier: MIT
+// plumb/redis.hpp: many pipelines, on many machines, sharing one work queue: a Redis Stream read
+// through a consumer group. Optional: link the CMake target plumb::redis (needs hiredis, Debian's
+// libhiredis-dev); the rest of plumb does not depend on it.
+
+/// @file
+/// Work from a Redis Stream, at least once.
+///
+/// - `read_jobs()` is a source: it reads a stream through a consumer group (XREADGROUP), one
+///   job per resume, so a pipeline never holds more jobs than its links' `in_flight` lets it
+///   start. It also takes over jobs that a dead consumer left pending (XAUTOCLAIM, after
+///   `Queue::claim_idle`).
+/// - `acknowledge()` (a sink) and `acknowledge_each()` (a stage that passes its packets on)
+///   XACK each job once the stage before them has finished it. A pipeline that dies before that
+///   leaves the job pending, and another consumer takes it over: redelivery, never loss.
+///
+/// ```cpp
+/// plumb::redis::Queue queue{.server = {.host = "10.0.0.5"}, .stream = "jobs", .group = "workers"};
+/// plumb::Pipeline pipeline{
+///     plumb::stage(plumb::redis::read_jobs, queue).in_flight(1),
+///     plumb::stage(classify).workers(4).mode(plumb::Mode::process).in_flight(4),
+///     plumb::stage(plumb::redis::acknowledge<Scored>, queue)};  // Scored has a member `id`
+/// pipeline.run();
+/// ```
+
+#include <plumb/generator.hpp>
+#include <plumb/stream.hpp>
+#include <plumb/worker.hpp>
+
+#include <hiredis/hiredis.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace plumb::redis {
+
+/// A Redis failure: the server refused the connection or the password, the stream or the group
+/// does not exist, or a command failed. The message names the server and says what to change:
+/// `"plumb::redis: cannot connect to 127.0.0.1:6390: Connection refused; is redis-server
+/// running there?"`.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Where the Redis server is and how to log in.
+struct Server {
+  /// Host name or IPv4/IPv6 address.
+  std::string host = "127.0.0.1";
+  /// TCP port.
+  int port = 6379;
+  /// ACL user name (Redis 6 and later); empty: the default user.
+  std::string user{};
+  /// Password; empty: no AUTH.
+  std::string password{};
+  /// Longest wait to connect, and for any reply beyond a blocking read's own wait.
+  std::chrono::milliseconds timeout{5000};
+};
+
+/// The work queue: a stream, the consumer group that shares it, and how a consumer reads it.
+/// An aggregate, so designated initializers work. Stages take it as a constant; each worker
+/// opens its own connection when it starts, after the fork in process mode.
+struct Queue {
+  /// The server.
+  Server server{};
+  /// The stream's key.
+  std::string stream{};
+  /// The consumer group. Every pipeline instance that shares the work uses the same group.
+  std::string group{};
+  /// This consumer's name within the group. Empty: `<host name>-<pid>-<worker index>`, unique
+  /// per worker of every pipeline. A fixed name lets a restarted pipeline first finish the
+  /// jobs it had been given before it died (its own pending entries).
+  std::string consumer{};
+  /// How long one XREADGROUP waits for a new job. It bounds how long a source takes to notice
+  /// that the pipeline is stopping.
+  std::chrono::milliseconds block{500};
+  /// Take over jobs that another consumer was given and has not acknowledged for this long
+  /// (XAUTOCLAIM): that consumer is taken as dead. It must exceed the longest time a job can
+  /// spend in the pipeline, or a slow consumer's job runs twice. Zero: never take over.
+  std::chrono::milliseconds claim_idle{std::chrono::minutes(1)};
+  /// Stop (end the source) once no job, new or taken over, has come for this long. Zero: run
+  /// until the pipeline stops. A run meant to drain the stream, including jobs of dead
+  /// consumers, needs it longer than `claim_idle`.
+  std::chrono::milliseconds stop_when_idle{0};
+  /// Stop after this many jobs from this source worker. Zero: no limit.
+  std::uint64_t max_jobs = 0;
+  /// Create the group (and the stream) if missing, reading from the stream's start, instead
+  /// of failing.
+  bool create_group = false;
+};
+
+/// One entry of the stream: its id and its field-value pairs. Serializable, so it crosses
+/// process boundaries as it is.
+struct Job {
+  /// The entry id, such as `"1700000000000-0"`; `acknowledge()` needs it at the end.
+  std::string id;
+  /// The entry's fields, in order.
+  std::vector<std::pair<std::string, std::string>> fields;
+  /// True if the job was taken over from another consumer (XAUTOCLAIM) or from this consumer's
+  /// own pending entries after a restart: it may have run, in part or in full, before.
+  bool redelivered = false;
+
+  /// The value of field `name`. Throws `plumb::redis::Error` if the job has no such field.
+  [[nodiscard]] const std::string& field(std::string_view name) const {
+    for (const auto& [key, value] : fields) {
+      if (key == name) return value;
+    }
+    throw Error("plumb::redis::Job: job " + id + " has no field '" + std::string(name) + "'");
+  }
+};
+
+/// What an `acknowledge()` sink did.
+struct AckReport {
+  /// Jobs acknowledged (removed from the group's pending entries).
+  std::uint64_t acknowledged = 0;
+  /// Jobs that were no longer pending when acknowledged: another consumer had taken them over
+  /// after `claim_idle` and acknowledged them first, so they ran twice. Non-zero means
+  /// `claim_idle` is shorter than some job's time in the pipeline.
+  std::uint64_t not_pending = 0;
+};
+
+namespace detail {
+
+struct ReplyDeleter {
+  void operator()(redisReply* reply) const noexcept { freeReplyObject(reply); }
+};
+struct ContextDeleter {
+  void operator()(redisContext* context) const noexcept { redisFree(context); }
+};
+
+inline timeval to_timeval(std::chrono::milliseconds duration) {
+  const auto ms = std::max<std::int64_t>(duration.count(), 1);
+  return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+}
+
+inline std::string_view text(const redisReply* reply) {
+  return reply->str != nullptr ? std::string_view(reply->str, reply->len) : std::string_view();
+}
+
+}  // namespace detail
+
+/// A reply from the server (hiredis' `redisReply`), freed when the last owner goes.
+using Reply = std::unique_ptr<redisReply, detail::ReplyDeleter>;
+
+/// One connection to a Redis server (hiredis, blocking). Not thread-safe: one per thread, and
+/// never carried across a fork. `read_jobs()` and `acknowledge()` open their own; use one
+/// directly to add jobs or to look at the stream.
+class Connection {
+ public:
+  /// Connects and logs in. Throws `Error` if the server cannot be reached in `server.timeout`
+  /// or refuses the password.
+  explicit Connection(Server server) : server_(std::move(server)) {
+    context_.reset(redisConnectWithTimeout(server_.host.c_str(), server_.port, detail::to_timeval(server_.timeout)));
+    if (!context_) throw Error("plumb::redis: cannot allocate a connection to " + where());
+    if (context_->err != 0) {
+      throw Error("plumb::redis: cannot connect to " + where() + ": " + context_->errstr +
+                  "; is redis-server running there, and is Server::host/port right?");
+    }
+    set_read_timeout(std::chrono::milliseconds(0));
+    if (!server_.password.empty()) {
+      const Reply reply = server_.user.empty() ? raw({"AUTH", server_.password})
+                                               : raw({"AUTH", server_.user, server_.password});
+      if (reply->type == REDIS_REPLY_ERROR) {
+        throw Error("plumb::redis: " + where() + " refused the login" +
+                    (server_.user.empty() ? std::string() : " of user '" + server_.user + "'") + ": " +
+                    std::string(detail::text(reply.get())) + "; check Server::user and Server::password");
+      }
+    }
+  }
+
+  /// "host:port", for messages.
+  [[nodiscard]] std::string where() const { return server_.host + ":" + std::to_string(server_.port); }
+
+  /// Runs one command; each argument is one protocol argument (binary-safe). Returns the reply,
+  /// which may be an error reply (`type == REDIS_REPLY_ERROR`). Throws `Error` if the
+  /// connection fails.
+  Reply raw(std::initializer_list<std::string_view> args) {
+    return raw(std::vector<std::string_view>(args));
+  }
+
+  /// As above, with the arguments in a vector.
+  Reply raw(const std::vector<std::string_view>& args) {
+    std::vector<const char*> pointers;
+    std::vector<std::size_t> lengths;
+    pointers.reserve(args.size());
+    lengths.reserve(args.size());
+    for (const std::string_view arg : args) {
+      pointers.push_back(arg.data());
+      lengths.push_back(arg.size());
+    }
+    auto* reply = static_cast<redisReply*>(
+        redisCommandArgv(context_.get(), static_cast<int>(args.size()), pointers.data(), lengths.data()));
+    if (reply == nullptr) {
+      throw Error("plumb::redis: connection to " + where() + " failed during " +
+                  std::string(args.size() > 0 ? args.begin()[0] : "") + ": " + context_->errstr);
+    }
+    return Reply(reply);
+  }
+
+  /// Runs one command and throws `Error` on an error reply, naming the command and what to
+  /// change for the common ones (NOAUTH, a missing stream or group).
+  Reply command(std::initializer_list<std::string_view> args) {
+    return command(std::vector<std::string_view>(args));
+  }
+
+  /// As above, with the arguments in a vector.
+  Reply command(const std::vector<std::string_view>& args) {
+    Reply reply = raw(args);
+    if (reply->type == REDIS_REPLY_ERROR) throw error_for(args, detail::text(reply.get()));
+    return reply;
+  }
+
+  /// Appends a job to `stream` (XADD with an automatic id) and returns its id.
+  std::string add(std::string_view stream, const std::vector<std::pair<std::string, std::string>>& fields) {
+    std::vector<std::string_view> args{"XADD", stream, "*"};
+    for (const auto& [key, value] : fields) {
+      args.push_back(key);
+      args.push_back(value);
+    }
+    const Reply reply = command(args);
+    return std::string(detail::text(reply.get()));
+  }
+
+  /// Sets how long a reply may take beyond `server.timeout` (blocking reads wait longer).
+  void set_read_timeout(std::chrono::milliseconds extra) {
+    if (redisSetTimeout(context_.get(), detail::to_timeval(server_.timeout + extra)) != REDIS_OK) {
+      throw Error("plumb::redis: cannot set the socket timeout of the connection to " + where());
+    }
+  }
+
+ /// The error for the error reply `message` to the command `args`: names the command and the
+  /// server, and says what to change for the common replies (NOAUTH, WRONGPASS, NOGROUP).
+  [[nodiscard]] Error error_for(const std::vector<std::string_view>& args, std::string_view message) const {
+    const std::string name(args.empty() ? std::string_view() : args[0]);
+    std::string hint;
+    if (message.starts_with("NOAUTH")) {
+      hint = "; the server needs a password: set Server::password";
+    } else if (message.starts_with("WRONGPASS")) {
+      hint = "; check Server::user and Server::password";
+    } else if (message.starts_with("NOGROUP") || message.find("no such key") != std::string_view::npos) {
+      hint = "; create the stream and group first (XGROUP CREATE <stream> <group> 0 MKSTREAM), or set "
+             "Queue::create_group";
+    }
+    return Error("plumb::redis: " + name + " on " + where() + " failed: " + std::string(message) + hint);
+  }
+
+ private:
+  Server server_;
+  std::unique_ptr<redisContext, detail::ContextDeleter> context_;
+};
+
+/// Creates `queue.group` on `queue.stream` (and the stream if missing), delivering entries
+/// from the stream's start (`start_id` "0") or only those added later (`"$"`). Returns false
+/// if the group already existed.
+inline bool create_group(Connection& connection, const Queue& queue, std::string_view start_id = "0") {
+  const Reply reply = connection.raw({"XGROUP", "CREATE", queue.stream, queue.group, start_id, "MKSTREAM"});
+  if (reply->type != REDIS_REPLY_ERROR) return true;
+  if (detail::text(reply.get()).starts_with("BUSYGROUP")) return false;
+  throw Error("plumb::redis: XGROUP CREATE " + queue.stream + " " + queue.group + " on " + connection.where() +
+              " failed: " + std::string(detail::text(reply.get())));
+}
+
+namespace detail {
+
+inline std::string default_consumer() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return std::string(host[0] != '\0' ? host : "host") + "-" + std::to_string(::getpid()) + "-" +
+         std::to_string(this_worker().index);
+}
+
+// Fails with a message that says which of the stream and the group is missing.
+inline const Queue& valid(const Queue& queue) {
+  if (queue.stream.empty() || queue.group.empty()) {
+    throw Error("plumb::redis::Queue: stream and group must be set (stream '" + queue.stream + "', group '" +
+                queue.group + "')");
+  }
+  return queue;
+}
+
+inline void check_queue(Connection& connection, const Queue& queue) {
+  if (queue.create_group) {
+    create_group(connection, queue);
+    return;
+  }
+  const Reply reply = connection.raw({"XINFO", "GROUPS", queue.stream});
+  if (reply->type == REDIS_REPLY_ERROR && !text(reply.get()).starts_with("ERR no such key")) {
+    throw connection.error_for({"XINFO", "GROUPS", queue.stream}, text(reply.get()));
+  }
+  if (reply->type == REDIS_REPLY_ERROR) {
+    throw Error("plumb::redis: stream '" + queue.stream + "' does not exist on " + connection.where() + " (" +
+                std::string(text(reply.get())) + "); create it and its group (XGROUP CREATE " + queue.stream + " " +
+                queue.group + " 0 MKSTREAM), or set Queue::create_group");
+  }
+  for (std::size_t i = 0; i < reply->elements; ++i) {
+    const redisReply* group = reply->element[i];
+    for (std::size_t field = 0; field + 1 < group->elements; field += 2) {
+      if (text(group->element[field]) == "name" && text(group->element[field + 1]) == queue.group) return;
+    }
+  }
+  throw Error("plumb::redis: stream '" + queue.stream + "' on " + connection.where() + " has no consumer group '" +
+              queue.group + "'; create it (XGROUP CREATE " + queue.stream + " " + queue.group +
+              " 0), or set Queue::create_group");
+}
+
+// An entry [id, [field, value, ...]] as a Job; nullopt for an entry deleted while pending
+// (its fields are nil).
+inline std::optional<Job> to_job(const redisReply* entry, bool redelivered) {
+  if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 2) return std::nullopt;
+  const redisReply* fields = entry->element[1];
+  if (fields->type != REDIS_REPLY_ARRAY) return std::nullopt;
+  Job job{std::string(text(entry->element[0])), {}, redelivered};
+  job.fields.reserve(fields->elements / 2);
+  for (std::size_t i = 0; i + 1 < fields->elements; i += 2) {
+    job.fields.emplace_back(std::string(text(fields->element[i])), std::string(text(fields->element[i + 1])));
+  }
+  return job;
+}
+
+// The id of an entry that has nil fields (deleted from the stream while pending), or "".
+inline std::string deleted_id(const redisReply* entry) {
+  if (entry->type == REDIS_REPLY_ARRAY && entry->elements >= 1 &&
+      (entry->elements < 2 || entry->element[1]->type != REDIS_REPLY_ARRAY)) {
+    return std::string(text(entry->element[0]));
+  }
+  return {};
+}
+
+// One consumer's reads, one entry at a time: first its own pending entries (a restart under a
+// fixed name), then new ones, taking over idle entries of other consumers now and then.
+class Reader {
+ public:
+  explicit Reader(const Queue& queue)
+      : queue_(valid(queue)),
+        connection_(queue.server),
+        consumer_(queue.consumer.empty() ? default_consumer() : queue.consumer),
+        block_(std::to_string(std::max<std::int64_t>(queue.block.count(), 1))),
+        claim_idle_(std::to_string(queue.claim_idle.count())),
+        claim_every_(std::clamp(queue.claim_idle / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(5000))) {
+    check_queue(connection_, queue_);
+    connection_.set_read_timeout(queue_.block);
+  }
+
+  // The next job, or nullopt once the source should end (idle or max_jobs reached).
+  std::optional<Job> next() {
+    if (queue_.max_jobs != 0 && given_ >= queue_.max_jobs) return std::nullopt;
+    auto idle_since = std::chrono::steady_clock::now();
+    for (;;) {
+      std::optional<Job> job = own_pending_ ? read_own_pending() : std::nullopt;
+      if (!job && claim_due()) job = claim();
+      if (!job) job = read_new();
+      if (job) {
+        ++given_;
+        return job;
+      }
+      if (queue_.stop_when_idle.count() > 0 &&
+          std::chrono::steady_clock::now() - idle_since >= queue_.stop_when_idle) {
+        return std::nullopt;
+      }
+    }
+  }
+
+ private:
+  // Entries this consumer was given earlier and never acknowledged (XREADGROUP from an id).
+  std::optional<Job> read_own_pending() {
+    for (;;) {
+      const Reply reply = connection_.command(
+          {"XREADGROUP", "GROUP", queue_.group, consumer_, "COUNT", "1", "STREAMS", queue_.stream, own_cursor_});
+      const redisReply* entries = first_stream_entries(reply.get());
+      if (entries == nullptr || entries->elements == 0) {
+        own_pending_ = false;
+        return std::nullopt;
+      }
+      const redisReply* entry = entries->element[0];
+      own_cursor_ = std::string(text(entry->element[0]));
+      if (std::optional<Job> job = to_job(entry, true)) return job;
+      forget(own_cursor_);  // deleted from the stream while pending
+    }
+  }
+
+  std::optional<Job> read_new() {
+    const Reply reply = connection_.command({"XREADGROUP", "GROUP", queue_.group, consumer_, "COUNT", "1", "BLOCK",
+                                             block_, "STREAMS", queue_.stream, ">"});
+    const redisReply* entries = first_stream_entries(reply.get());
+    if (entries == nullptr || entries->elements == 0) {
+      next_claim_ = {};  // idle: a good moment to look for abandoned jobs
+      return std::nullopt;
+    }
+    return to_job(entries->element[0], false);
+  }
+
+  bool claim_due() const {
+    return queue_.claim_idle.count() > 0 && std::chrono::steady_clock::now() >= next_claim_;
+  }
+
+  // XAUTOCLAIM of one entry idle for claim_idle, scanning the pending entries from claim_cursor_.
+  std::optional<Job> claim() {
+    for (;;) {
+      const Reply reply = connection_.command({"XAUTOCLAIM", queue_.stream, queue_.group, consumer_, claim_idle_,
+                                               claim_cursor_, "COUNT", "1"});
+      if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+        throw Error("plumb::redis: unexpected XAUTOCLAIM reply from " + connection_.where() +
+                    "; plumb::redis needs Redis 6.2 or later");
+      }
+      claim_cursor_ = std::string(text(reply->element[0]));
+      const redisReply* entries = reply->element[1];
+      for (std::size_t i = 0; i < entries->elements; ++i) {
+        if (std::optional<Job> job = to_job(entries->element[i], true)) return job;  // found: look again soon
+        if (const std::string id = deleted_id(entries->element[i]); !id.empty()) forget(id);  // Redis 6.2
+      }
+      if (claim_cursor_ == "0-0") {  // scanned every pending entry
+        next_claim_ = std::chrono::steady_clock::now() + claim_every_;
+        return std::nullopt;
+      }
+    }
+  }
+
+  // Acknowledges an entry that no longer exists, so that it leaves the pending list.
+  void forget(const std::string& id) { connection_.command({"XACK", queue_.stream, queue_.group, id}); }
+
+  // [[stream, [entry, ...]]] -> [entry, ...]; nullptr for a nil reply (the wait timed out).
+  static const redisReply* first_stream_entries(const redisReply* reply) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) return nullptr;
+    const redisReply* stream = reply->element[0];
+    if (stream->type != REDIS_REPLY_ARRAY || stream->elements < 2) return nullptr;
+    return stream->element[1];
+  }
+
+  const Queue& queue_;
+  Connection connection_;
+  std::string consumer_;
+  std::string block_;
+  std::string claim_idle_;
+  std::chrono::milliseconds claim_every_;
+  std::chrono::steady_clock::time_point next_claim_{};
+  bool own_pending_ = true;
+  std::string own_cursor_ = "0";
+  std::string claim_cursor_ = "0-0";
+  std::uint64_t given_ = 0;
+};
+
+template <class T>
+concept IdString = std::convertible_to<const T&, std::string_view>;
+template <class T>
+concept HasIdMember = requires(const T& value) {
+  { value.id } -> std::convertible_to<std::string_view>;
+};
+
+template <class T>
+std::string_view job_id(const T& value) {
+  static_assert(IdString<T> || HasIdMember<T>,
+                "plumb::redis::acknowledge: the packets must carry the job's id: use plumb::redis::Job, "
+                "std::string (the id), or a struct with a member `id` (copy Job::id into it)");
+  if constexpr (IdString<T>) {
+    return value;
+  } else {
+    return value.id;
+  }
+}
+
+// XACK of one id; true if it was still pending.
+inline bool ack(Connection& connection, const Queue& queue, std::string_view id) {
+  const Reply reply = connection.command({"XACK", queue.stream, queue.group, id});
+  return reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
+}
+
+}  // namespace detail
+
+/// Source stage: yields the jobs of `queue.stream` given to this consumer of `queue.group`.
+///
+/// One job per resume (XREADGROUP COUNT 1), and plumb resumes a source only when its output
+/// link has a free slot, so an instance holds at most the jobs its `in_flight` settings let it
+/// start; with `in_flight(1)` everywhere it holds one per link. Order of reads: this
+/// consumer's own pending entries (after a restart under a fixed `Queue::consumer`), jobs idle
+/// for `Queue::claim_idle` under other consumers (XAUTOCLAIM, checked every `claim_idle / 4`
+/// and whenever the stream is empty), then new jobs (waiting `Queue::block` at a time).
+///
+/// Ends when idle for `Queue::stop_when_idle` or after `Queue::max_jobs`; otherwise runs until
+/// the pipeline stops. With several workers, each is its own consumer. Throws `Error` for an
+/// unreachable server, a refused password, or a missing stream or group.
+inline Generator<Job> read_jobs(Queue queue) {
+  detail::Reader reader(queue);
+  for (;;) {
+    std::optional<Job> job = reader.next();
+    if (!job) break;
+    co_yield std::move(*job);
+  }
+}
+
+/// Sink stage: acknowledges (XACK) each packet's job once it arrives here, that is once every
+/// stage before has finished it. `T` is `Job`, `std::string` (the id) or any type with a
+/// member `id`. Use one worker; the return value counts what happened.
+template <class T>
+AckReport acknowledge(Stream<T> done, Queue queue) {
+  Connection connection(queue.server);
+  AckReport report;
+  for (const T& packet : done) {
+    if (detail::ack(connection, queue, detail::job_id(packet))) {
+      ++report.acknowledged;
+    } else {
+      ++report.not_pending;
+    }
+  }
+  return report;
+}
+
+/// Stage: acknowledges each packet's job, as `acknowledge()`, then passes the packet on (to a
+/// sink that keeps results, say). A job is acknowledged before the stages after this one see
+/// it: put it last among the stages that must finish a job.
+template <class T>
+Generator<T> acknowledge_each(Stream<T> done, Queue queue) {
+  Connection connection(queue.server);
+  for (T& packet : done) {
+    detail::ack(connection, queue, detail::job_id(packet));
+    co_yield std::move(packet);
+  }
+}
+
+}  // namespace plumb::redis
