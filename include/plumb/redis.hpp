@@ -24,6 +24,7 @@
 /// pipeline.run();
 /// ```
 
+#include <plumb/error.hpp>
 #include <plumb/generator.hpp>
 #include <plumb/stream.hpp>
 #include <plumb/worker.hpp>
@@ -32,6 +33,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -48,12 +50,16 @@
 namespace plumb::redis {
 
 /// A Redis failure: the server refused the connection or the password, the stream or the group
-/// does not exist, or a command failed. The message names the server and says what to change:
-/// `"plumb::redis: cannot connect to 127.0.0.1:6390: Connection refused; is redis-server
-/// running there?"`.
-class Error : public std::runtime_error {
+/// does not exist, a command failed or the server stopped answering. The message names the
+/// server and says what to change: `"plumb::redis: cannot connect to 127.0.0.1:6390:
+/// Connection refused; is redis-server running there, and is Server::host/port right?"`.
+///
+/// Thrown in a worker process, it reaches the caller as `plumb::RemoteError` with the same
+/// message, like any exception type plumb cannot rebuild; `catch (const plumb::Error&)` catches
+/// it in every mode.
+class Error : public plumb::Error {
  public:
-  using std::runtime_error::runtime_error;
+  using plumb::Error::Error;
 };
 
 /// Where the Redis server is and how to log in.
@@ -80,9 +86,10 @@ struct Queue {
   std::string stream{};
   /// The consumer group. Every pipeline instance that shares the work uses the same group.
   std::string group{};
-  /// This consumer's name within the group. Empty: `<host name>-<pid>-<worker index>`, unique
-  /// per worker of every pipeline. A fixed name lets a restarted pipeline first finish the
-  /// jobs it had been given before it died (its own pending entries).
+  /// This consumer's name within the group. Empty: `<host name>-<pid>-<n>`, unique per source
+  /// worker of every run. A fixed name lets a restarted pipeline first finish the jobs it had
+  /// been given before it died (its own pending entries); with several source workers each
+  /// gets `<name>-<worker index>`. A name must be in use by one running source at a time.
   std::string consumer{};
   /// How long one XREADGROUP waits for a new job. It bounds how long a source takes to notice
   /// that the pipeline is stopping.
@@ -204,8 +211,19 @@ class Connection {
     auto* reply = static_cast<redisReply*>(
         redisCommandArgv(context_.get(), static_cast<int>(args.size()), pointers.data(), lengths.data()));
     if (reply == nullptr) {
+      const std::string_view reason = context_->errstr;
+      const std::string what = reason.find("temporarily unavailable") != std::string_view::npos ||
+                                       reason.find("timed out") != std::string_view::npos
+                                   ? "no reply within Server::timeout (" + std::to_string(server_.timeout.count()) +
+                                         " ms" + (extra_.count() > 0 ? " beyond a blocking read's " +
+                                                                            std::to_string(extra_.count()) + " ms"
+                                                                      : std::string()) +
+                                         ")"
+                                   : std::string(reason);
       throw Error("plumb::redis: connection to " + where() + " failed during " +
-                  std::string(args.size() > 0 ? args.begin()[0] : "") + ": " + context_->errstr);
+                  std::string(args.empty() ? std::string_view() : args[0]) + ": " + what +
+                  "; check the server (jobs this consumer held stay pending, and another consumer takes them over "
+                  "after Queue::claim_idle)");
     }
     return Reply(reply);
   }
@@ -236,6 +254,7 @@ class Connection {
 
   /// Sets how long a reply may take beyond `server.timeout` (blocking reads wait longer).
   void set_read_timeout(std::chrono::milliseconds extra) {
+    extra_ = extra;
     if (redisSetTimeout(context_.get(), detail::to_timeval(server_.timeout + extra)) != REDIS_OK) {
       throw Error("plumb::redis: cannot set the socket timeout of the connection to " + where());
     }
@@ -250,6 +269,8 @@ class Connection {
       hint = "; the server needs a password: set Server::password";
     } else if (message.starts_with("WRONGPASS")) {
       hint = "; check Server::user and Server::password";
+    } else if (name == "XAUTOCLAIM" && message.find("unknown command") != std::string_view::npos) {
+      hint = "; taking over jobs needs Redis 6.2 or later: upgrade the server, or set Queue::claim_idle to 0";
     } else if (message.starts_with("NOGROUP") || message.find("no such key") != std::string_view::npos) {
       hint = "; create the stream and group first (XGROUP CREATE <stream> <group> 0 MKSTREAM), or set "
              "Queue::create_group";
@@ -259,6 +280,7 @@ class Connection {
 
  private:
   Server server_;
+  std::chrono::milliseconds extra_{0};
   std::unique_ptr<redisContext, detail::ContextDeleter> context_;
 };
 
@@ -275,11 +297,19 @@ inline bool create_group(Connection& connection, const Queue& queue, std::string
 
 namespace detail {
 
-inline std::string default_consumer() {
+// The consumer name of a source worker: Queue::consumer (suffixed with the worker index when
+// the source has several workers), or one unique to this reader.
+inline std::string consumer_name(const Queue& queue) {
+  const WorkerInfo& me = this_worker();
+  if (!queue.consumer.empty()) {
+    return me.count > 1 ? queue.consumer + "-" + std::to_string(me.index) : queue.consumer;
+  }
+  // Relaxed: only uniqueness matters, not order.
+  static std::atomic<std::uint64_t> readers{0};
   char host[256] = {};
   if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
   return std::string(host[0] != '\0' ? host : "host") + "-" + std::to_string(::getpid()) + "-" +
-         std::to_string(this_worker().index);
+         std::to_string(readers.fetch_add(1, std::memory_order_relaxed));
 }
 
 // Fails with a message that says which of the stream and the group is missing.
@@ -346,7 +376,7 @@ class Reader {
   explicit Reader(const Queue& queue)
       : queue_(valid(queue)),
         connection_(queue.server),
-        consumer_(queue.consumer.empty() ? default_consumer() : queue.consumer),
+        consumer_(consumer_name(queue)),
         block_(std::to_string(std::max<std::int64_t>(queue.block.count(), 1))),
         claim_idle_(std::to_string(queue.claim_idle.count())),
         claim_every_(std::clamp(queue.claim_idle / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(5000))) {
@@ -366,6 +396,9 @@ class Reader {
         ++given_;
         return job;
       }
+      // Between waits: plumb cannot interrupt a blocked XREADGROUP, so the source looks itself
+      // (after at most Queue::block) and ends if the run is stopping.
+      if (stop_requested()) return std::nullopt;
       if (queue_.stop_when_idle.count() > 0 &&
           std::chrono::steady_clock::now() - idle_since >= queue_.stop_when_idle) {
         return std::nullopt;
@@ -419,7 +452,9 @@ class Reader {
       const redisReply* entries = reply->element[1];
       for (std::size_t i = 0; i < entries->elements; ++i) {
         if (std::optional<Job> job = to_job(entries->element[i], true)) return job;  // found: look again soon
-        if (const std::string id = deleted_id(entries->element[i]); !id.empty()) forget(id);  // Redis 6.2
+        // Deleted from the stream while pending: Redis 7 drops it from the pending list itself
+        // (and lists it in reply element 2); an [id, nil] entry is acknowledged here.
+        if (const std::string id = deleted_id(entries->element[i]); !id.empty()) forget(id);
       }
       if (claim_cursor_ == "0-0") {  // scanned every pending entry
         next_claim_ = std::chrono::steady_clock::now() + claim_every_;
@@ -471,13 +506,15 @@ std::string_view job_id(const T& value) {
   }
 }
 
-// XACK of one id; true if it was still pending.
+}  // namespace detail
+
+/// Acknowledges job `id` (XACK) on `connection`; returns false if it was no longer pending.
+/// For a stage that drops a job on purpose: a dropped job is otherwise never acknowledged, and
+/// is taken over again after `Queue::claim_idle`, again and again.
 inline bool ack(Connection& connection, const Queue& queue, std::string_view id) {
   const Reply reply = connection.command({"XACK", queue.stream, queue.group, id});
   return reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
 }
-
-}  // namespace detail
 
 /// Source stage: yields the jobs of `queue.stream` given to this consumer of `queue.group`.
 ///
@@ -503,12 +540,17 @@ inline Generator<Job> read_jobs(Queue queue) {
 /// Sink stage: acknowledges (XACK) each packet's job once it arrives here, that is once every
 /// stage before has finished it. `T` is `Job`, `std::string` (the id) or any type with a
 /// member `id`. Use one worker; the return value counts what happened.
+///
+/// Exactly one packet per job must arrive here. A stage that drops a job must acknowledge it
+/// itself (`ack()`); a stage that splits a job into parts must send one packet per job on (a
+/// batch of the parts, say), or the first part would acknowledge the job while the others
+/// are still on their way.
 template <class T>
 AckReport acknowledge(Stream<T> done, Queue queue) {
   Connection connection(queue.server);
   AckReport report;
   for (const T& packet : done) {
-    if (detail::ack(connection, queue, detail::job_id(packet))) {
+    if (ack(connection, queue, detail::job_id(packet))) {
       ++report.acknowledged;
     } else {
       ++report.not_pending;
@@ -524,7 +566,7 @@ template <class T>
 Generator<T> acknowledge_each(Stream<T> done, Queue queue) {
   Connection connection(queue.server);
   for (T& packet : done) {
-    detail::ack(connection, queue, detail::job_id(packet));
+    ack(connection, queue, detail::job_id(packet));
     co_yield std::move(packet);
   }
 }

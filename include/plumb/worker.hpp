@@ -2,7 +2,9 @@
 // SPDX-License-Identifier: MIT
 // plumb/worker.hpp: WorkerInfo and this_worker(), a stage body's view of who runs it.
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace plumb {
@@ -25,19 +27,28 @@ namespace detail {
 // every call into and every resumption of a stage body, so that fused stages that share one
 // thread each see their own identity.
 inline constinit thread_local const WorkerInfo* current_worker = nullptr;
+// The stop word of that worker's run (RunState::stop_word(); in shared memory in a run with
+// worker processes), for stop_requested().
+inline constinit thread_local const std::atomic<std::uint32_t>* current_stop_word = nullptr;
 
-// Sets current_worker for one scope and restores the previous value at its end.
+// Sets current_worker and current_stop_word for one scope and restores them at its end.
 class CurrentWorkerScope {
  public:
-  explicit CurrentWorkerScope(const WorkerInfo* info) noexcept : previous_(current_worker) {
+  CurrentWorkerScope(const WorkerInfo* info, const std::atomic<std::uint32_t>* stop_word) noexcept
+      : previous_(current_worker), previous_stop_word_(current_stop_word) {
     current_worker = info;
+    current_stop_word = stop_word;
   }
-  ~CurrentWorkerScope() { current_worker = previous_; }
+  ~CurrentWorkerScope() {
+    current_worker = previous_;
+    current_stop_word = previous_stop_word_;
+  }
   CurrentWorkerScope(const CurrentWorkerScope&) = delete;
   CurrentWorkerScope& operator=(const CurrentWorkerScope&) = delete;
 
  private:
   const WorkerInfo* previous_;
+  const std::atomic<std::uint32_t>* previous_stop_word_;
 };
 
 }  // namespace detail
@@ -62,6 +73,34 @@ class CurrentWorkerScope {
 [[nodiscard]] inline const WorkerInfo& this_worker() noexcept {
   static const WorkerInfo outside_a_pipeline{};
   return detail::current_worker != nullptr ? *detail::current_worker : outside_a_pipeline;
+}
+
+/// True once the run that is calling this stage body is stopping: a stage failed, the run was
+/// cancelled (`RunOptions::stop_token`) or timed out.
+///
+/// plumb stops a stage by itself the next time it yields or asks its input for a packet. A
+/// stage that waits on something outside plumb between packets (a socket, a message broker, a
+/// long loop) checks this between its waits and returns: a source simply ends. The run still
+/// reports its first error; a source that ends this way adds none.
+///
+/// Outside a pipeline (a stage called directly, say in a unit test) it returns false.
+/// Thread or process affinity: answers for the run of the calling thread's stage body.
+/// Complexity: constant; one thread-local read and one relaxed atomic load.
+///
+/// Example:
+/// ```cpp
+/// plumb::Generator<Message> listen(Socket socket) {
+///   while (!plumb::stop_requested()) {
+///     if (std::optional<Message> message = socket.receive(std::chrono::milliseconds(200))) {
+///       co_yield std::move(*message);
+///     }
+///   }
+/// }
+/// ```
+[[nodiscard]] inline bool stop_requested() noexcept {
+  // Relaxed: as RunState::stopping(); the answer only decides whether to return early.
+  const std::atomic<std::uint32_t>* word = detail::current_stop_word;
+  return word != nullptr && word->load(std::memory_order_relaxed) != 0;
 }
 
 }  // namespace plumb

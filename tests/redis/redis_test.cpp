@@ -83,11 +83,16 @@ std::string group_info(plumb::redis::Connection& connection, std::string_view fi
   return {};
 }
 
-// Work: waits `pause` per job, checks the payload, passes the job on.
-Generator<Job> work(Stream<Job> in, std::chrono::milliseconds pause) {
+constexpr int kNever = 1 << 30;
+
+// Work: waits `pause` per job, checks the payload, passes the job on. From job number
+// `hang_from` on it never finishes (a stuck instance, to be killed).
+Generator<Job> work(Stream<Job> in, std::chrono::milliseconds pause, int hang_from) {
   for (Job& job : in) {
     if (pause.count() > 0) std::this_thread::sleep_for(pause);
-    if (std::stoi(job.field("n")) < 0) throw std::runtime_error("bad payload in " + job.id);
+    const int n = std::stoi(job.field("n"));
+    while (n >= hang_from) std::this_thread::sleep_for(1s);
+    if (n < 0) throw std::runtime_error("bad payload in " + job.id);
     co_yield std::move(job);
   }
 }
@@ -123,10 +128,10 @@ bool stream_order_le(const std::string& a, const std::string& b) {
 
 // The pipeline every instance runs: read -> work (2 workers) -> acknowledge -> keep the ids.
 std::vector<std::string> run_instance(const Queue& queue, Mode mode, std::chrono::milliseconds pause,
-                                      std::size_t in_flight = 1) {
+                                      std::size_t in_flight = 1, int hang_from = kNever) {
   plumb::Pipeline pipeline{
       plumb::stage(plumb::redis::read_jobs, queue).name("read").in_flight(in_flight),
-      plumb::stage(work, pause).name("work").workers(2).in_flight(2),
+      plumb::stage(work, pause, hang_from).name("work").workers(2).in_flight(2),
       plumb::stage(plumb::redis::acknowledge_each<Job>, queue).name("ack").in_flight(1),
       plumb::stage(finished).name("finished").max_message_size(1 << 20)};
   return pipeline.run({.mode = mode});
@@ -223,7 +228,7 @@ TEST_CASE("redis (process mode): every job is processed and acknowledged exactly
     queue.create_group = true;
     fill(connection, 200);
     plumb::Pipeline pipeline{plumb::stage(plumb::redis::read_jobs, queue).name("read").in_flight(2),
-                             plumb::stage(work, 0ms).name("work").workers(2).mode(Mode::process).in_flight(2),
+                             plumb::stage(work, 0ms, kNever).name("work").workers(2).mode(Mode::process).in_flight(2),
                              plumb::stage(plumb::redis::acknowledge<Job>, queue).name("ack").mode(Mode::thread)};
     const plumb::redis::AckReport report = pipeline.run(Mode::sequential);
     CHECK(report.acknowledged == 200);
@@ -258,7 +263,7 @@ TEST_CASE("redis: an instance holds no more jobs than its in_flight lets it star
     });
     queue.max_jobs = 20;
     plumb::Pipeline pipeline{plumb::stage(plumb::redis::read_jobs, queue).in_flight(in_flight),
-                             plumb::stage(work, 10ms).in_flight(1),
+                             plumb::stage(work, 10ms, kNever).in_flight(1),
                              plumb::stage(plumb::redis::acknowledge<Job>, queue)};
     plumb::redis::AckReport report{};
     try {
@@ -338,10 +343,12 @@ TEST_CASE("redis (process mode): a killed instance's jobs are taken over by anot
   plumb::redis::create_group(connection, queue);
   const std::vector<std::string> ids = fill(connection, 60);
 
-  // Instance A: worker processes, 20 ms a job; killed (its whole process group) mid-run.
+  // Instance A: worker processes; jobs 0-9 finish, from job 10 on its workers are stuck (so
+  // it cannot finish early on a fast machine); killed, its whole process group, once 10 jobs
+  // are acknowledged.
   Queue queue_a = queue;
   queue_a.consumer = "A";
-  const pid_t a = spawn_instance([&] { run_instance(queue_a, Mode::process, 20ms, 2); });
+  const pid_t a = spawn_instance([&] { run_instance(queue_a, Mode::process, 5ms, 2, 10); });
   REQUIRE(a > 0);
   const auto deadline = std::chrono::steady_clock::now() + 20s;
   while (std::stoll(group_info(connection, "entries-read")) - pending(connection) < 10) {
@@ -350,6 +357,10 @@ TEST_CASE("redis (process mode): a killed instance's jobs are taken over by anot
   }
   ::kill(-a, SIGKILL);
   CHECK(wait_exit(a) == 128 + SIGKILL);
+  while (::kill(-a, 0) == 0) {  // A's worker processes too
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(5ms);
+  }
   const std::set<std::string> held_by_a = pending_ids(connection, "A");
   const std::string last_delivered = group_info(connection, "last-delivered-id");
   REQUIRE_FALSE(held_by_a.empty());  // A died with jobs in flight
@@ -357,12 +368,13 @@ TEST_CASE("redis (process mode): a killed instance's jobs are taken over by anot
   for (const std::string& id : ids) {
     if (stream_order_le(id, last_delivered) && held_by_a.count(id) == 0) acked_by_a.insert(id);
   }
-  CHECK(acked_by_a.size() >= 10);
+  CHECK(acked_by_a == std::set<std::string>(ids.begin(), ids.begin() + 10));
 
   // Instance B takes over A's jobs once they have been idle for claim_idle, and does the rest.
   Queue queue_b = queue;
   queue_b.consumer = "B";
-  queue_b.claim_idle = 300ms;  // B's own jobs take far less, so none of them is taken back
+  queue_b.claim_idle = 1000ms;  // B's own jobs take far less, so none of them is taken back
+  queue_b.stop_when_idle = 2500ms;
   const std::vector<std::string> done = run_instance(queue_b, Mode::thread, 0ms);
   std::set<std::string> redelivered;
   for (const std::string& id : done) {
@@ -388,6 +400,7 @@ TEST_CASE("redis (process mode): two instances sharing one stream split the work
   for (const std::string name : {"one", "two"}) {
     Queue mine = queue;
     mine.consumer = name;
+    mine.stop_when_idle = 3000ms;  // the other instance may be slow to start on a loaded machine
     files.push_back(temp_path(name));
     const std::string file = files.back();
     instances.push_back(spawn_instance([mine, file] { write_lines(file, run_instance(mine, Mode::process, 5ms)); }));
@@ -408,4 +421,37 @@ TEST_CASE("redis (process mode): two instances sharing one stream split the work
   all.insert(all.end(), two.begin(), two.end());
   CHECK(sorted(all) == sorted(ids));  // disjoint, complete, none redelivered (no "*")
   CHECK(pending(connection) == 0);
+}
+
+TEST_CASE("redis: a source waiting for jobs ends when another stage fails", "[redis]") {
+  // stop_when_idle 0: the source would wait for jobs forever; the sink's error must end the run.
+  const RedisServer server;
+  plumb::redis::Connection connection = server.connect();
+  Queue queue = queue_of(server);
+  queue.stop_when_idle = 0ms;
+  plumb::redis::create_group(connection, queue);
+  fill(connection, 1);
+  auto failing = [](Stream<Job> in) {
+    for (const Job& job : in) throw std::runtime_error("cannot store " + job.field("n"));
+  };
+  plumb::Pipeline pipeline{plumb::stage(plumb::redis::read_jobs, queue).in_flight(2), plumb::stage(failing)};
+  CHECK_THROWS_WITH(pipeline.run(), "cannot store 0");
+  CHECK(pending(connection) == 1);  // not acknowledged: another consumer will take it over
+}
+
+TEST_CASE("redis: a fixed consumer name with several source workers gives each its own name", "[redis]") {
+  const RedisServer server;
+  plumb::redis::Connection connection = server.connect();
+  Queue queue = queue_of(server, "fixed");
+  plumb::redis::create_group(connection, queue);
+  const std::vector<std::string> ids = fill(connection, 100);
+  plumb::Pipeline pipeline{plumb::stage(plumb::redis::read_jobs, queue).workers(2).in_flight(2),
+                           plumb::stage(work, 1ms, kNever).workers(2).in_flight(2),
+                           plumb::stage(plumb::redis::acknowledge_each<Job>, queue).in_flight(1),
+                           plumb::stage(finished).max_message_size(1 << 20)};
+  CHECK(sorted(pipeline.run()) == sorted(ids));  // each once, none redelivered
+  const plumb::redis::Reply consumers = connection.command({"XINFO", "CONSUMERS", kStream, kGroup});
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < consumers->elements; ++i) names.emplace(consumers->element[i]->element[1]->str);
+  CHECK(names == std::set<std::string>{"fixed-0", "fixed-1"});
 }
