@@ -209,6 +209,26 @@ class Tables {
     }
   }
 
+  // examples/redis_worker: 1 and 2 instances sharing one Redis Stream.
+  void scale_out() const {
+    if (!reporter_.any_with_prefix("redis/")) return;
+    fmt::print("\n## Scale-out: examples/redis_worker instances on one Redis Stream (this machine)\n\n"
+               "| work per job | 1 instance | 2 instances | 2 to 1 |\n|---|---:|---:|---:|\n");
+    for (const auto& [work, title] : {std::pair{"cpu", "500 us CPU"}, {"wait", "2 ms wait + 50 us CPU"}}) {
+      const Result* one = reporter_.find(fmt::format("redis/{}/instances:1", work));
+      const Result* two = reporter_.find(fmt::format("redis/{}/instances:2", work));
+      const auto cell = [](const Result* result) {
+        if (result == nullptr) return std::string("-");
+        if (!result->error.empty()) return std::string("error");
+        return fmt::format("{:.0f} jobs/s", result->items_per_second);
+      };
+      const bool compared = one != nullptr && two != nullptr && one->error.empty() && two->error.empty() &&
+                            one->items_per_second > 0;
+      fmt::print("| {} | {} | {} | {} |\n", title, cell(one), cell(two),
+                 compared ? fmt::format("{:.2f}x", two->items_per_second / one->items_per_second) : "");
+    }
+  }
+
   void targets() const {
     fmt::print("\n## Targets (issues 5 and 7)\n\n| target | measured | |\n|---|---:|---|\n");
     using enum Workload;
@@ -310,6 +330,7 @@ int main(int argc, char** argv) {
   }
   bench::register_limits();
   bench::register_gzip();
+  bench::register_redis();
 
   bench::TableReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
@@ -320,6 +341,7 @@ int main(int argc, char** argv) {
   tables.stats_overhead();
   tables.limits();
   tables.compression();
+  tables.scale_out();
   tables.targets();
   bench::show_stats();
   benchmark::Shutdown();

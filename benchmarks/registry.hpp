@@ -26,14 +26,17 @@ void register_tbb(Workload workload, const Config& config);    // tbb_bench.cpp
 void register_limits();                                        // limits_bench.cpp
 // examples/parallel_gzip against pigz and gzip, when the example is built.
 void register_gzip();                                          // gzip_bench.cpp
+// examples/redis_worker, 1 and 2 instances on one stream, when it is built.
+void register_redis();                                         // redis_bench.cpp
 // Runs small/deep once per mode with a progress line and prints its statistics table.
 void show_stats();                                             // pipeline_bench.cpp
 
 // Registers `body` as benchmark `name` (<workload>/<config>/<runner>). `real_time`: the work
 // runs on other threads or processes, so CPU time of the calling thread would mean nothing.
 // A `big` run moves 4 GB and takes seconds: two iterations each.
+// Returns the registered benchmark, for further settings.
 template <class Body>
-void add(const std::string& name, bool real_time, Body&& body) {
+benchmark::internal::Benchmark* add(const std::string& name, bool real_time, Body&& body) {
   auto* benchmark = benchmark::RegisterBenchmark(
       name.c_str(), [body = std::forward<Body>(body)](benchmark::State& state) {
         try {
@@ -50,6 +53,7 @@ void add(const std::string& name, bool real_time, Body&& body) {
     // Short runs on a shared machine: three repetitions, and the tables use the median.
     benchmark->Repetitions(3)->ReportAggregatesOnly(true);
   }
+  return benchmark;
 }
 
 }  // namespace bench

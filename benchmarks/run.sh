@@ -25,7 +25,7 @@ done
 
 build="$root/build/bench"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++-12 \
-  -DPLUMB_BUILD_TESTS=OFF -DPLUMB_BUILD_EXAMPLES=ON -DPLUMB_BUILD_BENCHMARKS=ON >/dev/null
+  -DPLUMB_BUILD_TESTS=OFF -DPLUMB_BUILD_EXAMPLES=ON -DPLUMB_BUILD_BENCHMARKS=ON -DPLUMB_WITH_REDIS=ON >/dev/null
 cmake --build "$build" -j "$(nproc)"
 
 # Each example as its CTest entry runs it: on its own, or through examples/<name>_test.sh.

@@ -18,8 +18,11 @@
 // Options: --host H --port P --password S --stream NAME --group NAME --consumer NAME
 //          --workers N (score processes, default 2) --cpu-us N (CPU work per job, default 200)
 //          --wait-us N (a wait per job, as for a remote model or a GPU; default 0)
-//          --idle-ms N (stop after the stream is empty this long; default 2000; 0: never)
-//          --claim-ms N (take over jobs idle this long; default 10000) --max-jobs N --quiet
+//          --idle-ms N (stop after the stream is empty this long; default 8000; 0: never)
+//          --claim-ms N (take over jobs idle this long; default 5000) --max-jobs N --quiet
+//
+// An instance killed mid-run leaves its jobs pending; another instance takes them over once
+// they have been idle for --claim-ms (the default --idle-ms is longer, so it is still there).
 
 #include <plumb/plumb.hpp>
 #include <plumb/redis.hpp>
@@ -39,7 +42,7 @@ namespace {
 using namespace std::chrono_literals;
 
 struct Options {
-  plumb::redis::Queue queue{.stream = "jobs", .group = "workers", .stop_when_idle = 2000ms};
+  plumb::redis::Queue queue{.stream = "jobs", .group = "workers", .claim_idle = 5s, .stop_when_idle = 8s};
   std::size_t workers = 2;
   std::chrono::microseconds cpu{200};
   std::chrono::microseconds wait{0};
@@ -134,32 +137,29 @@ bool parse(int argc, char** argv, Options& options) {
 
 int main(int argc, char** argv) {
   Options options;
-  options.queue.claim_idle = 10s;
   if (!parse(argc, argv, options)) return 2;
   const plumb::redis::Queue& queue = options.queue;
   const std::string name = queue.consumer.empty() ? "pid " + std::to_string(::getpid()) : queue.consumer;
 
   plumb::Pipeline pipeline{
-      plumb::stage(plumb::redis::read_jobs, queue).name("read").in_flight(2),
+      // One job queued per score worker beside the one it works on: a worker that finishes finds
+      // its next job ready instead of waiting for a read (a round trip to Redis). The instance
+      // holds at most 2 x workers jobs on this link; in_flight(workers) would hoard nothing
+      // extra but leave the workers waiting for each read (see docs/redis.md).
+      plumb::stage(plumb::redis::read_jobs, queue).name("read").in_flight(2 * options.workers),
       plumb::stage(score, options.cpu, options.wait)
           .name("score")
           .mode(plumb::Mode::process)
           .workers(options.workers)
-          .in_flight(options.workers),
+          .in_flight(2 * options.workers),
       plumb::stage(store, queue).name("store").in_flight(2),
       plumb::stage(plumb::redis::acknowledge<Scored>, queue).name("acknowledge")};
   try {
     const plumb::redis::AckReport report = pipeline.run(plumb::Mode::thread);
     const plumb::Stats& stats = pipeline.last_stats();
-    // The jobs' time: from the start to the last acknowledgement, without the idle wait at the end.
-    const double busy_seconds =
-        std::chrono::duration<double>(stats.elapsed - (report.acknowledged > 0 ? queue.stop_when_idle : 0ms)).count();
-    std::cout << "instance " << name << ": " << report.acknowledged << " jobs acknowledged";
-    if (report.acknowledged > 0 && busy_seconds > 0) {
-      std::cout << ", " << static_cast<long long>(static_cast<double>(report.acknowledged) / busy_seconds)
-                << " jobs/s";
-    }
-    std::cout << ", " << report.not_pending << " taken over by another instance first\n";
+    std::cout << "instance " << name << ": " << report.acknowledged << " jobs acknowledged in "
+              << std::chrono::duration<double>(stats.elapsed).count() << " s (with the final idle wait), "
+              << report.not_pending << " taken over by another instance first\n";
     if (!options.quiet) std::cout << stats.table() << '\n';
   } catch (const std::exception& error) {
     std::cerr << "instance " << name << " failed: " << error.what() << '\n';

@@ -47,6 +47,15 @@
 #include <utility>
 #include <vector>
 
+// Clang 14 with AddressSanitizer cannot assemble inline (comdat) coroutines defined in a header
+// ("Cannot represent a difference across sections"); there the coroutines below get internal
+// linkage instead of `inline`.
+#if defined(__clang__) && __clang_major__ < 15 && defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PLUMB_DETAIL_REDIS_STATIC_COROUTINES 1
+#endif
+#endif
+
 namespace plumb::redis {
 
 /// A Redis failure: the server refused the connection or the password, the stream or the group
@@ -54,9 +63,9 @@ namespace plumb::redis {
 /// server and says what to change: `"plumb::redis: cannot connect to 127.0.0.1:6390:
 /// Connection refused; is redis-server running there, and is Server::host/port right?"`.
 ///
-/// Thrown in a worker process, it reaches the caller as `plumb::RemoteError` with the same
-/// message, like any exception type plumb cannot rebuild; `catch (const plumb::Error&)` catches
-/// it in every mode.
+/// Thrown in a worker process, it reaches the caller as `plumb::StageError` with the same
+/// message, as every `plumb::Error` does; `catch (const plumb::Error&)` catches it in every
+/// mode.
 class Error : public plumb::Error {
  public:
   using plumb::Error::Error;
@@ -288,11 +297,11 @@ class Connection {
 /// from the stream's start (`start_id` "0") or only those added later (`"$"`). Returns false
 /// if the group already existed.
 inline bool create_group(Connection& connection, const Queue& queue, std::string_view start_id = "0") {
-  const Reply reply = connection.raw({"XGROUP", "CREATE", queue.stream, queue.group, start_id, "MKSTREAM"});
+  const std::vector<std::string_view> command{"XGROUP", "CREATE", queue.stream, queue.group, start_id, "MKSTREAM"};
+  const Reply reply = connection.raw(command);
   if (reply->type != REDIS_REPLY_ERROR) return true;
   if (detail::text(reply.get()).starts_with("BUSYGROUP")) return false;
-  throw Error("plumb::redis: XGROUP CREATE " + queue.stream + " " + queue.group + " on " + connection.where() +
-              " failed: " + std::string(detail::text(reply.get())));
+  throw connection.error_for(command, detail::text(reply.get()));
 }
 
 namespace detail {
@@ -522,13 +531,19 @@ inline bool ack(Connection& connection, const Queue& queue, std::string_view id)
 /// link has a free slot, so an instance holds at most the jobs its `in_flight` settings let it
 /// start; with `in_flight(1)` everywhere it holds one per link. Order of reads: this
 /// consumer's own pending entries (after a restart under a fixed `Queue::consumer`), jobs idle
-/// for `Queue::claim_idle` under other consumers (XAUTOCLAIM, checked every `claim_idle / 4`
-/// and whenever the stream is empty), then new jobs (waiting `Queue::block` at a time).
+/// for `Queue::claim_idle` under any consumer, this one included (XAUTOCLAIM, checked every
+/// `claim_idle / 4`, clamped to 10 ms - 5 s, and after every wait that found no new job),
+/// then new jobs (waiting `Queue::block` at a time).
 ///
 /// Ends when idle for `Queue::stop_when_idle` or after `Queue::max_jobs`; otherwise runs until
 /// the pipeline stops. With several workers, each is its own consumer. Throws `Error` for an
 /// unreachable server, a refused password, or a missing stream or group.
-inline Generator<Job> read_jobs(Queue queue) {
+#ifdef PLUMB_DETAIL_REDIS_STATIC_COROUTINES
+[[maybe_unused]] static
+#else
+inline
+#endif
+Generator<Job> read_jobs(Queue queue) {
   detail::Reader reader(queue);
   for (;;) {
     std::optional<Job> job = reader.next();
@@ -548,6 +563,7 @@ inline Generator<Job> read_jobs(Queue queue) {
 template <class T>
 AckReport acknowledge(Stream<T> done, Queue queue) {
   Connection connection(queue.server);
+  detail::check_queue(connection, detail::valid(queue));  // XACK on a missing group fails silently
   AckReport report;
   for (const T& packet : done) {
     if (ack(connection, queue, detail::job_id(packet))) {
@@ -563,8 +579,12 @@ AckReport acknowledge(Stream<T> done, Queue queue) {
 /// sink that keeps results, say). A job is acknowledged before the stages after this one see
 /// it: put it last among the stages that must finish a job.
 template <class T>
+#ifdef PLUMB_DETAIL_REDIS_STATIC_COROUTINES
+[[maybe_unused]] static
+#endif
 Generator<T> acknowledge_each(Stream<T> done, Queue queue) {
   Connection connection(queue.server);
+  detail::check_queue(connection, detail::valid(queue));  // XACK on a missing group fails silently
   for (T& packet : done) {
     ack(connection, queue, detail::job_id(packet));
     co_yield std::move(packet);
