@@ -31,24 +31,36 @@ inline constinit thread_local const WorkerInfo* current_worker = nullptr;
 // worker processes), for stop_requested().
 inline constinit thread_local const std::atomic<std::uint32_t>* current_stop_word = nullptr;
 
-// Sets current_worker and current_stop_word for one scope and restores them at its end.
+// Sets current_worker for one scope and restores the previous value at its end. Per call into
+// and resume of a stage body: fused stages share a thread.
 class CurrentWorkerScope {
  public:
-  CurrentWorkerScope(const WorkerInfo* info, const std::atomic<std::uint32_t>* stop_word) noexcept
-      : previous_(current_worker), previous_stop_word_(current_stop_word) {
+  explicit CurrentWorkerScope(const WorkerInfo* info) noexcept : previous_(current_worker) {
     current_worker = info;
-    current_stop_word = stop_word;
   }
-  ~CurrentWorkerScope() {
-    current_worker = previous_;
-    current_stop_word = previous_stop_word_;
-  }
+  ~CurrentWorkerScope() { current_worker = previous_; }
   CurrentWorkerScope(const CurrentWorkerScope&) = delete;
   CurrentWorkerScope& operator=(const CurrentWorkerScope&) = delete;
 
  private:
   const WorkerInfo* previous_;
-  const std::atomic<std::uint32_t>* previous_stop_word_;
+};
+
+// Sets current_stop_word for the whole body of one worker (every stage a thread runs in one
+// run shares one stop word, so once per worker, not per resume) and restores the previous
+// value at its end (a run nested in a stage body has its own).
+class CurrentStopWordScope {
+ public:
+  explicit CurrentStopWordScope(const std::atomic<std::uint32_t>* stop_word) noexcept
+      : previous_(current_stop_word) {
+    current_stop_word = stop_word;
+  }
+  ~CurrentStopWordScope() { current_stop_word = previous_; }
+  CurrentStopWordScope(const CurrentStopWordScope&) = delete;
+  CurrentStopWordScope& operator=(const CurrentStopWordScope&) = delete;
+
+ private:
+  const std::atomic<std::uint32_t>* previous_;
 };
 
 }  // namespace detail

@@ -134,7 +134,7 @@ class GeneratorInput final : public Input<T> {
   }
 
   T* resume() {
-    const CurrentWorkerScope scope(&info_, &stop_word_);
+    const CurrentWorkerScope scope(&info_);
     try {
       return GeneratorAccess<T>::next(generator_);
     } catch (...) {
@@ -173,7 +173,7 @@ decltype(auto) call_stage(const Specs& specs, Input<In>* input, const WorkerInfo
   auto callable = spec.callable();
   auto constants = spec.constants();
   auto invoke = [&]() -> decltype(auto) {
-    const CurrentWorkerScope scope(&info, &context.stop_word());
+    const CurrentWorkerScope scope(&info);
     try {
       return std::apply(
           [&](auto&... values) -> decltype(auto) {

@@ -531,6 +531,7 @@ class Runner {
     WorkerTally tally(blocks_->clock(id), blocks_->slots(id), options_.timing, ns_per_tick_);
     tally.start();
     WorkerContext context(state_, infos_[id], tally, inline_monitor);
+    const CurrentStopWordScope stop_word_scope(&context.stop_word());  // for stop_requested()
     Outcome outcome = Outcome::finished;
     try {
       context.check_stop();
