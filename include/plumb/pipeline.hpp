@@ -9,6 +9,7 @@
 #include <plumb/detail/type_rules.hpp>
 #include <plumb/detail/validate.hpp>
 #include <plumb/error.hpp>
+#include <plumb/results.hpp>
 #include <plumb/run_options.hpp>
 #include <plumb/stage.hpp>
 #include <plumb/stats.hpp>
@@ -16,7 +17,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
+#include <memory>
+#include <span>
 #include <atomic>
 #include <cstddef>
 #include <optional>
@@ -39,14 +43,29 @@ constexpr bool pipeline_ok() {
   }
 }
 
+// What run() returns (the sink's result; void for a pipeline whose last stage yields) and what
+// stream() iterates (the last stage's packets; void for a pipeline that ends in a sink).
 template <bool Ok, class... Stages>
 struct PipelineResult {
   using type = Invalid;
+  using streamed = void;
+  static constexpr bool yields = false;
 };
 template <class... Stages>
 struct PipelineResult<true, Stages...> {
-  using type = typename StageRules<sizeof...(Stages) - 1, Stages...>::result;
+  using Last = PipelineRules<sizeof...(Stages) - 1, Stages...>;
+  static constexpr bool yields = Last::returns_generator;
+  using type = std::conditional_t<yields, void, typename Last::result>;
+  using streamed = std::conditional_t<yields, typename Last::output, void>;
 };
+
+// The caller's stage of a stream: a sink that stands for the thread iterating the Results. Its
+// body never runs (the runner lets the caller take the packets).
+template <class T>
+struct CallerStage {
+  void operator()(Stream<T>) const {}
+};
+inline constexpr const char* kCallerStageName = "caller";
 
 // Marks a Pipeline object as running, so that two concurrent run() calls on it abort (a
 // contract violation) instead of corrupting last_failure().
@@ -100,8 +119,19 @@ class Pipeline {
                 "names the rule and the stage");
 
  public:
-  /// What `run()` returns: the sink's return type.
+  /// What `run()` returns: the sink's return type (void when the last stage yields).
   using result_type = typename detail::PipelineResult<kOk, Stages...>::type;
+  /// What `stream()` iterates: the last stage's packets (void when the last stage is a sink).
+  using value_type = typename detail::PipelineResult<kOk, Stages...>::streamed;
+  /// True when the last stage yields (a generator): the results are read with `stream()`.
+  static constexpr bool yields = detail::PipelineResult<kOk, Stages...>::yields;
+
+ private:
+  // What Results iterates: value_type, or a placeholder for a pipeline that ends in a sink (so
+  // that stream()'s declaration stays valid and its static_assert is the one error).
+  using streamed_type = std::conditional_t<yields, value_type, detail::Invalid>;
+
+ public:
   /// Number of stages.
   static constexpr std::size_t size = sizeof...(Stages);
 
@@ -148,7 +178,11 @@ class Pipeline {
   /// thread mode), `StageError`, `InactivityError` or `CancelledError`. After an error,
   /// `last_failure()` names the stage and worker that raised it.
   result_type run(const RunOptions& options) {
-    if constexpr (kOk) {
+    static_assert(!kOk || !yields,
+                  "plumb::Pipeline: the last stage must be a sink that returns void or a value, "
+                  "not a plumb::Generator, for run(); iterate its packets with pipeline.stream(), "
+                  "or add a sink stage that consumes them");
+    if constexpr (kOk && !yields) {
       const detail::RunGuard guard(running_);
       last_failure_.reset();
       last_stats_ = Stats{};
@@ -162,7 +196,8 @@ class Pipeline {
 
       detail::RunState state;
       try {
-        return detail::Runner<Stages...>(stages_, options, state, names, plan, arena_, last_stats_)
+        return detail::Runner<Stages...>(stages_, options, state, names, plan, arena_,
+                                         last_stats_)
             .run();
       } catch (...) {
         last_failure_ = state.failure();
@@ -170,6 +205,46 @@ class Pipeline {
       }
     } else {
       return result_type{};
+    }
+  }
+
+  /// Starts the pipeline in `Mode::thread` and returns its last stage's packets as a range.
+  /// Throws: as `stream(const RunOptions&)`.
+  Results<streamed_type> stream() { return stream(RunOptions{}); }
+
+  /// Starts the pipeline in `mode` and returns its last stage's packets as a range.
+  /// Throws: as `stream(const RunOptions&)`.
+  Results<streamed_type> stream(Mode mode) {
+    RunOptions options;
+    options.mode = mode;
+    return stream(options);
+  }
+
+  /// Starts the pipeline, whose last stage yields (returns `plumb::Generator<T>`), and returns
+  /// that stage's packets as a single-pass range for the calling thread (`plumb::Results<T>`):
+  /// `for (T& packet : pipeline.stream(options)) ...`.
+  ///
+  /// The calling thread is the consumer of the last stage's output link, with its `in_flight`
+  /// slots: a packet stays valid (and holds its slot) until the loop moves on. In
+  /// `Mode::sequential` the stages run in the calling thread, inside the loop's `++`; otherwise
+  /// they run in their threads and processes meanwhile. Leaving the loop early stops the
+  /// pipeline cleanly; the first error of any stage is thrown from the iteration (and named by
+  /// `last_failure()`). `last_stats()` shows the caller as a last stage named "caller".
+  ///
+  /// Preconditions: the Pipeline outlives the Results, and is not run or streamed again before
+  /// the Results is closed, finished or destroyed (a second use aborts).
+  /// Throws: `ConfigError` before anything runs if a stage's options are invalid.
+  Results<streamed_type> stream(const RunOptions& options) {
+    static_assert(!kOk || yields,
+                  "plumb::Pipeline: stream() iterates the packets of a last stage that yields "
+                  "(returns plumb::Generator<T>), but this pipeline ends in a sink; call run(), "
+                  "or end the pipeline with the stage whose packets you want");
+    if constexpr (kOk && yields) {
+      auto run = std::make_unique<StreamRun>(*this, options);
+      run->start();
+      return Results<streamed_type>(std::move(run));
+    } else {
+      return Results<streamed_type>(nullptr);
     }
   }
 
@@ -220,11 +295,87 @@ class Pipeline {
         stages_);
   }
 
+  // One stream() run: the pipeline's stages and a caller's stage after them.
+  class StreamRun;
+
   std::tuple<Stages...> stages_;
   std::optional<Failure> last_failure_;
   Stats last_stats_;
   std::atomic<bool> running_{false};
   detail::ArenaCache arena_;  // the shared mapping of the last process-mode run, reused
+};
+
+template <class... Stages>
+class Pipeline<Stages...>::StreamRun final : public detail::ResultsSource<streamed_type> {
+  using Caller = decltype(plumb::stage(detail::CallerStage<streamed_type>{}));
+  using Runner = detail::Runner<Stages..., Caller>;
+  static constexpr std::size_t kCount = size + 1;
+
+ public:
+  StreamRun(Pipeline& pipeline, const RunOptions& options)
+      : pipeline_(pipeline), guard_(pipeline.running_), options_(options) {
+    pipeline_.last_failure_.reset();
+    pipeline_.last_stats_ = Stats{};
+    names_ = pipeline_.stage_names();
+    names_.emplace_back(detail::kCallerStageName);
+    // The caller is a stage of its own, unless every stage runs in the calling thread anyway.
+    const bool all_sequential = std::apply(
+        [&](const auto&... stage) {
+          return ((stage.options().mode.value_or(options_.mode) == Mode::sequential) && ...);
+        },
+        pipeline_.stages_);
+    caller_.mode(all_sequential ? Mode::sequential : Mode::thread);
+    std::array<const StageOptions*, kCount> stage_options{};
+    const auto own = pipeline_.options_of_stages();
+    std::copy(own.begin(), own.end(), stage_options.begin());
+    stage_options[size] = &caller_.options();
+    detail::validate_stages(stage_options, names_, false);
+    detail::validate_run_options(options_);
+    plan_ = detail::make_plan(stage_options, names_, options_.mode, false, true);
+  }
+  StreamRun(const StreamRun&) = delete;
+  StreamRun& operator=(const StreamRun&) = delete;
+  ~StreamRun() override = default;
+
+  void start() {
+    runner_.emplace(std::apply([&](const auto&... stage) {
+                      return std::tuple<const Stages&..., const Caller&>(stage..., caller_);
+                    }, pipeline_.stages_),
+                    options_, state_, names_, plan_, pipeline_.arena_, pipeline_.last_stats_, true);
+    guarded([&] { runner_->start_stream(); });
+  }
+
+  streamed_type* next() override {
+    return guarded([&] { return runner_->stream_next(); });
+  }
+
+  void close(bool quiet) override {
+    try {
+      guarded([&] { runner_->close_stream(); });
+    } catch (...) {
+      if (!quiet) throw;
+    }
+  }
+
+ private:
+  template <class F>
+  decltype(auto) guarded(F&& f) {
+    try {
+      return f();
+    } catch (...) {
+      pipeline_.last_failure_ = state_.failure();
+      throw;
+    }
+  }
+
+  Pipeline& pipeline_;
+  detail::RunGuard guard_;
+  RunOptions options_;
+  Caller caller_ = plumb::stage(detail::CallerStage<streamed_type>{}).name(detail::kCallerStageName);
+  std::vector<std::string> names_;
+  detail::Plan plan_;
+  detail::RunState state_;
+  std::optional<Runner> runner_;
 };
 
 /// Lets `plumb::Pipeline pipeline{plumb::stage(a), plumb::stage(b)}` deduce the stage types.

@@ -37,6 +37,8 @@ struct StageOptions {
   std::string name{};
   /// Overrides the run's mode for this stage; unset: the run's mode.
   std::optional<Mode> mode{};
+  /// The stage's output leaves in the order of its input (see `Stage::ordered()`).
+  bool ordered = false;
 };
 
 /// A stage of a pipeline: a callable, the constants it is called with, and its options.
@@ -101,6 +103,22 @@ class Stage {
   }
   /// As `mode()` above, on a temporary stage: returns the stage by value.
   Stage mode(Mode value) && { return std::move(mode(value)); }
+
+  /// Makes the output of this stage's workers leave in the order of its input: the packets
+  /// yielded while a worker works on an input (after it took that input, before it takes the
+  /// next) form one group, and groups leave in the order their inputs arrived, like oneTBB's
+  /// `serial_in_order` and FastFlow's ordered farm. The reordering window is `in_flight`: a
+  /// worker takes a new input only while fewer than `in_flight` inputs are taken and not yet
+  /// passed on in order, and each waiting group keeps at most one packet in the output link (a
+  /// second one waits for the group's turn). No effect with one worker; not allowed on the
+  /// source (no input), the sink (no output) or a fused stage (put it on the stage whose workers
+  /// run it).
+  Stage& ordered(bool value = true) & {
+    options_.ordered = value;
+    return *this;
+  }
+  /// As `ordered()` above, on a temporary stage: returns the stage by value.
+  Stage ordered(bool value = true) && { return std::move(ordered(value)); }
 
   /// The options set so far with the chainable setters.
   [[nodiscard]] const StageOptions& options() const noexcept { return options_; }

@@ -1,6 +1,6 @@
-// expect-error: plumb::Pipeline: the last stage must be a sink that returns void or a value, not a plumb::Generator
-// expect-error: CheckStage<1, 2,
-// The pipeline ends with a processor.
+// expect-error: plumb::Pipeline: the last stage must be a sink that returns void or a value, not a plumb::Generator, for run\(\); iterate its packets with pipeline.stream\(\)
+// expect-error: ::run\(
+// The pipeline ends with a processor, and is run() instead of stream()ed.
 #include <plumb/plumb.hpp>
 
 plumb::Generator<int> numbers(int count) {
@@ -12,5 +12,5 @@ plumb::Generator<int> plus_one(plumb::Stream<int> in) {
 
 int main() {
   plumb::Pipeline pipeline{plumb::stage(numbers, 3), plumb::stage(plus_one)};
-  (void)pipeline;
+  pipeline.run();
 }

@@ -5,6 +5,7 @@
 
 #include <plumb/detail/input.hpp>
 #include <plumb/detail/monitor.hpp>
+#include <plumb/detail/order_gate.hpp>
 #include <plumb/detail/run_state.hpp>
 #include <plumb/detail/tally.hpp>
 #include <plumb/detail/type_rules.hpp>
@@ -53,6 +54,10 @@ class WorkerContext {
   }
   [[nodiscard]] Monitor* inline_monitor() const noexcept { return inline_monitor_; }
 
+  // The worker's place in its ordered group, if the group is ordered.
+  [[nodiscard]] OrderCursor* order() const noexcept { return order_; }
+  void set_order(OrderCursor* order) noexcept { order_ = order; }
+
   // Called where an exception leaves a stage body: remembers that stage as the exception's
   // origin unless the exception is already known (it came from further upstream and only
   // passed through this stage's body).
@@ -79,6 +84,7 @@ class WorkerContext {
   std::span<const WorkerInfo> infos_;
   WorkerTally& tally_;
   Monitor* inline_monitor_;
+  OrderCursor* order_ = nullptr;
   std::exception_ptr origin_error_;
   const WorkerInfo* origin_ = nullptr;
 };
@@ -163,6 +169,28 @@ class GeneratorInput final : public Input<T> {
   ResumeSchedule schedule_;
 };
 
+// Calls a stage body: `callable` with the Stream over `input` (none for a source) and the
+// `constants`, as the worker `info`; an exception is attributed to that stage.
+template <class F, class Constants, class In>
+decltype(auto) invoke_stage(F& callable, Constants& constants, Input<In>* input,
+                            const WorkerInfo& info, WorkerContext& context) {
+  const CurrentWorkerScope scope(&info);
+  try {
+    return std::apply(
+        [&](auto&... values) -> decltype(auto) {
+          if constexpr (std::is_void_v<In>) {
+            return std::invoke(callable, values...);
+          } else {
+            return std::invoke(callable, StreamAccess<In>::over(*input), values...);
+          }
+        },
+        constants);
+  } catch (...) {
+    context.attribute_current(info);
+    throw;
+  }
+}
+
 // Calls stage `Index` of `specs` with this worker's own copies of the callable and constants
 // (alive until `use` returns, so a generator may keep referring to them), and passes the result
 // to `use`.
@@ -173,21 +201,7 @@ decltype(auto) call_stage(const Specs& specs, Input<In>* input, const WorkerInfo
   auto callable = spec.callable();
   auto constants = spec.constants();
   auto invoke = [&]() -> decltype(auto) {
-    const CurrentWorkerScope scope(&info);
-    try {
-      return std::apply(
-          [&](auto&... values) -> decltype(auto) {
-            if constexpr (std::is_void_v<In>) {
-              return std::invoke(callable, values...);
-            } else {
-              return std::invoke(callable, StreamAccess<In>::over(*input), values...);
-            }
-          },
-          constants);
-    } catch (...) {
-      context.attribute_current(info);
-      throw;
-    }
+    return invoke_stage(callable, constants, input, info, context);
   };
   return std::forward<Use>(use)(invoke);
 }

@@ -81,7 +81,9 @@ class IndexRing {
   }
 
   // Removes the oldest index; kNone if there is none ready (empty, or its producer is mid-push).
-  std::uint32_t try_pop() noexcept {
+  // `position` (optional) receives the position popped (0, 1, 2, ... in push order), or on
+  // failure the position looked at (after the last push: the number of pushes).
+  std::uint32_t try_pop(std::uint64_t* position_out = nullptr) noexcept {
     std::uint64_t position = dequeue_pos_.load(std::memory_order_relaxed);  // see try_push
     for (;;) {
       Cell& cell = cells()[position & mask_];
@@ -92,9 +94,11 @@ class IndexRing {
                                                std::memory_order_relaxed)) {
           const std::uint32_t index = cell.index;
           cell.sequence.store(position + mask_ + 1, std::memory_order_release);  // [sync R-C2] frees the cell; pairs with [sync R-P1]
+          if (position_out != nullptr) *position_out = position;
           return index;
         }
       } else if (difference < 0) {
+        if (position_out != nullptr) *position_out = position;
         return kNone;
       } else {
         position = dequeue_pos_.load(std::memory_order_relaxed);

@@ -129,25 +129,32 @@ class LinkCore {
   // Waits for a queued packet and returns its slot, or kEnd once every producer has finished
   // and the ring is drained. Throws Stopped once the run stops, even with packets queued: after
   // the first error a consumer must not go on working through up to in_flight more packets.
-  // `timer` (may be null) times the wait, if there is one.
-  std::uint32_t take(const RunState& state, WaitTimer* timer = nullptr) {
+  // `timer` (may be null) times the wait, if there is one. `position` (may be null) receives
+  // the packet's number in the order packets were queued (0, 1, 2, ...), or at the end the
+  // number of packets (OrderGate's groups).
+  std::uint32_t take(const RunState& state, WaitTimer* timer = nullptr,
+                     std::uint64_t* position = nullptr) {
     // One relaxed load per packet, like the fused path's check (chain.hpp); the queued packets
     // are destroyed by the link's drain after the workers are joined (L2).
     if (state.stopping()) [[unlikely]] throw Stopped{};
-    if (single_) return single_take(state, timer);
-    std::uint32_t slot = ready_ring().try_pop();
+    if (single_) {
+      const std::uint32_t slot = single_take(state, timer);
+      if (position != nullptr) *position = consumer_head_;
+      return slot;
+    }
+    std::uint32_t slot = ready_ring().try_pop(position);
     if (slot != kEnd) return slot;
     bool ended = false;
     const WaitScope timing(timer);
     ready_event_.wait(
         [&] {
           if (state.stopping()) return true;
-          slot = ready_ring().try_pop();
+          slot = ready_ring().try_pop(position);
           if (slot != kEnd) return true;
           // [sync L-E2] pairs with [sync L-E1]: seeing 0 means every push happened before, so
           // one more pop decides between "a packet" and "the end".
           if (producers_left_.load(std::memory_order_acquire) != 0) return false;
-          slot = ready_ring().try_pop();
+          slot = ready_ring().try_pop(position);
           ended = slot == kEnd;
           return true;
         },

@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: MIT
 // plumb/detail/plan.hpp: where each stage runs: fused groups, their workers and their links.
 
+#include <plumb/detail/assert.hpp>
 #include <plumb/detail/validate.hpp>
 #include <plumb/run_options.hpp>
 #include <plumb/stage.hpp>
@@ -23,6 +24,11 @@ struct GroupPlan {
   // thread: one thread per worker; process: one process per worker; sequential: the calling
   // thread (only the group of the pipeline's source can be).
   Mode mode = Mode::thread;
+  // Its outputs leave in the order of its inputs (the first stage's .ordered(), several workers).
+  bool ordered = false;
+  // The calling thread consumes this group's input (Pipeline::stream()): it has no stage body
+  // and no thread of its own.
+  bool caller = false;
 };
 
 struct Plan {
@@ -51,11 +57,34 @@ struct Plan {
   }
 };
 
+// .ordered() is for a stage with workers of its own between a source and a sink.
+inline void check_ordered(std::size_t index, std::size_t count, std::span<const std::string> names,
+                          const StageOptions& options) {
+  if (index == 0) {
+    throw_config_error(index, names[index],
+                       "ordered() keeps a stage's output in the order of its input, and a source "
+                       "has no input; remove .ordered()");
+  }
+  if (index + 1 == count) {
+    throw_config_error(index, names[index],
+                       "ordered() keeps a stage's output in the order of its input, and a sink "
+                       "has no output; remove .ordered(), or put it on the stage before");
+  }
+  if (options.mode == Mode::sequential) {
+    throw_config_error(index, names[index],
+                       "the stage is fused (mode sequential) into the workers of the stage before "
+                       "it, so ordered() cannot apply to it alone; put .ordered() on the stage "
+                       "whose workers run it, or remove .mode(Mode::sequential)");
+  }
+}
+
 // Decides where every stage runs, and checks what only the plan can tell. Throws ConfigError.
 // `sink_returns_value`: the last stage is a sink with a result, which one worker must produce.
+// `caller_consumes`: the last stage stands for the calling thread iterating the results
+// (Pipeline::stream()); unless it is fused into a sequential run, its group is marked `caller`.
 inline Plan make_plan(std::span<const StageOptions* const> stages,
                       std::span<const std::string> names, Mode run_mode,
-                      bool sink_returns_value) {
+                      bool sink_returns_value, bool caller_consumes = false) {
   const std::size_t count = stages.size();
   Plan plan;
   plan.fused.assign(count, false);
@@ -70,6 +99,7 @@ inline Plan make_plan(std::span<const StageOptions* const> stages,
                          ".mode(Mode::sequential)",
                          options.workers);
     }
+    if (options.ordered) check_ordered(index, count, names, options);
     if (index > 0 && mode == Mode::sequential) {
       plan.fused[index] = true;
       plan.groups.back().last = index;
@@ -77,8 +107,13 @@ inline Plan make_plan(std::span<const StageOptions* const> stages,
       // A whole-pipeline sequential run ignores workers (the brief: validated, then unused).
       const std::size_t workers =
           mode == Mode::sequential ? 1 : static_cast<std::size_t>(options.workers);
-      plan.groups.push_back(GroupPlan{index, index, workers, mode});
+      plan.groups.push_back(GroupPlan{index, index, workers, mode, options.ordered && workers > 1});
     }
+  }
+  if (caller_consumes && plan.groups.size() > 1) {
+    PLUMB_ASSERT(plan.groups.back().first == count - 1 && plan.groups.back().workers == 1,
+                 "plumb: the caller's stage of a stream must be a group of its own");
+    plan.groups.back().caller = true;
   }
   // A fused sink runs in every worker of its group, and each would return a value of its own,
   // of which run() could return only one (found by plumb_stress, seed 12).

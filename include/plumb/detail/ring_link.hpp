@@ -6,6 +6,7 @@
 #include <plumb/detail/index_ring.hpp>
 #include <plumb/detail/input.hpp>
 #include <plumb/detail/link_core.hpp>
+#include <plumb/detail/order_gate.hpp>
 #include <plumb/detail/run_state.hpp>
 #include <plumb/detail/tally.hpp>
 
@@ -49,13 +50,19 @@ class RingLink {
 
   // Moves `value` into `slot` (from acquire_slot) and queues it for a consumer.
   void publish(std::uint32_t slot, T&& value, const RunState& state) {
+    fill(slot, std::move(value), state);
+    core_->enqueue(slot, state);
+  }
+
+  // Moves `value` into `slot` without queueing it (an ordered group queues it in turn). If the
+  // move throws, the slot is given back.
+  void fill(std::uint32_t slot, T&& value, const RunState& state) {
     try {
       std::construct_at(packet(slot), std::move(value));
     } catch (...) {
       core_->return_slot(slot, state);
       throw;
     }
-    core_->enqueue(slot, state);
   }
 
   // --- Consumer API ---------------------------------------------------------------------------
@@ -101,11 +108,21 @@ class LinkInput final : public Input<T> {
     if (held_ != RingLink<T>::kEnd) link_.release(held_, state_);
   }
 
+  // The worker's group is ordered: its inputs are numbered, and taken with tickets.
+  void set_order(OrderCursor* order) noexcept { order_ = order; }
+
  private:
   T* pull() override {
     if (held_ != RingLink<T>::kEnd) link_.release(std::exchange(held_, RingLink<T>::kEnd), state_);
-    const std::uint32_t slot = link_.core().take(state_, tally_.input_timer());
-    if (slot == RingLink<T>::kEnd) return nullptr;
+    std::uint64_t position = 0;
+    if (order_ != nullptr) order_->before_take(state_);
+    const std::uint32_t slot =
+        link_.core().take(state_, tally_.input_timer(), order_ != nullptr ? &position : nullptr);
+    if (slot == RingLink<T>::kEnd) {
+      if (order_ != nullptr) order_->ended(position);
+      return nullptr;
+    }
+    if (order_ != nullptr) order_->took(position);
     tally_.took();
     held_ = slot;
     return &link_.at(slot);
@@ -114,6 +131,7 @@ class LinkInput final : public Input<T> {
   RingLink<T>& link_;
   const RunState& state_;
   WorkerTally& tally_;
+  OrderCursor* order_ = nullptr;
   std::uint32_t held_ = RingLink<T>::kEnd;
 };
 

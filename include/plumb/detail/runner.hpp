@@ -108,8 +108,11 @@ class Runner {
   // `arena` is the pipeline's mapping from earlier runs (reused when large enough) and receives
   // this run's.
   // `stats` receives the run's statistics when it ends (with or without an error).
-  Runner(const std::tuple<Stages...>& specs, const RunOptions& options, RunState& state,
-         std::span<const std::string> names, const Plan& plan, ArenaCache& arena, Stats& stats)
+  // `streams`: the last stage stands for the calling thread, which iterates the packets of the
+  // stage before it (Pipeline::stream(): start_stream(), stream_next(), close_stream()).
+  Runner(std::tuple<const Stages&...> specs, const RunOptions& options, RunState& state,
+         std::span<const std::string> names, const Plan& plan, ArenaCache& arena, Stats& stats,
+         bool streams = false)
       : specs_(specs),
         options_(options),
         state_(state),
@@ -117,7 +120,8 @@ class Runner {
         plan_(plan),
         arena_(arena),
         stats_(stats),
-        start_(std::chrono::steady_clock::now()) {
+        start_(std::chrono::steady_clock::now()),
+        streams_(streams) {
     for (std::size_t g = 0; g < plan_.groups.size(); ++g) {
       const GroupPlan& group = plan_.groups[g];
       for (std::size_t worker = 0; worker < group.workers; ++worker) {
@@ -136,13 +140,193 @@ class Runner {
     }
   }
 
-  // The links die with the Runner; a stop request that arrives later must not wake them.
-  ~Runner() { state_.clear_wakers(); }
+  // The links die with the Runner; a stop request that arrives later must not wake them. What
+  // the caller held of a stream goes first (it refers to the links).
+  ~Runner() {
+    close_caller_input();
+    state_.clear_wakers();
+  }
   Runner(const Runner&) = delete;
   Runner& operator=(const Runner&) = delete;
 
   // Runs to completion. Returns the sink's value or rethrows the run's first error.
   Result run() {
+    start();
+    if (caller_runs_source_) {
+      // The calling thread runs the source's group. With no other worker it also drives the
+      // monitor per packet (as in sequential mode); otherwise a helper thread supervises (and
+      // if that thread cannot start, the calling thread supervises once the source is done).
+      const bool alone = plan_.thread_workers() == 0 && children_.empty();
+      Monitor* inline_monitor = alone && Monitor::wanted_inline(options_) ? &*monitor_ : nullptr;
+      if (!alone) start_helper();
+      thread_main(plan_.groups.front(), 0, inline_monitor);
+    }
+    return finish();
+  }
+
+  // --- Streams (Pipeline::stream()): the calling thread consumes the last stage's input -------
+
+  using Streamed = Output<(kSink > 0 ? kSink - 1 : 0)>;
+
+  // Starts every worker; the caller then calls stream_next() until it returns nullptr, or
+  // close_stream(). A whole-pipeline sequential stream runs its stages in the calling thread,
+  // inside stream_next().
+  void start_stream() {
+    PLUMB_ASSERT(streams_, "plumb: start_stream() on a Runner that does not stream");
+    start();
+    const std::size_t id = infos_.size() - 1;  // the caller's worker: the last one
+    caller_tally_.emplace(blocks_->clock(id), blocks_->slots(id), options_.timing, ns_per_tick_);
+    caller_tally_->start();
+    if (!plan_.groups.back().caller) {
+      // One sequential group: the caller resumes the chain of generators itself.
+      Monitor* inline_monitor = Monitor::wanted_inline(options_) ? &*monitor_ : nullptr;
+      caller_context_.emplace(state_, infos_[id], *caller_tally_, inline_monitor);
+      try {
+        const CurrentStopWordScope stop_word_scope(&state_.stop_word());
+        caller_input_ = open_chain<0>(static_cast<Input<void>*>(nullptr), *caller_context_);
+      } catch (...) {
+        caller_failed();
+      }
+      return;
+    }
+    caller_context_.emplace(state_, infos_[id], *caller_tally_, nullptr);
+    start_helper();
+    constexpr std::size_t kLast = kSink - 1;
+    if (!shared_link_[kLast]) {
+      caller_input_ = &caller_ring_input_.emplace(*std::get<kLast>(ring_links_), state_, *caller_tally_);
+    } else if constexpr (is_serializable_v<Streamed>) {
+      caller_input_ = &caller_shm_input_.emplace(*std::get<kLast>(shm_links_), state_, *caller_tally_);
+    }
+  }
+
+  // The next packet for the caller, valid until the next call; nullptr once the stream ended
+  // (then the run is over: its statistics are published). Throws the run's first error.
+  Streamed* stream_next() {
+    if (caller_input_ != nullptr) {
+      try {
+        std::optional<CurrentStopWordScope> stop_word_scope;
+        if (!plan_.groups.back().caller) stop_word_scope.emplace(&state_.stop_word());
+        if (Streamed* packet = caller_input_->next()) return packet;
+      } catch (const Stopped&) {
+        // the run's error is recorded elsewhere
+      } catch (...) {
+        caller_failed();
+      }
+    }
+    end_stream();
+    finish();
+    return nullptr;
+  }
+
+  // Stops the run before its stream ended (the caller left the loop), without an error of its
+  // own, and waits for every worker. Throws the run's first error if one happened before.
+  void close_stream() {
+    state_.fail(std::make_exception_ptr(StreamClosed{}), std::nullopt);
+    end_stream();
+    try {
+      finish();
+    } catch (const StreamClosed&) {
+      // the caller's own stop: not an error
+    }
+  }
+
+ private:
+  // The marker error of close_stream(); never reaches the caller.
+  struct StreamClosed {};
+
+  // A worker of the caller's chain (sequential stream) threw, or building the chain did.
+  void caller_failed() noexcept {
+    const std::exception_ptr error = std::current_exception();
+    std::optional<Failure> failure;
+    try {
+      failure = caller_context_->failure_of(error, infos_.back()[kSink - 1]);
+    } catch (...) {
+    }
+    state_.fail(error, std::move(failure));
+  }
+
+  // The caller is done with the stream: it lets go of its last packet and counts as a
+  // finished worker.
+  void end_stream() noexcept {
+    close_caller_input();
+    if (caller_tally_) caller_tally_->finish();
+    {
+      std::lock_guard lock(mutex_);
+      --running_;
+    }
+    finished_cv_.notify_all();
+    thread_done_.notify();
+  }
+
+  void close_caller_input() noexcept {
+    caller_input_ = nullptr;
+    caller_ring_input_.reset();
+    caller_shm_input_.reset();
+    // The chain's generators first, then the inputs they read (last to first).
+    while (!chain_.empty()) chain_.pop_back();
+  }
+
+  // A node of the caller's chain in a sequential stream: this worker's copies of stage Index's
+  // callable and constants, and its generator as the input of the next stage.
+  struct ChainNode {
+    ChainNode() = default;
+    ChainNode(const ChainNode&) = delete;
+    ChainNode& operator=(const ChainNode&) = delete;
+    virtual ~ChainNode() = default;
+  };
+  template <std::size_t Index>
+  struct StageNode final : ChainNode {
+    using Spec = std::tuple_element_t<Index, std::tuple<Stages...>>;
+    explicit StageNode(const Spec& spec) : callable(spec.callable()), constants(spec.constants()) {}
+    typename Spec::callable_type callable;
+    typename Spec::constants_type constants;
+    std::optional<GeneratorInput<Output<Index>>> output;
+  };
+  template <class T>
+  struct ViewNode final : ChainNode {
+    explicit ViewNode(Input<T>& inner) : views(inner) {}
+    ViewInput<T> views;
+  };
+
+  // Calls stage Index over `input` and the stages after it, up to the last one before the
+  // caller, each over the generator of the one before; returns the last generator.
+  template <std::size_t Index, class In>
+  Input<Streamed>* open_chain(Input<In>* input, WorkerContext& context) {
+    if constexpr (Index + 1 >= kCount) {
+      PLUMB_ASSERT(false, "plumb: unreachable: the chain ends before the caller's stage");
+      return nullptr;
+    } else {
+      auto& node = static_cast<StageNode<Index>&>(
+          *chain_.emplace_back(std::make_unique<StageNode<Index>>(std::get<Index>(specs_))));
+      const WorkerInfo& info = context.info(Index);
+      node.output.emplace(invoke_stage(node.callable, node.constants, input, info, context), info,
+                          input, context, true);
+      if constexpr (Index + 1 == kSink) {
+        return &*node.output;
+      } else if constexpr (kReadsViews<Index + 1>) {
+        auto& views = static_cast<ViewNode<Output<Index>>&>(
+            *chain_.emplace_back(std::make_unique<ViewNode<Output<Index>>>(*node.output)));
+        return open_chain<Index + 1>(static_cast<Input<View<Output<Index>>>*>(&views.views), context);
+      } else {
+        return open_chain<Index + 1>(static_cast<Input<Output<Index>>*>(&*node.output), context);
+      }
+    }
+  }
+
+  // --- Start and finish (run() and streams) ---------------------------------------------------
+
+  // Cancellation through the stop_token.
+  struct CancelRun {
+    Runner* runner;
+    void operator()() const {
+      runner->state_.fail(std::make_exception_ptr(CancelledError(
+                              "plumb.cancelled: the run was cancelled through RunOptions::stop_token")),
+                          std::nullopt);
+    }
+  };
+
+  // Everything up to the running workers: links, worker processes, worker threads.
+  void start() {
     check_serializable();
     TickClock::init();  // before any fork (tally.hpp)
     ns_per_tick_ = options_.timing ? TickClock::ns_per_tick() : 1.0;
@@ -155,11 +339,21 @@ class Runner {
     monitor_.emplace(options_, state_, *blocks_,
                      RunLayout{names_, plan_, shared_link_, group_of_worker_}, start_);
     make_links();
-    const std::size_t threads = plan_.thread_workers();
-    std::vector<std::thread> workers;
+    // Who runs each group that has no process of its own: a thread, or the calling thread (the
+    // source's group in sequential mode, or in a stream the caller's own).
+    const bool chain_in_caller = streams_ && !plan_.groups.back().caller;
+    caller_runs_source_ = !streams_ && plan_.groups.front().mode == Mode::sequential;
+    const auto needs_thread = [&](const GroupPlan& group) {
+      if (group.caller || chain_in_caller) return false;
+      return group.mode == Mode::thread || (streams_ && group.mode == Mode::sequential);
+    };
+    std::size_t threads = 0;
+    for (const GroupPlan& group : plan_.groups) {
+      if (needs_thread(group)) threads += group.workers;
+    }
     // Nothing may throw between the first fork and the reaping of every child (a child would be
     // left running): reserve first.
-    workers.reserve(threads);
+    workers_.reserve(threads);
     children_.reserve(plan_.process_workers());
 
     // Worker processes first, before any thread of the run exists (fork copies only the
@@ -167,49 +361,44 @@ class Runner {
     // (holding RunState's mutex) at the instant of a fork.
     if (processes) fork_workers();
 
-    // Cancellation through the stop_token; the callback dies before the links (it is a local
-    // of this function), and ~Runner clears the wakers it could reach.
-    const std::stop_callback on_cancel(options_.stop_token, [this] {
-      state_.fail(std::make_exception_ptr(CancelledError(
-                      "plumb.cancelled: the run was cancelled through RunOptions::stop_token")),
-                  std::nullopt);
-    });
+    // The callback dies before the links (finish() resets it), and ~Runner clears the wakers it
+    // could reach.
+    on_cancel_.emplace(options_.stop_token, CancelRun{this});
 
-    const bool caller_runs_source = plan_.groups.front().mode == Mode::sequential;
-    running_ = threads + (caller_runs_source ? 1 : 0);
+    const bool caller_works = caller_runs_source_ || streams_;
+    running_ = threads + (caller_works ? 1 : 0);
     try {
       for (std::size_t id = 0; id < infos_.size(); ++id) {
         const GroupPlan& group = plan_.groups[group_of_worker_[id]];
-        if (group.mode != Mode::thread) continue;
-        workers.emplace_back([this, &group, id] { thread_main(group, id); });
+        if (!needs_thread(group)) continue;
+        workers_.emplace_back([this, &group, id] { thread_main(group, id); });
       }
     } catch (...) {
       // Could not start a thread: stop the ones that started; those never started count as
       // finished.
       state_.fail(std::current_exception(), std::nullopt);
       std::lock_guard lock(mutex_);
-      running_ -= threads - workers.size();
+      running_ -= threads - workers_.size();
     }
+  }
 
-    bool supervised = false;
-    if (caller_runs_source) {
-      // The calling thread runs the source's group. With no other worker it also drives the
-      // monitor per packet (as in sequential mode); otherwise a helper thread supervises (and
-      // if that thread cannot start, the calling thread supervises once the source is done).
-      std::jthread helper;
-      const bool alone = threads == 0 && children_.empty();
-      Monitor* inline_monitor = alone && Monitor::wanted_inline(options_) ? &*monitor_ : nullptr;
-      if (!alone) {
-        try {
-          helper = std::jthread([this] { supervise(); });
-          supervised = true;
-        } catch (...) {
-        }
-      }
-      thread_main(plan_.groups.front(), 0, inline_monitor);
+  // A helper thread supervises while the calling thread works; if it cannot start, the calling
+  // thread supervises in finish().
+  void start_helper() noexcept {
+    try {
+      helper_ = std::jthread([this] { supervise(); });
+      supervised_ = true;
+    } catch (...) {
     }
-    if (!supervised) supervise();
-    for (std::thread& worker : workers) worker.join();
+  }
+
+  // Waits for every worker, then returns the sink's value or rethrows the run's first error.
+  Result finish() {
+    if (!supervised_) supervise();
+    if (helper_.joinable()) helper_.join();
+    for (std::thread& worker : workers_) worker.join();
+    workers_.clear();
+    on_cancel_.reset();
     close_pidfds(children_);
 
     adopt_unreported_failure();
@@ -287,6 +476,12 @@ class Runner {
         }
       });
     }
+    std::vector<std::size_t> gate_at(plan_.groups.size(), 0);
+    for (std::size_t g = 0; g + 1 < plan_.groups.size(); ++g) {
+      if (plan_.groups[g].ordered) {
+        gate_at[g] = layout.add(OrderGate::bytes_for(plan_.capacity[plan_.groups[g].last]));
+      }
+    }
     if (!arena_ || arena_->size() < layout.size()) {
       arena_.reset();  // unmap the old one first: both at once could exceed memory
       arena_.emplace(layout.size());
@@ -302,6 +497,7 @@ class Runner {
     result_block_ = new (arena_->at(result_at)) ResultBlock{};
     result_capacity_ = result_bytes;
     shm_offsets_ = std::move(link_at);
+    gate_offsets_ = std::move(gate_at);
   }
 
   // Slot size of the shared link after stage Index: the exact size of its messages when every
@@ -320,8 +516,21 @@ class Runner {
   }
 
   void make_links() {
+    gates_.assign(plan_.groups.size(), nullptr);
     for (std::size_t g = 0; g + 1 < plan_.groups.size(); ++g) {
       const GroupPlan& group = plan_.groups[g];
+      if (group.ordered) {
+        const std::size_t window = plan_.capacity[group.last];
+        if (arena_ && !gate_offsets_.empty()) {
+          gates_[g] = OrderGate::create(arena_->at(gate_offsets_[g]), window);
+        } else {
+          auto& owned = owned_gates_.emplace_back(static_cast<std::byte*>(::operator new(
+              OrderGate::bytes_for(window), std::align_val_t{kCacheLine})));
+          gates_[g] = OrderGate::create(owned.get(), window);
+        }
+        OrderGate* gate = gates_[g];
+        state_.on_stop([gate] { gate->wake_all(); });
+      }
       with_index<kSink>(group.last, [&](auto index) {
         constexpr std::size_t kIndex = decltype(index)::value;
         if (!shared_link_[kIndex]) {
@@ -533,6 +742,12 @@ class Runner {
     WorkerContext context(state_, infos_[id], tally, inline_monitor);
     const CurrentStopWordScope stop_word_scope(&context.stop_word());  // for stop_requested()
     Outcome outcome = Outcome::finished;
+    std::optional<OrderCursor> order;
+    if (group.ordered) {
+      order.emplace(*gates_[group_of_worker_[id]], output_ref(group.last));
+      context.set_order(&*order);
+    }
+    OrderCursor* const cursor = order ? &*order : nullptr;
     try {
       context.check_stop();
       with_index<kCount>(group.first, [&](auto first) {
@@ -543,12 +758,15 @@ class Runner {
           using In = InputType<kFirst>;
           if (!shared_link_[kFirst - 1]) {
             LinkInput<In> input(*std::get<kFirst - 1>(ring_links_), state_, tally);
+            input.set_order(cursor);
             run_viewed_or_not<kFirst>(input, context);
           } else if constexpr (is_serializable_v<In> && kReadsViews<kFirst>) {
             ShmViewInput<In> input(*std::get<kFirst - 1>(shm_links_), state_, tally);
+            input.set_order(cursor);
             run_from<kFirst>(&input, context);
           } else if constexpr (is_serializable_v<In>) {
             ShmInput<In> input(*std::get<kFirst - 1>(shm_links_), state_, tally);
+            input.set_order(cursor);
             run_from<kFirst>(&input, context);
           }
         }
@@ -569,6 +787,20 @@ class Runner {
     if (group.last != kSink) producer_done(group.last);
     tally.finish();
     return outcome;
+  }
+
+  // The output link after `stage` (the last of an ordered group), for its OrderGate.
+  OutputRef output_ref(std::size_t stage) noexcept {
+    OutputRef ref;
+    with_index<kSink>(stage, [&](auto index) {
+      constexpr std::size_t kIndex = decltype(index)::value;
+      if (!shared_link_[kIndex]) {
+        ref = OutputRef::of(std::get<kIndex>(ring_links_)->core());
+      } else if constexpr (is_serializable_v<Output<kIndex>>) {
+        ref = OutputRef::of(std::get<kIndex>(shm_links_)->core());
+      }
+    });
+    return ref;
   }
 
   void producer_done(std::size_t stage) noexcept {
@@ -604,7 +836,15 @@ class Runner {
         if (fused_next) {
           run_viewed_or_not<Index + 1>(static_cast<Input<Output<Index>>&>(output), context);
         } else if (!shared_link_[Index]) {
-          produce(*std::get<Index>(ring_links_), output, context.tally());
+          auto& link = *std::get<Index>(ring_links_);
+          if (context.order() != nullptr) {
+            produce_ordered(link.core(), output, context, info,
+                            [&](std::uint32_t slot, Output<Index>& packet) {
+                              link.fill(slot, std::move(packet), state_);
+                            });
+          } else {
+            produce(link, output, context.tally());
+          }
         } else if constexpr (is_serializable_v<Output<Index>>) {
           produce_shared(*std::get<Index>(shm_links_), output, context, info);
         }
@@ -650,23 +890,70 @@ class Runner {
             [&](std::uint32_t slot, T& packet) { link.publish(slot, std::move(packet), state_); });
   }
 
+  // An ordered group's loop (OrderGate): the packet first, then a slot for it (a group that
+  // already parked a packet waits for its turn before it takes a second slot: G2), then the
+  // gate queues it in turn. `fill(slot, packet)` writes the packet into the slot (giving the
+  // slot back if it throws).
+  template <class Core, class T, class Fill>
+  void produce_ordered(Core& core, Input<T>& output, WorkerContext& context,
+                       const WorkerInfo& info, Fill&& fill) {
+    OrderCursor& order = *context.order();
+    for (;;) {
+      T* packet = output.next();
+      if (packet == nullptr) {
+        order.finish(state_);
+        return;
+      }
+      if (order.has_group()) {
+        order.gate().before_slot(order.group(), state_);
+      } else if (order.ended()) {
+        order.gate().before_trailing_slot(order.total(), state_);
+      } else {
+        auto error = std::make_exception_ptr(StageError(
+            fmt::format("plumb.stage_error: {} worker {} yielded a packet before it took its "
+                        "first input, so the packet has no place in the order of its input "
+                        "(ordered()); read from the plumb::Stream before yielding, or remove "
+                        ".ordered()",
+                        describe_stage(info.stage_index, info.stage_name), info.index),
+            info.stage_index, info.stage_name, info.index));
+        context.attribute(info, error);
+        std::rethrow_exception(error);
+      }
+      const std::uint32_t slot = core.acquire_slot(state_, context.tally().output_timer());
+      fill(slot, *packet);
+      order.publish(slot, state_);
+    }
+  }
+
   // Into a shared link the packet is serialized into the slot; one that does not fit is an
   // error of the producing stage.
   template <class T>
   void produce_shared(ShmLink<T>& link, Input<T>& output, WorkerContext& context,
                       const WorkerInfo& info) {
+    if (context.order() != nullptr) {
+      return produce_ordered(link.core(), output, context, info,
+                             [&](std::uint32_t slot, const T& packet) {
+                               const std::size_t size = link.publish(slot, packet, state_, false);
+                               if (size != 0) throw_too_big(link, context, info, size);
+                             });
+    }
     produce(link.core(), output, context.tally(), [&](std::uint32_t slot, const T& packet) {
       const std::size_t size = link.publish(slot, packet, state_);
-      if (size == 0) return;
-      auto error = std::make_exception_ptr(StageError(
-          fmt::format("plumb.stage_error: {} worker {} produced a message of {} bytes, over the "
-                      "max_message_size({}) of its output link; raise .max_message_size() on {}",
-                      describe_stage(info.stage_index, info.stage_name), info.index, size,
-                      link.slot_bytes(), describe_stage(info.stage_index, info.stage_name)),
-          info.stage_index, info.stage_name, info.index));
-      context.attribute(info, error);
-      std::rethrow_exception(error);
+      if (size != 0) throw_too_big(link, context, info, size);
     });
+  }
+
+  template <class T>
+  [[noreturn]] void throw_too_big(ShmLink<T>& link, WorkerContext& context, const WorkerInfo& info,
+                                  std::size_t size) {
+    auto error = std::make_exception_ptr(StageError(
+        fmt::format("plumb.stage_error: {} worker {} produced a message of {} bytes, over the "
+                    "max_message_size({}) of its output link; raise .max_message_size() on {}",
+                    describe_stage(info.stage_index, info.stage_name), info.index, size,
+                    link.slot_bytes(), describe_stage(info.stage_index, info.stage_name)),
+        info.stage_index, info.stage_name, info.index));
+    context.attribute(info, error);
+    std::rethrow_exception(error);
   }
 
   // --- Supervision ---------------------------------------------------------------------------------
@@ -768,7 +1055,7 @@ class Runner {
     }
   }
 
-  const std::tuple<Stages...>& specs_;
+  std::tuple<const Stages&...> specs_;
   const RunOptions& options_;
   RunState& state_;
   std::span<const std::string> names_;
@@ -783,6 +1070,15 @@ class Runner {
   ResultBlock* result_block_ = nullptr;
   std::size_t result_capacity_ = 0;
   std::vector<std::size_t> shm_offsets_;
+  std::vector<std::size_t> gate_offsets_;  // per group: its OrderGate in the arena (processes)
+  struct AlignedDelete {
+    void operator()(std::byte* block) const noexcept {
+      std::destroy_at(std::launder(reinterpret_cast<OrderGate*>(block)));
+      ::operator delete(block, std::align_val_t{kCacheLine});
+    }
+  };
+  std::vector<std::unique_ptr<std::byte, AlignedDelete>> owned_gates_;  // threads only
+  std::vector<OrderGate*> gates_;  // per group: its OrderGate, if it is ordered
   std::vector<Child> children_;
   bool killed_after_grace_ = false;
 
@@ -797,8 +1093,24 @@ class Runner {
 
   std::mutex mutex_;
   std::condition_variable finished_cv_;
-  std::size_t running_ = 0;  // worker threads still running; guarded by mutex_
+  std::size_t running_ = 0;  // worker threads (and the caller, if it works) still running; mutex_
   ThreadDoneSignal thread_done_;
+
+  bool streams_ = false;
+  bool caller_runs_source_ = false;
+  bool supervised_ = false;  // helper_ supervises
+  std::vector<std::thread> workers_;
+  std::jthread helper_;
+  std::optional<std::stop_callback<CancelRun>> on_cancel_;
+
+  // The caller's end of a stream (after the links: destroyed before them).
+  std::optional<WorkerTally> caller_tally_;
+  std::optional<WorkerContext> caller_context_;
+  std::vector<std::unique_ptr<ChainNode>> chain_;  // sequential stream: the caller's stages
+  std::optional<LinkInput<Streamed>> caller_ring_input_;
+  std::optional<std::conditional_t<is_serializable_v<Streamed>, ShmInput<Streamed>, int>>
+      caller_shm_input_;
+  Input<Streamed>* caller_input_ = nullptr;
 };
 
 }  // namespace plumb::detail

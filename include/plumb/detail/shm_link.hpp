@@ -7,6 +7,7 @@
 #include <plumb/codec.hpp>
 #include <plumb/detail/input.hpp>
 #include <plumb/detail/link_core.hpp>
+#include <plumb/detail/order_gate.hpp>
 #include <plumb/detail/tally.hpp>
 #include <plumb/detail/run_state.hpp>
 #include <plumb/error.hpp>
@@ -52,9 +53,10 @@ class ShmLink {
 
   // --- Producer API ---------------------------------------------------------------------------
 
-  // Serializes `value` into `slot` (from acquire_slot) and queues it; returns 0. If the message
-  // would not fit, writes nothing and returns its size (the caller raises the error).
-  std::size_t publish(std::uint32_t slot, const T& value, const RunState& state) {
+  // Serializes `value` into `slot` (from acquire_slot) and queues it (unless not `queue`: an
+  // ordered group queues it in turn); returns 0. If the message would not fit, writes nothing,
+  // gives the slot back and returns its size (the caller raises the error).
+  std::size_t publish(std::uint32_t slot, const T& value, const RunState& state, bool queue = true) {
     std::size_t size = 0;
     try {
       size = serialized_size(value);
@@ -73,7 +75,7 @@ class ShmLink {
       throw;
     }
     sizes_[slot] = size;  // published with the slot by enqueue ([sync R-P2], or [sync S-T1])
-    core_->enqueue(slot, state);
+    if (queue) core_->enqueue(slot, state);
     return 0;
   }
 
@@ -119,12 +121,22 @@ class ShmSlotHolder {
   ShmSlotHolder& operator=(const ShmSlotHolder&) = delete;
   ~ShmSlotHolder() = default;
 
+  // The worker's group is ordered: its inputs are numbered, and taken with tickets.
+  void set_order(OrderCursor* order) noexcept { order_ = order; }
+
   // Releases the held slot and waits for the next message; empty at the end of the stream.
   template <class BeforeRelease>
   std::optional<std::span<const std::byte>> next(BeforeRelease&& before_release) {
     release(before_release);
-    const std::uint32_t slot = link_.core().take(state_, tally_.input_timer());
-    if (slot == ShmLink<T>::kEnd) return std::nullopt;
+    std::uint64_t position = 0;
+    if (order_ != nullptr) order_->before_take(state_);
+    const std::uint32_t slot =
+        link_.core().take(state_, tally_.input_timer(), order_ != nullptr ? &position : nullptr);
+    if (slot == ShmLink<T>::kEnd) {
+      if (order_ != nullptr) order_->ended(position);
+      return std::nullopt;
+    }
+    if (order_ != nullptr) order_->took(position);
     tally_.took();
     held_ = slot;
     return link_.message(slot);
@@ -141,6 +153,7 @@ class ShmSlotHolder {
   ShmLink<T>& link_;
   const RunState& state_;
   WorkerTally& tally_;
+  OrderCursor* order_ = nullptr;
   std::uint32_t held_ = ShmLink<T>::kEnd;
 };
 
@@ -153,6 +166,7 @@ class ShmInput final : public Input<T> {
  public:
   ShmInput(ShmLink<T>& link, const RunState& state, WorkerTally& tally) noexcept
       : holder_(link, state, tally) {}
+  void set_order(OrderCursor* order) noexcept { holder_.set_order(order); }
   ~ShmInput() override {
     holder_.release([this] { current_.reset(); });
   }

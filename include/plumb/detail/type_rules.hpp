@@ -66,11 +66,16 @@ template <class Param>
 inline constexpr bool kStreamByValue =
     !std::is_lvalue_reference_v<Param> && !std::is_const_v<std::remove_reference_t<Param>>;
 
+// What the last stage of a chain may be: a sink (what run() and the runner need), or also a
+// generator whose packets the caller iterates (what a Pipeline accepts; Pipeline::stream()).
+enum class Ending { sink, sink_or_generator };
+
 // Checks stage `Index` of `Count`, whose input is what the previous stage yields (`In`; void for
 // the source; Invalid when the previous stage broke a rule). The template arguments are the
 // error's context: the stage index, the input type and the stage (callable and constants).
 // Each static_assert is guarded by the rules before it, so only the first broken rule reports.
-template <std::size_t Index, std::size_t Count, class In, class StageSpec>
+template <std::size_t Index, std::size_t Count, class In, class StageSpec,
+          Ending End = Ending::sink>
 struct CheckStage {
   static_assert(IsStage<StageSpec>::value,
                 "plumb::Pipeline: every argument must be a stage, written "
@@ -81,8 +86,8 @@ struct CheckStage {
   using result = Invalid;
 };
 
-template <std::size_t Index, std::size_t Count, class In, class F, class... Constants>
-struct CheckStage<Index, Count, In, Stage<F, Constants...>> {
+template <std::size_t Index, std::size_t Count, class In, class F, class... Constants, Ending End>
+struct CheckStage<Index, Count, In, Stage<F, Constants...>, End> {
   static constexpr bool is_source = Index == 0;
   static constexpr bool is_sink = Index + 1 == Count;
   static constexpr bool upstream_ok = !std::is_same_v<In, Invalid>;
@@ -162,41 +167,53 @@ struct CheckStage<Index, Count, In, Stage<F, Constants...>> {
   static_assert(!checked || is_source || is_sink || returns_generator,
                 "plumb::Pipeline: only the last stage may be a sink; a stage in the middle must "
                 "return plumb::Generator<U>");
-  static_assert(!checked || is_source || !is_sink || !returns_generator,
+  static constexpr bool yields_last = End == Ending::sink_or_generator && returns_generator;
+  static_assert(!checked || is_source || !is_sink || !returns_generator || yields_last,
                 "plumb::Pipeline: the last stage must be a sink that returns void or a value, "
-                "not a plumb::Generator; add a sink stage that consumes the stream");
+                "not a plumb::Generator; add a sink stage that consumes the stream, or iterate "
+                "the last stage's packets with pipeline.stream() instead of run()");
   static constexpr bool sink_result_ok =
       std::is_void_v<result> || (std::is_object_v<result> && std::is_move_constructible_v<result>);
   static_assert(!checked || !is_sink || returns_generator || sink_result_ok,
                 "plumb::Pipeline: a sink must return void or a value, not a reference; return "
                 "the value by copy or by move");
 
-  static constexpr bool ok = checked && (is_sink ? (!returns_generator && sink_result_ok)
-                                                 : returns_generator);
+  static constexpr bool ok =
+      checked && (is_sink ? (yields_last || (!returns_generator && sink_result_ok))
+                          : returns_generator);
   using input = In;
   using output = typename GeneratorElement<ok && returns_generator, result>::type;
 };
 
 // What stage `Index` of `Stages...` consumes: void for the source.
-template <std::size_t Index, class... Stages>
+template <Ending End, std::size_t Index, class... Stages>
 struct InputOf {
   using Previous = std::tuple_element_t<Index - 1, std::tuple<Stages...>>;
-  using type = typename CheckStage<Index - 1, sizeof...(Stages),
-                                   typename InputOf<Index - 1, Stages...>::type, Previous>::output;
+  using type =
+      typename CheckStage<Index - 1, sizeof...(Stages),
+                          typename InputOf<End, Index - 1, Stages...>::type, Previous, End>::output;
 };
-template <class... Stages>
-struct InputOf<0, Stages...> {
+template <Ending End, class... Stages>
+struct InputOf<End, 0, Stages...> {
   using type = void;
 };
 
-// The rules of stage `Index` of `Stages...`, with the types the runner needs.
+// The rules of stage `Index` of `Stages...` ending in a sink, with the types the runner needs.
 template <std::size_t Index, class... Stages>
-using StageRules = CheckStage<Index, sizeof...(Stages), typename InputOf<Index, Stages...>::type,
-                              std::tuple_element_t<Index, std::tuple<Stages...>>>;
+using StageRules =
+    CheckStage<Index, sizeof...(Stages), typename InputOf<Ending::sink, Index, Stages...>::type,
+               std::tuple_element_t<Index, std::tuple<Stages...>>>;
+
+// The rules of stage `Index` of a Pipeline's `Stages...`, whose last stage may also yield.
+template <std::size_t Index, class... Stages>
+using PipelineRules =
+    CheckStage<Index, sizeof...(Stages),
+               typename InputOf<Ending::sink_or_generator, Index, Stages...>::type,
+               std::tuple_element_t<Index, std::tuple<Stages...>>, Ending::sink_or_generator>;
 
 template <class... Stages, std::size_t... Indices>
 constexpr bool all_stages_ok(std::index_sequence<Indices...>) {
-  return (StageRules<Indices, Stages...>::ok && ...);
+  return (PipelineRules<Indices, Stages...>::ok && ...);
 }
 
 }  // namespace plumb::detail

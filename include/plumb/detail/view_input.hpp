@@ -40,6 +40,7 @@ class ShmViewInput final : public Input<View<T>> {
  public:
   ShmViewInput(ShmLink<T>& link, const RunState& state, WorkerTally& tally) noexcept
       : holder_(link, state, tally) {}
+  void set_order(OrderCursor* order) noexcept { holder_.set_order(order); }
   ~ShmViewInput() override {
     holder_.release([this] { current_.reset(); });
   }
