@@ -4,6 +4,7 @@
 
 #include <plumb/plumb.hpp>
 
+#include "support/eventually.hpp"
 #include "support/stages.hpp"
 
 #include <catch2/catch.hpp>
@@ -12,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -26,17 +28,6 @@ using plumb::Stream;
 using namespace plumb::test;
 
 namespace {
-using Clock = std::chrono::steady_clock;
-
-template <class Condition>
-bool eventually(Condition condition, Clock::duration limit = 10s) {
-  const auto deadline = Clock::now() + limit;
-  while (!condition()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
 
 // Input x gives (x % 4) packets x * 10 + k (none for multiples of 4), each after a random
 // delay of up to `max_delay_us`.
@@ -65,6 +56,13 @@ std::vector<int> gather(Stream<int> in) {
   std::vector<int> packets;
   for (int x : in) packets.push_back(x);
   return packets;
+}
+
+Generator<int> fail_at_77(Stream<int> in) {
+  for (int x : in) {
+    if (x == 77) throw std::runtime_error("ordered failure");
+    co_yield x;
+  }
 }
 
 // One packet per input, delayed at random: the common case (a parallel map).
@@ -181,6 +179,35 @@ TEST_CASE("ordered, thread: packets yielded after the input ended leave after ev
   CHECK(trailers == std::vector<int>{-3, -2, -1});
 }
 
+TEST_CASE("ordered, thread: packets parked when the run stops are destroyed", "[ordered]") {
+  // Item 0 is slow and item 1 fails: items 2 to 5 are parked (or queued) when the run stops.
+  auto counted = std::make_shared<std::atomic<int>>(0);
+  struct Tracked {
+    std::shared_ptr<std::atomic<int>> live;
+    explicit Tracked(std::shared_ptr<std::atomic<int>> count) : live(std::move(count)) { ++*live; }
+    Tracked(const Tracked& other) : live(other.live) { ++*live; }
+    Tracked(Tracked&& other) noexcept : live(other.live) { ++*live; }
+    Tracked& operator=(const Tracked&) = delete;
+    ~Tracked() { --*live; }
+  };
+  auto make = [counted](Stream<int> in) -> Generator<Tracked> {
+    for (int x : in) {
+      if (x == 0) std::this_thread::sleep_for(50ms);
+      if (x == 6) throw std::runtime_error("stop here");
+      Tracked packet(counted);
+      co_yield std::move(packet);
+    }
+  };
+  auto drain = [](Stream<Tracked> in) {
+    for (const Tracked& packet : in) (void)packet;
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 100).in_flight(8),
+                           plumb::stage(make).workers(3).in_flight(6).ordered(),
+                           plumb::stage(drain)};
+  CHECK_THROWS_WITH(pipeline.run(), "stop here");
+  CHECK(counted->load() == 0);
+}
+
 TEST_CASE("ordered: stream() of an ordered last stage, with an early exit", "[ordered][stream]") {
   plumb::Pipeline pipeline{plumb::stage(numbers, 10'000),
                            plumb::stage(slow_square, 50).workers(4).in_flight(8).ordered()};
@@ -194,14 +221,8 @@ TEST_CASE("ordered: stream() of an ordered last stage, with an early exit", "[or
 }
 
 TEST_CASE("ordered, thread: an error in an ordered stage stops the run", "[ordered]") {
-  auto fail_at = [](Stream<int> in) -> Generator<int> {
-    for (int x : in) {
-      if (x == 77) throw std::runtime_error("ordered failure");
-      co_yield x;
-    }
-  };
   plumb::Pipeline pipeline{plumb::stage(numbers, 1000),
-                           plumb::stage(fail_at).workers(3).in_flight(3).ordered().name("ord"),
+                           plumb::stage(fail_at_77).workers(3).in_flight(3).ordered().name("ord"),
                            plumb::stage(gather)};
   CHECK_THROWS_WITH(pipeline.run(), "ordered failure");
   REQUIRE(pipeline.last_failure().has_value());
@@ -209,14 +230,8 @@ TEST_CASE("ordered, thread: an error in an ordered stage stops the run", "[order
 }
 
 TEST_CASE("process mode: ordered: an error in an ordered stage stops the run", "[ordered][process]") {
-  auto fail_at = [](Stream<int> in) -> Generator<int> {
-    for (int x : in) {
-      if (x == 77) throw std::runtime_error("ordered failure");
-      co_yield x;
-    }
-  };
   plumb::Pipeline pipeline{plumb::stage(numbers, 1000),
-                           plumb::stage(fail_at).workers(3).in_flight(3).ordered().name("ord"),
+                           plumb::stage(fail_at_77).workers(3).in_flight(3).ordered().name("ord"),
                            plumb::stage(gather).mode(Mode::thread)};
   CHECK_THROWS_WITH(pipeline.run(Mode::process), Catch::Contains("ordered failure"));
 }
@@ -247,6 +262,9 @@ TEST_CASE("ordered: where it cannot apply is a ConfigError naming the stage", "[
                            plumb::stage(plus, 2).mode(Mode::sequential).ordered(),
                            plumb::stage(gather)};
   CHECK_THROWS_WITH(on_fused.run(), Catch::Contains("stage 2") && Catch::Contains("put .ordered() on the stage"));
+  plumb::Pipeline fused_sink{plumb::stage(numbers, 10), plumb::stage(plus, 1).workers(2).ordered(),
+                             plumb::stage(drop).mode(Mode::sequential)};
+  CHECK_THROWS_WITH(fused_sink.run(), Catch::Contains("stage 1") && Catch::Contains("no output to order"));
   // One worker: nothing to reorder, allowed.
   plumb::Pipeline single{plumb::stage(numbers, 10), plumb::stage(plus, 0).ordered(),
                          plumb::stage(gather)};

@@ -4,6 +4,7 @@
 
 #include <plumb/plumb.hpp>
 
+#include "support/eventually.hpp"
 #include "support/stages.hpp"
 
 #include <catch2/catch.hpp>
@@ -27,17 +28,6 @@ using plumb::Stream;
 using namespace plumb::test;
 
 namespace {
-using Clock = std::chrono::steady_clock;
-
-template <class Condition>
-bool eventually(Condition condition, Clock::duration limit = 10s) {
-  const auto deadline = Clock::now() + limit;
-  while (!condition()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
 
 // A counter that worker processes can bump too (an anonymous shared mapping).
 class SharedCounter {
@@ -267,9 +257,15 @@ TEST_CASE("stream, thread: close() throws an error that happened while the calle
     const SetOnDestroy guard{&stopped};
     for (int i = 0;; ++i) co_yield i;
   };
-  auto fail_second = [](Stream<int> in) -> Generator<int> {
+  // Fails on packet 1 only once the caller holds packet 0 (else the caller could see the error
+  // before it took packet 0, from begin()).
+  std::atomic<bool> holding{false};
+  auto fail_second = [&holding](Stream<int> in) -> Generator<int> {
     for (int x : in) {
-      if (x == 1) throw std::logic_error("second packet");
+      if (x == 1) {
+        while (!holding.load() && !plumb::stop_requested()) std::this_thread::sleep_for(1ms);
+        throw std::logic_error("second packet");
+      }
       co_yield x;
     }
   };
@@ -279,15 +275,18 @@ TEST_CASE("stream, thread: close() throws an error that happened while the calle
     auto it = results.begin();
     REQUIRE(it != results.end());
     CHECK(*it == 0);
+    holding = true;
     REQUIRE(eventually([&] { return stopped.load(); }));
     CHECK_THROWS_AS(results.close(), std::logic_error);
     REQUIRE(pipeline.last_failure().has_value());
   }
   // The destructor, instead, only records it.
   stopped = false;
+  holding = false;
   {
     auto again = pipeline.stream();
     REQUIRE(again.begin() != again.end());
+    holding = true;
     REQUIRE(eventually([&] { return stopped.load(); }));
   }
   CHECK(pipeline.last_failure().has_value());

@@ -112,7 +112,8 @@ class Stage {
   /// passed on in order, and each waiting group keeps at most one packet in the output link (a
   /// second one waits for the group's turn). No effect with one worker; not allowed on the
   /// source (no input), the sink (no output) or a fused stage (put it on the stage whose workers
-  /// run it).
+  /// run it). The group is decided by the input *last taken*: a stage that reads ahead before
+  /// it yields (batching, or a filter fused after it) files its output under the later input.
   Stage& ordered(bool value = true) & {
     options_.ordered = value;
     return *this;

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <utility>
 
 namespace plumb::detail {
 
@@ -155,6 +156,16 @@ class OrderGate {
     if (moved) {
       turn_event_.notify_all();
       tickets_event_.notify_all();
+    }
+  }
+
+  // After every worker has stopped: hands each parked slot (holding a packet that never left)
+  // to `visit`, and forgets it.
+  template <class Visit>
+  void drain_parked(Visit&& visit) noexcept {
+    const Lock lock(mutex_);
+    for (std::size_t i = 0; i < window_; ++i) {
+      if (cells()[i].parked != kNone) visit(std::exchange(cells()[i].parked, kNone));
     }
   }
 

@@ -110,6 +110,15 @@ inline Plan make_plan(std::span<const StageOptions* const> stages,
       plan.groups.push_back(GroupPlan{index, index, workers, mode, options.ordered && workers > 1});
     }
   }
+  // An ordered stage whose group ends in the sink (fused into its workers) has no output link
+  // to keep in order.
+  if (plan.groups.back().ordered) {
+    const std::size_t first = plan.groups.back().first;
+    throw_config_error(first, names[first],
+                       "ordered() keeps a stage's output in the order of its input, but the sink "
+                       "is fused (mode sequential) into this stage's workers, so there is no "
+                       "output to order; remove .ordered(), or do not fuse the sink");
+  }
   if (caller_consumes && plan.groups.size() > 1) {
     PLUMB_ASSERT(plan.groups.back().first == count - 1 && plan.groups.back().workers == 1,
                  "plumb: the caller's stage of a stream must be a group of its own");

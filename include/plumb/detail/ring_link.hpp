@@ -70,6 +70,9 @@ class RingLink {
   // The packet in `slot` (from take()).
   [[nodiscard]] T& at(std::uint32_t slot) noexcept { return *packet(slot); }
 
+  // Destroys the packet in `slot` without freeing the slot (after the workers stopped).
+  void destroy(std::uint32_t slot) noexcept { std::destroy_at(packet(slot)); }
+
   // Destroys the packet in `slot` and frees the slot for a producer.
   void release(std::uint32_t slot, const RunState& state) noexcept {
     std::destroy_at(packet(slot));

@@ -144,6 +144,7 @@ class Runner {
   // the caller held of a stream goes first (it refers to the links).
   ~Runner() {
     close_caller_input();
+    destroy_parked();
     state_.clear_wakers();
   }
   Runner(const Runner&) = delete;
@@ -191,6 +192,13 @@ class Runner {
     }
     caller_context_.emplace(state_, infos_[id], *caller_tally_, nullptr);
     start_helper();
+    if (!supervised_) {
+      // The caller cannot supervise while it iterates: without a supervisor a dead worker
+      // process would leave it waiting forever.
+      state_.fail(std::make_exception_ptr(Error(
+                      "plumb.error: could not start the thread that supervises a stream")),
+                  std::nullopt);
+    }
     constexpr std::size_t kLast = kSink - 1;
     if (!shared_link_[kLast]) {
       caller_input_ = &caller_ring_input_.emplace(*std::get<kLast>(ring_links_), state_, *caller_tally_);
@@ -239,7 +247,8 @@ class Runner {
     const std::exception_ptr error = std::current_exception();
     std::optional<Failure> failure;
     try {
-      failure = caller_context_->failure_of(error, infos_.back()[kSink - 1]);
+      failure = caller_context_->failure_of(
+          error, infos_.back()[plan_.groups.back().caller ? kSink : kSink - 1]);
     } catch (...) {
     }
     state_.fail(error, std::move(failure));
@@ -787,6 +796,20 @@ class Runner {
     if (group.last != kSink) producer_done(group.last);
     tally.finish();
     return outcome;
+  }
+
+  // After a stop, the packets that ordered groups parked in their in-process output links (they
+  // never reached the ready ring, whose drain destroys the rest; L2).
+  void destroy_parked() noexcept {
+    for (std::size_t g = 0; g < gates_.size(); ++g) {
+      if (gates_[g] == nullptr) continue;
+      with_index<kSink>(plan_.groups[g].last, [&](auto index) {
+        constexpr std::size_t kIndex = decltype(index)::value;
+        auto& link = std::get<kIndex>(ring_links_);
+        if (shared_link_[kIndex] || !link) return;
+        gates_[g]->drain_parked([&](std::uint32_t slot) { link->destroy(slot); });
+      });
+    }
   }
 
   // The output link after `stage` (the last of an ordered group), for its OrderGate.
