@@ -119,16 +119,27 @@ TEST_CASE("mixed: ordered worker processes between threads keep the input order"
 TEST_CASE("ordered, thread: the control: without ordered() a slow first item arrives late",
           "[ordered]") {
   // Shows that the other tests can see disorder: the same shape without ordered() reorders.
-  auto slow_first = [](Stream<int> in) -> Generator<int> {
-    for (int x : in) {
-      if (x == 0) std::this_thread::sleep_for(100ms);
-      co_yield x;
-    }
-  };
+  // Item 0 is held until the sink has received another packet (unordered), or for 100 ms
+  // (ordered: nothing can overtake it, so the wait only ends by its limit).
   for (const bool ordered : {false, true}) {
+    std::atomic<int> received{0};
+    auto slow_first = [&received, ordered](Stream<int> in) -> Generator<int> {
+      for (int x : in) {
+        if (x == 0) eventually([&] { return received.load() > 0; }, ordered ? 100ms : 10s);
+        co_yield x;
+      }
+    };
+    auto gather_counting = [&received](Stream<int> in) {
+      std::vector<int> packets;
+      for (int x : in) {
+        packets.push_back(x);
+        received.fetch_add(1);
+      }
+      return packets;
+    };
     plumb::Pipeline pipeline{plumb::stage(numbers, 20).in_flight(20),
                              plumb::stage(slow_first).workers(2).in_flight(30).ordered(ordered),
-                             plumb::stage(gather)};
+                             plumb::stage(gather_counting)};
     const std::vector<int> out = pipeline.run();
     REQUIRE(out.size() == 20);
     CHECK((out.front() == 0) == ordered);
@@ -180,7 +191,8 @@ TEST_CASE("ordered, thread: packets yielded after the input ended leave after ev
 }
 
 TEST_CASE("ordered, thread: packets parked when the run stops are destroyed", "[ordered]") {
-  // Item 0 is slow and item 1 fails: items 2 to 5 are parked (or queued) when the run stops.
+  // Item 0 is held until the run stops and item 5 fails: the items before 5 that the failing
+  // worker finished are parked (their turn never comes) when the run stops.
   auto counted = std::make_shared<std::atomic<int>>(0);
   struct Tracked {
     std::shared_ptr<std::atomic<int>> live;
@@ -192,8 +204,8 @@ TEST_CASE("ordered, thread: packets parked when the run stops are destroyed", "[
   };
   auto make = [counted](Stream<int> in) -> Generator<Tracked> {
     for (int x : in) {
-      if (x == 0) std::this_thread::sleep_for(50ms);
-      if (x == 6) throw std::runtime_error("stop here");
+      while (x == 0 && !plumb::stop_requested()) std::this_thread::sleep_for(1ms);
+      if (x == 5) throw std::runtime_error("stop here");
       Tracked packet(counted);
       co_yield std::move(packet);
     }

@@ -5,6 +5,7 @@
 #include <plumb/plumb.hpp>
 
 #include "support/counted.hpp"
+#include "support/eventually.hpp"
 #include "support/stages.hpp"
 
 #include <catch2/catch.hpp>
@@ -29,17 +30,6 @@ using namespace plumb::test;  // the shared stages: numbers, plus, sum_ints, ...
 
 namespace {
 using Clock = std::chrono::steady_clock;
-
-// Polls `condition` for up to `limit`; true once it held.
-template <class Condition>
-bool eventually(Condition condition, Clock::duration limit = 10s) {
-  const auto deadline = Clock::now() + limit;
-  while (!condition()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
 
 }  // namespace
 

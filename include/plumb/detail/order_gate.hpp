@@ -305,4 +305,21 @@ class OrderCursor {
   bool ended_ = false;
 };
 
+// Takes the next packet's slot from `core` for a consumer worker; in an ordered group
+// (`order` set) with a ticket first, numbering the packet as its group. One branch for the
+// unordered path (every link's take goes through here).
+template <class Core, class Timer>
+std::uint32_t take_from(Core& core, const RunState& state, Timer* timer, OrderCursor* order) {
+  if (order == nullptr) [[likely]] return core.take(state, timer);
+  order->before_take(state);
+  std::uint64_t position = 0;
+  const std::uint32_t slot = core.take(state, timer, &position);
+  if (slot == Core::kEnd) {
+    order->ended(position);
+  } else {
+    order->took(position);
+  }
+  return slot;
+}
+
 }  // namespace plumb::detail

@@ -117,15 +117,8 @@ class LinkInput final : public Input<T> {
  private:
   T* pull() override {
     if (held_ != RingLink<T>::kEnd) link_.release(std::exchange(held_, RingLink<T>::kEnd), state_);
-    std::uint64_t position = 0;
-    if (order_ != nullptr) order_->before_take(state_);
-    const std::uint32_t slot =
-        link_.core().take(state_, tally_.input_timer(), order_ != nullptr ? &position : nullptr);
-    if (slot == RingLink<T>::kEnd) {
-      if (order_ != nullptr) order_->ended(position);
-      return nullptr;
-    }
-    if (order_ != nullptr) order_->took(position);
+    const std::uint32_t slot = take_from(link_.core(), state_, tally_.input_timer(), order_);
+    if (slot == RingLink<T>::kEnd) return nullptr;
     tally_.took();
     held_ = slot;
     return &link_.at(slot);

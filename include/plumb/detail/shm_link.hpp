@@ -128,15 +128,8 @@ class ShmSlotHolder {
   template <class BeforeRelease>
   std::optional<std::span<const std::byte>> next(BeforeRelease&& before_release) {
     release(before_release);
-    std::uint64_t position = 0;
-    if (order_ != nullptr) order_->before_take(state_);
-    const std::uint32_t slot =
-        link_.core().take(state_, tally_.input_timer(), order_ != nullptr ? &position : nullptr);
-    if (slot == ShmLink<T>::kEnd) {
-      if (order_ != nullptr) order_->ended(position);
-      return std::nullopt;
-    }
-    if (order_ != nullptr) order_->took(position);
+    const std::uint32_t slot = take_from(link_.core(), state_, tally_.input_timer(), order_);
+    if (slot == ShmLink<T>::kEnd) return std::nullopt;
     tally_.took();
     held_ = slot;
     return link_.message(slot);
