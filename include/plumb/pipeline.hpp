@@ -203,8 +203,8 @@ class Pipeline {
         last_failure_ = state.failure();
         throw;
       }
-    } else {
-      return result_type{};
+    } else if constexpr (!std::is_void_v<result_type>) {
+      return result_type{};  // not reached: the static_assert above has failed
     }
   }
 

@@ -1,5 +1,5 @@
 // expect-error: plumb::Pipeline: the last stage must be a sink that returns void or a value, not a plumb::Generator, for run\(\); iterate its packets with pipeline.stream\(\)
-// expect-error: ::run\(
+// expect-error: last_stage_not_sink\.cpp:15:[0-9]+
 // The pipeline ends with a processor, and is run() instead of stream()ed.
 #include <plumb/plumb.hpp>
 
