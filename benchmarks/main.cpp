@@ -180,6 +180,33 @@ class Tables {
     }
   }
 
+  // .ordered() on the middle stage, on / off, side by side (small messages, several workers).
+  void ordering_overhead() const {
+    bool any = false;
+    for (const Config& config : kConfigs) {
+      for (std::string_view runner : {"plumb_thread", "plumb_process"}) {
+        if (rate(Workload::small, config.name, fmt::format("{}_ordered", runner))) any = true;
+      }
+    }
+    if (!any) return;
+    fmt::print("\n## Ordering: .ordered() on the middle stage, on / off (small, messages/s)\n\n"
+               "| workload/config | plumb thread | plumb process |\n|---|---:|---:|\n");
+    for (const Config& config : kConfigs) {
+      if (config.middle_workers < 2) continue;
+      fmt::print("| small/{} |", config.name);
+      for (std::string_view runner : {"plumb_thread", "plumb_process"}) {
+        const auto on = rate(Workload::small, config.name, fmt::format("{}_ordered", runner));
+        const auto off = rate(Workload::small, config.name, runner);
+        if (!on || !off || *off <= 0) {
+          fmt::print(" - |");
+          continue;
+        }
+        fmt::print(" {:.2f} / {:.2f} M/s ({:+.1f}%) |", *on / 1e6, *off / 1e6, 100 * (*on / *off - 1));
+      }
+      fmt::print("\n");
+    }
+  }
+
   // examples/parallel_gzip against pigz with as many workers, and gzip.
   void compression() const {
     if (!reporter_.any_with_prefix("gzip/")) return;
@@ -339,6 +366,7 @@ int main(int argc, char** argv) {
   tables.throughput();
   tables.ratios();
   tables.stats_overhead();
+  tables.ordering_overhead();
   tables.limits();
   tables.compression();
   tables.scale_out();

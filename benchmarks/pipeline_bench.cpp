@@ -60,11 +60,12 @@ auto configured(Stage stage, const Config& config) {
 }
 
 template <class Work>
-auto make_pipeline(const Config& config, Runner runner) {
+auto make_pipeline(const Config& config, Runner runner, bool ordered = false) {
   using plumb::Mode;
   auto source = configured<Work>(plumb::stage(bench::source<Work>).name("source"), config);
   auto middle = configured<Work>(
       plumb::stage(add_one<Work>).name("add_one").workers(config.middle_workers), config);
+  middle.ordered(ordered);
   auto last = plumb::stage(sink<Work>).name("sink");
   if (runner == Runner::mixed) {
     // Cheap stages stay in the caller (the source in the calling thread, the sink in a thread of
@@ -86,8 +87,9 @@ plumb::Mode mode_of(Runner runner) {
 
 // `timing`: RunOptions::timing (the statistics' clock reads; packets are counted either way).
 template <class Work>
-void run_plumb(benchmark::State& state, Config config, Runner runner, bool timing = true) {
-  auto pipeline = make_pipeline<Work>(config, runner);
+void run_plumb(benchmark::State& state, Config config, Runner runner, bool timing = true,
+               bool ordered = false) {
+  auto pipeline = make_pipeline<Work>(config, runner, ordered);
   const plumb::RunOptions options{.mode = mode_of(runner), .timing = timing};
   for (auto _ : state) check<Work>(pipeline.run(options), "plumb");
   report<Work>(state);
@@ -123,6 +125,12 @@ void register_config(const Config& config) {
     if constexpr (std::is_same_v<Work, SmallWork>) {
       add(name(fmt::format("{}_untimed", runner_name)), real_time,
           [config, runner](benchmark::State& state) { run_plumb<Work>(state, config, runner, false); });
+      // The cost of .ordered() on the stage with several workers (issue 10), right after it.
+      if (config.middle_workers > 1 && runner != Runner::sequential) {
+        add(name(fmt::format("{}_ordered", runner_name)), real_time, [config, runner](benchmark::State& state) {
+          run_plumb<Work>(state, config, runner, true, true);
+        });
+      }
     }
   };
   add(name("loop"), false, run_loop<Work>);

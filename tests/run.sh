@@ -58,7 +58,7 @@ run_config() {
 
 sanitizer_common="-O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all"
 # Examples with worker processes: like the process-mode tests, not under TSan.
-process_examples="^example\.(documents|image_batch|image_classify|log_analytics|parallel_gzip|quickstart|tutorial)$"
+process_examples="^example\.(documents|image_batch|image_classify|inference_service|log_analytics|parallel_gzip|quickstart|search|tutorial)$"
 for config in "${configs[@]}"; do
   case $config in
     gcc) run_config gcc g++-12 "" "" ;;
@@ -66,7 +66,7 @@ for config in "${configs[@]}"; do
     asan) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
             run_config asan clang++-14 "-fsanitize=address,undefined $sanitizer_common" \
             "compile_fail|package" 120 ;;
-    tsan) TSAN_OPTIONS=halt_on_error=1 \
+    tsan) TSAN_OPTIONS="halt_on_error=1 suppressions=$root/tests/tsan.supp" \
             run_config tsan clang++-14 "-fsanitize=thread $sanitizer_common" \
             "compile_fail|package|^process mode|^mixed: |^redis \\(process mode\\)|^stress.sweep$|$process_examples" 120 1 \
             "[stress]~[process]" ;;

@@ -10,6 +10,21 @@
 #include <type_traits>
 #include <utility>
 
+// Clang 14 with AddressSanitizer cannot assemble inline (comdat) coroutines defined in a header
+// ("Cannot represent a difference across sections"); there plumb's own header coroutines get
+// internal linkage instead. PLUMB_DETAIL_HEADER_COROUTINE goes before such a coroutine
+// template (a non-template one also needs `inline` otherwise, see redis.hpp).
+#if defined(__clang__) && __clang_major__ < 15 && defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PLUMB_DETAIL_STATIC_COROUTINES 1
+#endif
+#endif
+#ifdef PLUMB_DETAIL_STATIC_COROUTINES
+#define PLUMB_DETAIL_HEADER_COROUTINE [[maybe_unused]] static
+#else
+#define PLUMB_DETAIL_HEADER_COROUTINE
+#endif
+
 namespace plumb {
 
 template <class T>

@@ -11,6 +11,7 @@
 #include <plumb/generator.hpp>
 #include <plumb/pipeline.hpp>
 #include <plumb/run_options.hpp>
+#include <plumb/service.hpp>
 #include <plumb/progress.hpp>
 #include <plumb/stage.hpp>
 #include <plumb/stats.hpp>

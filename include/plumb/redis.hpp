@@ -47,15 +47,6 @@
 #include <utility>
 #include <vector>
 
-// Clang 14 with AddressSanitizer cannot assemble inline (comdat) coroutines defined in a header
-// ("Cannot represent a difference across sections"); there the coroutines below get internal
-// linkage instead of `inline`.
-#if defined(__clang__) && __clang_major__ < 15 && defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PLUMB_DETAIL_REDIS_STATIC_COROUTINES 1
-#endif
-#endif
-
 namespace plumb::redis {
 
 /// A Redis failure: the server refused the connection or the password, the stream or the group
@@ -538,7 +529,7 @@ inline bool ack(Connection& connection, const Queue& queue, std::string_view id)
 /// Ends when idle for `Queue::stop_when_idle` or after `Queue::max_jobs`; otherwise runs until
 /// the pipeline stops. With several workers, each is its own consumer. Throws `Error` for an
 /// unreachable server, a refused password, or a missing stream or group.
-#ifdef PLUMB_DETAIL_REDIS_STATIC_COROUTINES
+#ifdef PLUMB_DETAIL_STATIC_COROUTINES
 [[maybe_unused]] static
 #else
 inline
@@ -579,10 +570,7 @@ AckReport acknowledge(Stream<T> done, Queue queue) {
 /// sink that keeps results, say). A job is acknowledged before the stages after this one see
 /// it: put it last among the stages that must finish a job.
 template <class T>
-#ifdef PLUMB_DETAIL_REDIS_STATIC_COROUTINES
-[[maybe_unused]] static
-#endif
-Generator<T> acknowledge_each(Stream<T> done, Queue queue) {
+PLUMB_DETAIL_HEADER_COROUTINE Generator<T> acknowledge_each(Stream<T> done, Queue queue) {
   Connection connection(queue.server);
   detail::check_queue(connection, detail::valid(queue));  // XACK on a missing group fails silently
   for (T& packet : done) {

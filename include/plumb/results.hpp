@@ -58,14 +58,19 @@ class Results {
   /// A position in the stream: `*it` is the current packet, valid until `++it`.
   class iterator {
    public:
+    /// The packet type.
     using value_type = T;
+    /// As every iterator declares; an input iterator has no use for it.
     using difference_type = std::ptrdiff_t;
+    /// What `*it` gives: the packet itself, which the loop may move from.
     using reference = T&;
+    /// A single-pass input iterator.
     using iterator_category = std::input_iterator_tag;
 
     iterator() noexcept = default;
     /// The current packet (precondition: not at the end).
     T& operator*() const noexcept { return *packet_; }
+    /// The current packet's address (precondition: not at the end).
     T* operator->() const noexcept { return packet_; }
     /// Moves to the next packet, releasing the current one. Throws the pipeline's first error.
     iterator& operator++() {

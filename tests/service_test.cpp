@@ -1,0 +1,512 @@
+// SPDX-License-Identifier: MIT
+// tests/service_test.cpp: plumb::Service, submit() with futures, in every mode: answers from
+// many threads, item errors, the one-output rule, crashes, backpressure, close and cancel.
+
+#include <plumb/plumb.hpp>
+
+#include "support/eventually.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <sys/mman.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using plumb::Generator;
+using plumb::Mode;
+using plumb::Stream;
+using plumb::test::eventually;
+
+namespace {
+
+// A counter that worker processes can bump too (an anonymous shared mapping).
+class SharedCount {
+ public:
+  SharedCount()
+      : value_(static_cast<std::atomic<int>*>(::mmap(nullptr, sizeof(std::atomic<int>),
+                                                     PROT_READ | PROT_WRITE,
+                                                     MAP_SHARED | MAP_ANONYMOUS, -1, 0))) {
+    REQUIRE(static_cast<void*>(value_) != MAP_FAILED);
+    new (value_) std::atomic<int>(0);
+  }
+  ~SharedCount() { ::munmap(value_, sizeof(std::atomic<int>)); }
+  SharedCount(const SharedCount&) = delete;
+  SharedCount& operator=(const SharedCount&) = delete;
+  [[nodiscard]] std::atomic<int>* get() const { return value_; }
+  [[nodiscard]] int load() const { return value_->load(); }
+
+ private:
+  std::atomic<int>* value_;
+};
+
+struct Unusual {
+  std::string text;
+};
+
+Generator<int> square(Stream<int> in) {
+  for (int x : in) co_yield x * x;
+}
+
+Generator<std::string> label(Stream<int> in, std::string prefix) {
+  for (int x : in) {
+    std::string text = prefix + std::to_string(x);
+    co_yield std::move(text);
+  }
+}
+
+// Throws for `bad`; counts its calls (a new call after each error).
+Generator<int> fail_on(Stream<int> in, int bad, std::atomic<int>* calls) {
+  calls->fetch_add(1);
+  for (int x : in) {
+    if (x == bad) throw std::invalid_argument("bad item " + std::to_string(x));
+    co_yield x;
+  }
+}
+
+Generator<int> fail_unusually(Stream<int> in, int bad) {
+  for (int x : in) {
+    if (x == bad) throw Unusual{"unusual " + std::to_string(x)};
+    co_yield x;
+  }
+}
+
+// Counts the items it sees.
+Generator<int> count_items(Stream<int> in, std::atomic<int>* seen) {
+  for (int x : in) {
+    seen->fetch_add(1);
+    co_yield x;
+  }
+}
+
+Generator<int> twice_on(Stream<int> in, int bad) {
+  for (int x : in) {
+    co_yield x;
+    if (x == bad) co_yield x;
+  }
+}
+
+Generator<int> drop_on(Stream<int> in, int bad) {
+  for (int x : in) {
+    if (x == bad) continue;
+    co_yield x;
+  }
+}
+
+Generator<int> crash_on(Stream<int> in, int bad) {
+  for (int x : in) {
+    if (x == bad) std::_Exit(3);
+    co_yield x;
+  }
+}
+
+// Holds every item until the run stops.
+Generator<int> hold_until_stop(Stream<int> in, std::atomic<int>* held) {
+  for (int x : in) {
+    held->fetch_add(1);
+    while (!plumb::stop_requested()) std::this_thread::sleep_for(1ms);
+    co_yield x;
+  }
+}
+
+// Holds every item until `release` is set (or the run stops).
+Generator<std::string> hold_until_released(Stream<std::string> in, std::atomic<bool>* release) {
+  for (std::string& text : in) {
+    while (!release->load() && !plumb::stop_requested()) std::this_thread::sleep_for(1ms);
+    co_yield std::move(text);
+  }
+}
+
+// Looks at its item again after yielding its output: the item must still be there.
+Generator<std::string> echo_and_recheck(Stream<std::string> in, std::atomic<int>* changed) {
+  for (std::string& text : in) {
+    std::string copy = text;
+    co_yield copy;
+    if (text != copy) changed->fetch_add(1);
+  }
+}
+
+Generator<int> setup_fails(Stream<int> in) {
+  throw std::runtime_error("no model to load");
+  for (int x : in) co_yield x;
+}
+
+Generator<std::string> shout(Stream<std::string> in) {
+  for (std::string& text : in) {
+    text += "!";
+    co_yield std::move(text);
+  }
+}
+
+Generator<std::string> whoami(Stream<int> in) {
+  for (int x : in) {
+    const plumb::WorkerInfo& me = plumb::this_worker();
+    std::string text = me.stage_name + "#" + std::to_string(me.stage_index) + "/" +
+                       std::to_string(x);
+    co_yield std::move(text);
+  }
+}
+
+// Every item's future holds its own answer, with items submitted from three threads at once.
+void check_answers(Mode mode, Mode middle) {
+  plumb::Service service{plumb::stage(square).workers(2).name("square"),
+                         plumb::stage(label, std::string("n=")).mode(middle),
+                         plumb::stage([](Stream<std::string> in) -> Generator<std::size_t> {
+                           for (const std::string& text : in) co_yield text.size();
+                         })};
+  static_assert(std::is_same_v<decltype(service)::input_type, int>);
+  static_assert(std::is_same_v<decltype(service)::output_type, std::size_t>);
+  service.start(mode);
+  constexpr int kThreads = 3;
+  constexpr int kPerThread = 60;
+  std::vector<std::vector<std::future<std::size_t>>> futures(kThreads);
+  {
+    std::vector<std::jthread> submitters;
+    for (int t = 0; t < kThreads; ++t) {
+      submitters.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) futures[t].push_back(service.submit(t * 1000 + i));
+      });
+    }
+  }
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      const int x = t * 1000 + i;
+      CHECK(futures[t][i].get() == ("n=" + std::to_string(x * x)).size());
+    }
+  }
+  service.close();
+  CHECK_FALSE(service.broken());
+  CHECK(service.last_stats().stages.size() == 5);
+}
+
+// One item's exception reaches its future only; the stage starts again for the next item, and
+// the stages after it never see the failed item.
+template <class Exception>
+void check_item_error(Mode mode) {
+  SharedCount calls;
+  SharedCount seen;
+  plumb::Service service{plumb::stage(fail_on, 5, calls.get()).name("checker"),
+                         plumb::stage(count_items, seen.get())};
+  service.start(mode);
+  std::vector<std::future<int>> futures;
+  for (int i = 0; i < 10; ++i) futures.push_back(service.submit(i));
+  for (int i = 0; i < 10; ++i) {
+    if (i == 5) {
+      CHECK_THROWS_MATCHES(futures[i].get(), Exception,
+                           Catch::Matchers::Predicate<Exception>([](const Exception& error) {
+                             return std::string(error.what()).find("bad item 5") !=
+                                    std::string::npos;
+                           }));
+    } else {
+      CHECK(futures[i].get() == i);
+    }
+  }
+  CHECK(service.submit(11).get() == 11);
+  service.close();
+  CHECK_FALSE(service.broken());
+  CHECK(calls.load() == 2);
+  CHECK(seen.load() == 10);
+}
+
+// A stage that breaks the one-output rule ends the Service with a StageError naming it.
+template <class F>
+void check_rule(Mode mode, F stage_function, const std::string& what) {
+  plumb::Service service{plumb::stage(square), plumb::stage(stage_function, 9).name("breaker")};
+  service.start(mode);
+  std::vector<std::future<int>> futures;
+  try {
+    for (int i = 0; i < 10; ++i) futures.push_back(service.submit(i));
+  } catch (const plumb::StageError&) {
+    // the Service broke while items were still being submitted
+  }
+  REQUIRE(futures.size() > 3);  // the rule breaks at item 3 (drop) or 4 (a second output)
+  for (std::size_t i = 0; i < futures.size(); ++i) {
+    if (i < 3) {
+      CHECK(futures[i].get() == static_cast<int>(i * i));
+    } else if (i > 4) {
+      CHECK_THROWS_AS(futures[i].get(), plumb::StageError);
+    }
+  }
+  CHECK(service.broken());
+  try {
+    service.close();
+    FAIL("close() did not throw");
+  } catch (const plumb::StageError& error) {
+    CHECK(error.stage_name() == "breaker");
+    CHECK(error.stage_index() == 2);
+    CHECK_THAT(error.what(), Catch::Contains("'breaker'") && Catch::Contains(what) &&
+                                 Catch::Contains("exactly one output per input"));
+  }
+  CHECK_THROWS_AS(service.submit(1), plumb::StageError);
+  REQUIRE(service.last_failure().has_value());
+  CHECK(service.last_failure()->stage_name == "breaker");
+}
+
+void check_cancel(Mode mode) {
+  SharedCount held;
+  plumb::Service service{plumb::stage(hold_until_stop, held.get()).workers(2)};
+  service.start(mode);
+  std::vector<std::future<int>> futures;
+  for (int i = 0; i < 3; ++i) futures.push_back(service.submit(i));
+  REQUIRE(eventually([&] { return held.load() == 2; }));
+  service.cancel();
+  for (auto& future : futures) CHECK_THROWS_AS(future.get(), plumb::CancelledError);
+  CHECK(service.broken());
+  CHECK_THROWS_AS(service.submit(4), plumb::CancelledError);
+}
+
+}  // namespace
+
+TEST_CASE("service, sequential: every future gets its item's answer, from three threads",
+          "[service]") {
+  check_answers(Mode::sequential, Mode::sequential);
+}
+TEST_CASE("service, thread: every future gets its item's answer, from three threads",
+          "[service]") {
+  check_answers(Mode::thread, Mode::thread);
+}
+TEST_CASE("process mode: service: every future gets its item's answer, from three threads",
+          "[service][process]") {
+  check_answers(Mode::process, Mode::process);
+}
+TEST_CASE("mixed: service: a thread stage between stages in worker processes", "[service][process]") {
+  check_answers(Mode::process, Mode::thread);
+}
+TEST_CASE("service, thread: a stage fused into the one before it", "[service]") {
+  check_answers(Mode::thread, Mode::sequential);
+}
+
+TEST_CASE("service, sequential: an item's exception reaches its future only, and service goes on",
+          "[service]") {
+  check_item_error<std::invalid_argument>(Mode::sequential);
+}
+TEST_CASE("service, thread: an item's exception reaches its future only, and service goes on",
+          "[service]") {
+  check_item_error<std::invalid_argument>(Mode::thread);
+}
+TEST_CASE("process mode: service: an item's exception reaches its future only, and service goes on",
+          "[service][process]") {
+  check_item_error<std::invalid_argument>(Mode::process);
+}
+
+TEST_CASE("service, thread: an item's future gets the original exception object", "[service]") {
+  plumb::Service service{plumb::stage(fail_unusually, 1)};
+  service.start();
+  auto good = service.submit(0);
+  auto bad = service.submit(1);
+  CHECK(good.get() == 0);
+  CHECK_THROWS_MATCHES(bad.get(), Unusual, Catch::Matchers::Predicate<Unusual>([](const Unusual& e) {
+                         return e.text == "unusual 1";
+                       }));
+  service.close();
+}
+
+TEST_CASE("process mode: service: an exception of another type becomes a RemoteError naming it",
+          "[service][process]") {
+  plumb::Service service{plumb::stage(fail_unusually, 1).name("odd")};
+  service.start(Mode::process);
+  auto bad = service.submit(1);
+  try {
+    bad.get();
+    FAIL("no error");
+  } catch (const plumb::RemoteError& error) {
+    CHECK_THAT(std::string(error.type_name()), Catch::Contains("Unusual"));
+    CHECK(error.stage_name() == "odd");
+    CHECK(error.stage_index() == 1);
+  }
+  CHECK(service.submit(2).get() == 2);
+  service.close();
+}
+
+TEST_CASE("service, thread: two outputs for one input end the service, naming the stage",
+          "[service]") {
+  check_rule(Mode::thread, twice_on, "yielded two outputs for one input");
+}
+TEST_CASE("process mode: service: two outputs for one input end the service, naming the stage",
+          "[service][process]") {
+  check_rule(Mode::process, twice_on, "yielded two outputs for one input");
+}
+TEST_CASE("service, sequential: no output for an input ends the service, naming the stage",
+          "[service]") {
+  check_rule(Mode::sequential, drop_on, "took a second input before it yielded");
+}
+TEST_CASE("service, thread: no output for an input ends the service, naming the stage",
+          "[service]") {
+  check_rule(Mode::thread, drop_on, "took a second input before it yielded");
+}
+
+TEST_CASE("process mode: service: a crashed worker fails the unanswered futures, nothing restarts",
+          "[service][process]") {
+  plumb::Service service{plumb::stage(crash_on, 5).name("fragile"), plumb::stage(square)};
+  service.start(Mode::process);
+  std::vector<std::future<int>> futures;
+  try {
+    for (int i = 0; i < 10; ++i) futures.push_back(service.submit(i));
+  } catch (const plumb::WorkerDiedError&) {
+    // it died while items were still being submitted
+  }
+  REQUIRE(futures.size() > 5);
+  for (std::size_t i = 0; i < futures.size(); ++i) {
+    if (i < 5) {
+      try {
+        CHECK(futures[i].get() == static_cast<int>(i * i));
+      } catch (const plumb::WorkerDiedError&) {
+        // answered or failed: the crash stopped the run while its answer was on the way
+      }
+    } else {
+      CHECK_THROWS_AS(futures[i].get(), plumb::WorkerDiedError);
+    }
+  }
+  CHECK(service.broken());
+  CHECK_THROWS_AS(service.submit(1), plumb::WorkerDiedError);
+  CHECK_THROWS_AS(service.close(), plumb::WorkerDiedError);
+  REQUIRE(service.last_failure().has_value());
+  CHECK(service.last_failure()->stage_name == "fragile");
+}
+
+TEST_CASE("service, thread: try_submit() refuses while the service is full and keeps the item",
+          "[service]") {
+  std::atomic<bool> release{false};
+  plumb::Service service{plumb::stage(hold_until_released, &release).in_flight(1)};
+  service.start();
+  std::vector<std::future<std::string>> futures;
+  std::string item = "item 0";
+  bool refused = false;
+  // Held: one item in the stage, one in its link, one with the submit stage, one queued.
+  for (int i = 0; i < 50 && !refused; ++i) {
+    item = "item " + std::to_string(i);
+    REQUIRE(eventually([&] {
+      if (auto future = service.try_submit(std::move(item))) {
+        futures.push_back(std::move(*future));
+        return true;
+      }
+      refused = futures.size() >= 2;
+      return refused;
+    }));
+  }
+  REQUIRE(refused);
+  CHECK(futures.size() <= 5);
+  CHECK(item == "item " + std::to_string(futures.size()));
+  release = true;
+  for (std::size_t i = 0; i < futures.size(); ++i) CHECK(futures[i].get() == "item " + std::to_string(i));
+  CHECK(service.try_submit(item).has_value());
+  service.close();
+}
+
+TEST_CASE("service, thread: submit() waits while the service is full", "[service]") {
+  std::atomic<bool> release{false};
+  plumb::Service service{plumb::stage(hold_until_released, &release).in_flight(1)};
+  service.start();
+  std::atomic<int> submitted{0};
+  std::vector<std::future<std::string>> futures;
+  std::jthread submitter([&] {
+    for (int i = 0; i < 20; ++i) {
+      futures.push_back(service.submit("item " + std::to_string(i)));
+      submitted.fetch_add(1);
+    }
+  });
+  // The submitter is stuck below 20 items until the stage lets go.
+  REQUIRE(eventually([&] { return submitted.load() >= 2; }));
+  std::this_thread::sleep_for(20ms);
+  CHECK(submitted.load() < 20);
+  release = true;
+  submitter.join();
+  for (std::size_t i = 0; i < futures.size(); ++i) CHECK(futures[i].get() == "item " + std::to_string(i));
+  service.close();
+}
+
+TEST_CASE("service, thread: cancel() fails unanswered futures with CancelledError", "[service]") {
+  check_cancel(Mode::thread);
+}
+TEST_CASE("process mode: service: cancel() fails unanswered futures with CancelledError",
+          "[service][process]") {
+  check_cancel(Mode::process);
+}
+
+TEST_CASE("service, thread: the destructor answers every accepted item", "[service]") {
+  std::vector<std::future<int>> futures;
+  {
+    plumb::Service service{plumb::stage(square).workers(3)};
+    service.start();
+    for (int i = 0; i < 30; ++i) futures.push_back(service.submit(i));
+  }
+  for (int i = 0; i < 30; ++i) {
+    REQUIRE(futures[i].wait_for(0s) == std::future_status::ready);
+    CHECK(futures[i].get() == i * i);
+  }
+}
+
+TEST_CASE("service: this_worker() in a stage names that stage, numbered after submit", "[service]") {
+  plumb::Service service{plumb::stage(whoami).name("who")};
+  service.start();
+  CHECK(service.submit(7).get() == "who#1/7");
+  service.close();
+}
+
+TEST_CASE("service: misuse is a clear error", "[service]") {
+  plumb::Service service{plumb::stage(square)};
+  CHECK_THROWS_WITH(service.submit(1), Catch::Contains("before Service::start()"));
+  service.close();  // not started: nothing to do
+
+  plumb::RunOptions idle;
+  idle.inactivity_timeout = 1s;
+  CHECK_THROWS_WITH(service.start(idle), Catch::Contains("inactivity_timeout"));
+
+  service.start();
+  CHECK_THROWS_WITH(service.start(), Catch::Contains("starts once"));
+  CHECK(service.submit(3).get() == 9);
+  service.close();
+  CHECK_THROWS_WITH(service.submit(1), Catch::Contains("after close()"));
+  CHECK_FALSE(service.broken());
+
+  plumb::Service bad{plumb::stage(square).workers(0).name("nobody")};
+  CHECK_THROWS_WITH(bad.start(), Catch::Contains("'nobody'") && Catch::Contains("workers(0)"));
+}
+
+TEST_CASE("service, thread: a stage's item stays valid after it yielded, until it takes the next",
+          "[service]") {
+  std::atomic<int> changed{0};
+  plumb::Service service{plumb::stage(echo_and_recheck, &changed).workers(2)};
+  service.start();
+  std::vector<std::future<std::string>> futures;
+  for (int i = 0; i < 200; ++i) {
+    futures.push_back(service.submit(std::string(100, static_cast<char>('a' + i % 26))));
+  }
+  for (int i = 0; i < 200; ++i) CHECK(futures[i].get() == std::string(100, static_cast<char>('a' + i % 26)));
+  service.close();
+  CHECK(changed.load() == 0);
+}
+
+TEST_CASE("service, thread: an exception outside any item (setting up) ends the service",
+          "[service]") {
+  plumb::Service service{plumb::stage(setup_fails).name("loader")};
+  service.start();
+  auto answer = service.submit(1);
+  CHECK_THROWS_WITH(answer.get(), "no model to load");
+  CHECK(eventually([&] { return service.broken(); }));
+  CHECK_THROWS_WITH(service.submit(2), "no model to load");
+  CHECK_THROWS_WITH(service.close(), "no model to load");
+  REQUIRE(service.last_failure().has_value());
+  CHECK(service.last_failure()->stage_name == "loader");
+}
+
+TEST_CASE("process mode: service: an item over the first stage's max_message_size is refused to "
+          "its caller",
+          "[service][process]") {
+  plumb::Service service{plumb::stage(shout).max_message_size(1024).name("shout")};
+  service.start(Mode::process);
+  CHECK_THROWS_WITH(service.submit(std::string(2000, 'x')),
+                    Catch::Contains("max_message_size(1024)") && Catch::Contains("'shout'"));
+  const std::string big(2000, 'y');
+  CHECK_THROWS_WITH(service.try_submit(big), Catch::Contains("encodes to"));
+  CHECK(service.submit("hello").get() == "hello!");
+  service.close();
+  CHECK_FALSE(service.broken());
+}
