@@ -15,6 +15,8 @@
 
 #include <plumb/plumb.hpp>
 
+#include "support/mode.hpp"
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -102,12 +104,6 @@ std::string request_text(int client, int request) {
          std::to_string(request * 7919 % 1000);
 }
 
-plumb::Mode parse_mode(std::string_view text) {
-  if (text == "sequential") return plumb::Mode::sequential;
-  if (text == "thread") return plumb::Mode::thread;
-  return plumb::Mode::process;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -118,7 +114,7 @@ int main(int argc, char** argv) {
     const std::string_view flag = argv[i];
     if (flag == "--clients") clients = std::stoi(argv[i + 1]);
     if (flag == "--requests") requests = std::stoi(argv[i + 1]);
-    if (flag == "--mode") mode = parse_mode(argv[i + 1]);
+    if (flag == "--mode") mode = examples::parse_mode(argv[i + 1]);
   }
 
   const Model model = make_model();

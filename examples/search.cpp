@@ -14,6 +14,8 @@
 
 #include <plumb/plumb.hpp>
 
+#include "support/mode.hpp"
+
 #include <atomic>
 #include <cstddef>
 #include <cstdio>
@@ -77,12 +79,6 @@ plumb::Generator<std::string> match(plumb::Stream<std::vector<std::string>> in) 
   }
 }
 
-plumb::Mode parse_mode(std::string_view text) {
-  if (text == "sequential") return plumb::Mode::sequential;
-  if (text == "thread") return plumb::Mode::thread;
-  return plumb::Mode::process;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -93,7 +89,7 @@ int main(int argc, char** argv) {
     const std::string_view flag = argv[i];
     if (flag == "--lines") lines = std::stol(argv[i + 1]);
     if (flag == "--limit") limit = std::stoul(argv[i + 1]);
-    if (flag == "--mode") mode = parse_mode(argv[i + 1]);
+    if (flag == "--mode") mode = examples::parse_mode(argv[i + 1]);
   }
 
   lines_read();  // maps the counter before any worker process is forked
