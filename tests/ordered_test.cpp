@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -62,6 +63,18 @@ Generator<int> fail_at_77(Stream<int> in) {
   for (int x : in) {
     if (x == 77) throw std::runtime_error("ordered failure");
     co_yield x;
+  }
+}
+
+// Dies on input 77, after yielding the first of its two packets: its group never completes,
+// and the other workers' groups wait for its turn.
+Generator<int> die_at_77(Stream<int> in) {
+  for (int x : in) {
+    int first = x * 10;
+    co_yield first;
+    if (x == 77) std::_Exit(3);
+    int second = x * 10 + 1;
+    co_yield second;
   }
 }
 
@@ -246,6 +259,21 @@ TEST_CASE("process mode: ordered: an error in an ordered stage stops the run", "
                            plumb::stage(fail_at_77).workers(3).in_flight(3).ordered().name("ord"),
                            plumb::stage(gather).mode(Mode::thread)};
   CHECK_THROWS_WITH(pipeline.run(Mode::process), Catch::Contains("ordered failure"));
+}
+
+TEST_CASE("process mode: ordered: a worker that dies in the middle of its group fails the run",
+          "[ordered][process]") {
+  plumb::Pipeline pipeline{plumb::stage(numbers, 1000),
+                           plumb::stage(die_at_77).workers(3).in_flight(6).ordered().name("ord"),
+                           plumb::stage(gather).mode(Mode::thread)};
+  try {
+    pipeline.run(Mode::process);
+    FAIL("the run did not fail");
+  } catch (const plumb::WorkerDiedError& error) {
+    CHECK(error.stage_name() == "ord");
+  }
+  REQUIRE(pipeline.last_failure().has_value());
+  CHECK(pipeline.last_failure()->stage_name == "ord");
 }
 
 TEST_CASE("ordered: a packet yielded before the first input is an error naming the stage",
