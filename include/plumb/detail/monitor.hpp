@@ -4,6 +4,7 @@
 // tallies, samples link depths, calls the progress callback, and raises InactivityError when no
 // packet moved (was yielded or taken) for inactivity_timeout.
 
+#include <plumb/detail/deadline.hpp>
 #include <plumb/detail/plan.hpp>
 #include <plumb/detail/run_state.hpp>
 #include <plumb/detail/tally.hpp>
@@ -58,7 +59,7 @@ class Monitor {
         layout_(layout),
         start_(start),
         last_activity_(start),
-        next_report_(start + options.progress_interval),
+        next_report_(later_by(start, options.progress_interval)),
         depth_sums_(layout.names.size(), 0.0) {
     std::size_t id = 0;
     for (const GroupPlan& group : layout.plan.groups) {
@@ -86,7 +87,18 @@ class Monitor {
       throw Stopped{};
     }
     last_activity_ = now;
-    if (options_.progress && now >= next_report_) report(now);
+    if (options_.progress && now >= next_report_) {
+      // The callback runs inside a stage's pull, so its exception would unwind through the
+      // stage after it, which may catch it (a sink that catches its input's errors) and hide
+      // it, or fail as "returned early" under another name. Record it as the run's error
+      // first, as the supervisor does for thread and process runs, then unwind as a stop.
+      try {
+        report(now);
+      } catch (...) {
+        state_.fail(std::current_exception(), std::nullopt);
+        throw Stopped{};
+      }
+    }
   }
 
   // Called by the supervising thread every tick(): samples the link depths, records an
@@ -191,7 +203,7 @@ class Monitor {
  private:
   void report(Clock::time_point now) {
     options_.progress(snapshot(false));
-    next_report_ = now + options_.progress_interval;
+    next_report_ = later_by(now, options_.progress_interval);
   }
 
   // One worker's part of every stage of its group.

@@ -26,6 +26,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -474,14 +475,16 @@ class Runner {
                                          : 0;
     const std::size_t result_at = layout.add(sizeof(ResultBlock) + result_bytes);
     std::vector<std::size_t> link_at(kCount, 0);
+    std::vector<std::size_t> link_bytes(kCount, 0);
     for (std::size_t g = 0; g + 1 < plan_.groups.size(); ++g) {
       const std::size_t producer = plan_.groups[g].last;
       if (!shared_link_[producer]) continue;
       with_index<kSink>(producer, [&](auto index) {
         constexpr std::size_t kIndex = decltype(index)::value;
         if constexpr (is_serializable_v<Output<kIndex>>) {
-          link_at[kIndex] = layout.add(ShmLink<Output<kIndex>>::bytes_for(
-              plan_.capacity[kIndex], slot_bytes<kIndex>()));
+          // Cannot overflow: at most 2^20 slots of 2^40 bytes (validate.hpp's limits).
+          link_bytes[kIndex] = ShmLink<Output<kIndex>>::bytes_for(plan_.capacity[kIndex], slot_bytes<kIndex>());
+          link_at[kIndex] = layout.add(link_bytes[kIndex]);
         }
       });
     }
@@ -491,6 +494,7 @@ class Runner {
         gate_at[g] = layout.add(OrderGate::bytes_for(plan_.capacity[plan_.groups[g].last]));
       }
     }
+    if (layout.overflowed() || layout.size() > kMaxArenaBytes) throw_arena_too_large(layout, link_bytes);
     if (!arena_ || arena_->size() < layout.size()) {
       arena_.reset();  // unmap the old one first: both at once could exceed memory
       arena_.emplace(layout.size());
@@ -507,6 +511,23 @@ class Runner {
     result_capacity_ = result_bytes;
     shm_offsets_ = std::move(link_at);
     gate_offsets_ = std::move(gate_at);
+  }
+
+  // The links between processes need more shared memory than a process can map: a
+  // ConfigError naming the stage whose link is the largest, before anything starts.
+  [[noreturn]] void throw_arena_too_large(const ArenaLayout& layout,
+                                          const std::vector<std::size_t>& link_bytes) const {
+    const auto largest = static_cast<std::size_t>(
+        std::max_element(link_bytes.begin(), link_bytes.end()) - link_bytes.begin());
+    const std::string total = layout.overflowed() ? std::string("more than 2^64 bytes")
+                                                  : fmt::format("{} bytes", layout.size());
+    throw ConfigError(fmt::format(
+        "plumb.config_error: the links between this run's worker processes need {} of shared "
+        "memory, over the {} bytes a process can map; the largest is the output link of {}: "
+        "in_flight({}) slots of max_message_size({}) bytes ({} bytes); lower in_flight or "
+        "max_message_size there or on the other process links",
+        total, kMaxArenaBytes, describe_stage(largest, names_[largest]), plan_.capacity[largest],
+        specs_options(largest).max_message_size, link_bytes[largest]));
   }
 
   // Slot size of the shared link after stage Index: the exact size of its messages when every
@@ -1006,8 +1027,7 @@ class Runner {
         } catch (...) {
         }
         // Saturated: a grace period of duration::max() means "never kill".
-        const auto limit = std::chrono::duration_cast<Clock::duration>(std::chrono::hours(24 * 365));
-        kill_at = Clock::now() + std::min(options_.grace_period, limit);
+        kill_at = later_by(Clock::now(), options_.grace_period);
       }
       if (kill_at && children_running && Clock::now() >= *kill_at && !killed_after_grace_) {
         killed_after_grace_ = true;

@@ -20,21 +20,40 @@
 
 namespace plumb::detail {
 
-// Offsets of the parts of a SharedArena, computed before the mapping exists.
+// Offsets of the parts of a SharedArena, computed before the mapping exists. The sizes come
+// from user options (in_flight up to 2^20 slots of max_message_size up to 2^40 bytes, per link),
+// so their sum can exceed what a size_t holds: add() saturates and overflowed() says so, and
+// the caller must refuse the layout then (a wrapped size mapped too little, and the links were
+// built past its end: issue 18, item 5).
 class ArenaLayout {
  public:
-  // Reserves `bytes` at a multiple of `alignment`; returns the offset.
+  // Reserves `bytes` at a multiple of `alignment`; returns the offset (meaningless once
+  // overflowed()).
   std::size_t add(std::size_t bytes, std::size_t alignment = kCacheLine) noexcept {
-    size_ = (size_ + alignment - 1) / alignment * alignment;
-    const std::size_t offset = size_;
-    size_ += bytes;
+    std::size_t padded = 0;
+    if (__builtin_add_overflow(size_, alignment - 1, &padded)) return saturate();
+    const std::size_t offset = padded / alignment * alignment;
+    if (__builtin_add_overflow(offset, bytes, &size_)) return saturate();
     return offset;
   }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool overflowed() const noexcept { return overflowed_; }
 
  private:
+  std::size_t saturate() noexcept {
+    overflowed_ = true;
+    size_ = SIZE_MAX;
+    return 0;
+  }
+
   std::size_t size_ = 0;
+  bool overflowed_ = false;
 };
+
+// The most shared memory one run may ask for: 2^47 bytes (128 TiB), the user address space of
+// x86-64 and of AArch64 with 4 KiB pages. More can never be mapped, so a layout above it is a
+// configuration error, reported with the stages that ask for it rather than as a failed mmap.
+inline constexpr std::size_t kMaxArenaBytes = std::size_t{1} << 47;
 
 // An anonymous shared mapping (Boost.Interprocess), made before any fork() so that every worker
 // process inherits it at the same address. Nothing has a name, so nothing can be left behind in
