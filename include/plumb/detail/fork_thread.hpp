@@ -34,8 +34,8 @@ namespace plumb::detail {
 // worker thread has. Locks held by the caller's thread at the fork are copied held, as those of
 // any other thread are (guide: "as with any fork").
 //
-// Cost: one thread started and joined per process-mode run, measured at ~30 us against
-// ~2 ms for forking and reaping three workers (issue 18 report).
+// Cost: one thread started, handed the forks and joined per process-mode run: ~37 us (median,
+// 2 loaded cores), against ~1.2 ms for the smallest process-mode run (three worker processes).
 class ForkThread {
  public:
   ForkThread() = default;
@@ -99,17 +99,17 @@ class ForkThread {
       pthread_attr_t attributes;
       if (::pthread_attr_init(&attributes) == 0) {
         if (::pthread_attr_setstacksize(&attributes, size) == 0) {
-          started = ::pthread_create(&thread_, &attributes, &ForkThread::main, this);
+          started = ::pthread_create(&thread_, &attributes, &ForkThread::body, this);
         }
         ::pthread_attr_destroy(&attributes);
       }
     }
-    if (started != 0) started = ::pthread_create(&thread_, nullptr, &ForkThread::main, this);
+    if (started != 0) started = ::pthread_create(&thread_, nullptr, &ForkThread::body, this);
     running_ = started == 0;
     return started;
   }
 
-  static void* main(void* self) noexcept {
+  static void* body(void* self) noexcept {
     auto& thread = *static_cast<ForkThread*>(self);
     thread.task_(thread.argument_);  // no lock held across the forks: the children copy none
     std::unique_lock lock(thread.mutex_);
