@@ -23,6 +23,7 @@
 #include <chrono>
 #include <map>
 #include <new>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <stop_token>
@@ -511,6 +512,47 @@ TEST_CASE("SIGTERM or SIGINT to the caller leaves no worker process alive", "[pr
     while (survivors() != 0 && Clock::now() < gone_by) std::this_thread::sleep_for(10ms);
     CHECK(survivors() == 0);
   }
+}
+
+TEST_CASE("process mode: the caller SIGKILLed after the thread that started its stream ended leaves "
+          "no worker alive",
+          "[process][signals][fork]") {
+  // The workers are tied to the run's own fork thread (issue 18): the caller's death still
+  // takes them, although the thread that called stream() is long gone.
+  const pid_t driver = ::fork();
+  REQUIRE(driver >= 0);
+  if (driver == 0) {
+    plumb::Pipeline pipeline{plumb::stage(forever), plumb::stage(plus, 1).workers(3)};
+    std::optional<plumb::Results<int>> results;
+    try {
+      std::thread([&] { results.emplace(pipeline.stream(Mode::process)); }).join();
+      for (const int x : *results) {
+        if (x < 0) break;
+        std::this_thread::sleep_for(1ms);  // a slow reader, until it is killed
+      }
+    } catch (...) {
+    }
+    ::_exit(3);
+  }
+  std::vector<pid_t> workers;
+  const auto deadline = Clock::now() + 10s;
+  while (workers.size() < 4 && Clock::now() < deadline) {  // source, 3 middle
+    std::this_thread::sleep_for(10ms);
+    workers = live_children_of(driver);
+  }
+  REQUIRE(workers.size() == 4);
+  REQUIRE(::kill(driver, SIGKILL) == 0);
+  int status = 0;
+  REQUIRE(::waitpid(driver, &status, 0) == driver);
+  CHECK(WIFSIGNALED(status));
+  const auto gone_by = Clock::now() + 5s;
+  auto survivors = [&] {
+    std::size_t count = 0;
+    for (const pid_t worker : workers) count += alive(worker) ? 1 : 0;
+    return count;
+  };
+  while (survivors() != 0 && Clock::now() < gone_by) std::this_thread::sleep_for(10ms);
+  CHECK(survivors() == 0);
 }
 
 TEST_CASE("process mode: exit(70) or exit(71) in user code is a death, not a report",

@@ -53,8 +53,9 @@ struct Child {
   bool reaped = false;
 };
 
-// In a new worker process: die with the thread that forked us (which is blocked in run() for
-// the whole run), and check for a parent that died before the death signal was armed.
+// In a new worker process: die with the thread that forked us (the run's ForkThread, which
+// lives until every worker exited, and dies with the caller's process however it dies), and
+// check for a parent that died before the death signal was armed.
 inline void arm_parent_death_signal(pid_t parent) noexcept {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(static_cast<int>(WorkerExit::orphaned));

@@ -8,6 +8,8 @@
 #include <plumb/detail/assert.hpp>
 #include <plumb/detail/chain.hpp>
 #include <plumb/detail/describe.hpp>
+#include <plumb/detail/fork_output.hpp>
+#include <plumb/detail/fork_thread.hpp>
 #include <plumb/detail/monitor.hpp>
 #include <plumb/detail/plan.hpp>
 #include <plumb/detail/process_supervisor.hpp>
@@ -30,8 +32,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
-#include <cstdio>
-#include <iostream>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -409,6 +409,7 @@ class Runner {
     for (std::thread& worker : workers_) worker.join();
     workers_.clear();
     on_cancel_.reset();
+    fork_thread_.release();  // every child was reaped: its parent-death signal is moot
     close_pidfds(children_);
 
     adopt_unreported_failure();
@@ -583,8 +584,26 @@ class Runner {
 
   // --- Worker processes -------------------------------------------------------------------------
 
-  void fork_workers() {
-    std::fflush(nullptr);  // or buffered output would be written once per process
+  // Forks every worker process from a thread of the run's own (fork_thread.hpp: their
+  // parent-death signal must not come with the end of the thread that called stream()).
+  void fork_workers() noexcept {
+    flush_before_fork();  // or what the caller buffered would be written once per process
+    auto fork_all = [this]() noexcept { fork_each_worker(); };
+    if (const int error = fork_thread_.run(fork_all); error != 0) {
+      try {
+        state_.fail(std::make_exception_ptr(IpcError(
+                        "plumb.ipc_error: could not start the thread that forks the worker "
+                        "processes",
+                        std::error_code(error, std::system_category()))),
+                    std::nullopt);
+      } catch (...) {
+        state_.fail(std::current_exception(), std::nullopt);  // the message could not be built
+      }
+    }
+  }
+
+  // On the fork thread.
+  void fork_each_worker() noexcept {
     const pid_t parent = ::getpid();
     for (std::size_t id = 0; id < infos_.size(); ++id) {
       const GroupPlan& group = plan_.groups[group_of_worker_[id]];
@@ -612,6 +631,7 @@ class Runner {
 
   [[noreturn]] void process_main(const GroupPlan& group, std::size_t id, pid_t parent) noexcept {
     arm_parent_death_signal(parent);
+    drop_inherited_output();
     close_pidfds(children_);  // the earlier siblings' pidfds are the caller's business
     ::close(thread_done_.fd());
     state_.become_worker_process();
@@ -623,22 +643,10 @@ class Runner {
                                : outcome == Outcome::failed ? WorkerOutcome::reported
                                                             : WorkerOutcome::stopped;
     outcomes_[id].store(said, std::memory_order_release);  // [sync W-O] pairs with [sync R-O]
-    flush_output();
+    flush_own_output();
     ::_exit(static_cast<int>(outcome == Outcome::finished ? WorkerExit::finished
                              : outcome == Outcome::failed ? WorkerExit::reported
                                                           : WorkerExit::stopped));
-  }
-
-  // _exit skips the flushing that exit does: do it for C stdio and the iostreams (which may
-  // not be synchronized with stdio).
-  static void flush_output() noexcept {
-    try {
-      std::cout.flush();
-      std::cerr.flush();
-      std::clog.flush();
-    } catch (...) {
-    }
-    std::fflush(nullptr);
   }
 
   // In the sink's worker process: the sink's value, serialized for the caller.
@@ -1124,6 +1132,7 @@ class Runner {
   std::vector<OrderGate*> gates_;  // per group: its OrderGate, if it is ordered
   std::vector<Child> children_;
   bool killed_after_grace_ = false;
+  ForkThread fork_thread_;  // the worker processes' parent thread, until finish() reaped them
 
   Stats& stats_;
   std::chrono::steady_clock::time_point start_;
