@@ -218,31 +218,18 @@ inline constexpr bool kPlainAggregate =
 // well-formed, which is a substitution failure when it is not: every question has an answer,
 // in every mode, and PFR is reached only for structs it can take apart.
 
-// Whether a user Codec inside a struct counts: it does for the wire format; it does not for
-// View<std::vector<U>>'s rule that U is a plain value in memory.
-enum class Codecs { honoured, ignored };
-
-template <class T, Codecs Rule>
-inline constexpr bool kOwnCodec = Rule == Codecs::honoured && HasUserCodec<T>;
-
-// A leaf of a struct is what its aggregate initialization takes with every nested struct,
-// array and base class flattened by brace elision: a scalar, an empty struct, a union, a class
-// with constructors, or a struct with a Codec of its own (kept whole: its Codec decides).
-template <class U, Codecs Rule>
-inline constexpr bool kFlattened =
-    std::is_class_v<U> && std::is_aggregate_v<U> && !std::is_empty_v<U> && !kOwnCodec<U, Rule>;
-
-// Converts to every type that Accept::test accepts. Its conversion to any other leaf is
+// Converts to every type that Accept::test accepts. Its conversion to every other type is
 // deleted rather than missing: brace elision would otherwise initialize the first member of a
-// refused struct instead, and the probe would look inside a leaf it was meant to refuse.
-// Declared only: the probes are unevaluated.
-template <class Accept, Codecs Rule = Codecs::honoured>
+// refused struct instead, and the probe would look inside a member it was meant to refuse.
+// Only C arrays are still entered (nothing converts to an array): each element is then one
+// initializer. Declared only: the probes are unevaluated.
+template <class Accept>
 struct Probe {
   template <class Type>
     requires(Accept::template test<Type>)
   operator Type() const noexcept;
   template <class Type>
-    requires(!Accept::template test<Type> && !kFlattened<Type, Rule>)
+    requires(!Accept::template test<Type>)
   operator Type() const noexcept = delete;
 };
 
@@ -258,11 +245,11 @@ constexpr bool initializes_braced(std::index_sequence<I...>) {
   return requires { T{{Nth<I, Element>{}}...}; };
 }
 
-// True if `T{e1, ..., eN}` compiles for N Elements: brace elision lets an Element initialize
-// the first element of a nested array or struct it does not convert to.
+// True if `T{e1, ..., eN}` compiles for N Elements (base classes first, then the members, a
+// C array's elements one by one).
 template <class T, class Element, std::size_t N>
 inline constexpr bool kInitializes = initializes<T, Element>(std::make_index_sequence<N>{});
-// True if `T{{e1}, ..., {eN}}` compiles: the braces stop elision, one Element per member.
+// True if `T{{e1}, ..., {eN}}` compiles: the braces keep a C array to one initializer.
 template <class T, class Element, std::size_t N>
 inline constexpr bool kInitializesBraced =
     initializes_braced<T, Element>(std::make_index_sequence<N>{});
@@ -306,64 +293,96 @@ inline constexpr std::size_t kInitializerCount = [] {
   }
 }();
 
-template <Codecs Rule>
-struct AnyLeaf {
+struct AnyType {
   template <class U>
-  static constexpr bool test = !kFlattened<U, Rule>;
-};
-template <Codecs Rule>
-struct PlainLeaf {
-  template <class U>
-  static constexpr bool test = (std::is_arithmetic_v<U> || std::is_enum_v<U>) && !kOwnCodec<U, Rule>;
-};
-struct AllowedLeaf {
-  template <class U>
-  static constexpr bool test = !kFlattened<U, Codecs::honoured> && !kForbidden<U>;
-};
-struct CodecFreeLeaf {
-  template <class U>
-  static constexpr bool test = !kFlattened<U, Codecs::honoured> && !HasUserCodec<U>;
+  static constexpr bool test = true;
 };
 
-// What the leaves of struct T are. A leaf that is a reference cannot be told from its value by
-// a probe, so only copy-assignable structs are asked (a reference member deletes the copy
-// assignment).
+// Whether a user Codec inside a struct counts: it does for the wire format; it does not for
+// View<std::vector<U>>'s rule that U is a plain value in memory.
+enum class Codecs { honoured, ignored };
+
 template <class T, Codecs Rule>
-struct Leaves {
-  static constexpr std::size_t count = kInitializerCount<T, Probe<AnyLeaf<Rule>, Rule>>;
-  static constexpr bool known = count != kUnknownCount && std::is_copy_assignable_v<T>;
+inline constexpr bool kOwnCodec = Rule == Codecs::honoured && HasUserCodec<T>;
+
+// The members of a trivially copyable struct T (its bases, its members, a C array's elements),
+// asked through probes. A member that is a reference cannot be told from its value by a probe,
+// so only copy-assignable structs are asked (a reference member deletes the copy assignment).
+template <class T>
+struct Members {
+  static constexpr std::size_t count = kInitializerCount<T, Probe<AnyType>>;
+  static constexpr bool known = std::is_trivially_copyable_v<T> && std::is_copy_assignable_v<T> &&
+                                count != kUnknownCount;
+  // True if Accept::test holds for every member (false if the members are unknown).
   template <class Accept>
   static constexpr bool all() {
     if constexpr (known) {
-      return kInitializes<T, Probe<Accept, Rule>, count>;
+      return kInitializes<T, Probe<Accept>, count>;
     } else {
       return false;
     }
   }
-  // Arithmetic and enum leaves only (with bit-fields, C arrays and base classes).
-  static constexpr bool plain = all<PlainLeaf<Rule>>();
 };
 
-// Trivially copyable and free of pointers all the way down: copied as one block of bytes.
-// With Codecs::ignored: a plain value in memory, whatever its Codecs say about the wire.
+template <class T, Codecs Rule>
+struct PlainRule;
+
+template <Codecs Rule>
+struct IsPlain {
+  template <class U>
+  static constexpr bool test = PlainRule<U, Rule>::value;
+};
+
+// Trivially copyable and free of pointers all the way down: copied as one block of bytes (bases,
+// C arrays and bit-fields included). With Codecs::ignored: a plain value in memory, whatever its
+// Codecs say about the wire.
+template <class T, Codecs Rule>
+struct PlainRule {
+  static constexpr bool value = [] {
+    if constexpr (kOwnCodec<T, Rule>) {
+      return false;
+    } else if constexpr (std::is_arithmetic_v<T> || std::is_enum_v<T>) {
+      return true;
+    } else if constexpr (IsStdArray<T>::value) {
+      return PlainRule<typename T::value_type, Rule>::value;
+    } else if constexpr (kPlainAggregate<T>) {
+      return Members<T>::template all<IsPlain<Rule>>();
+    } else {
+      return false;
+    }
+  }();
+};
+
 template <class T, Codecs Rule = Codecs::honoured>
-inline constexpr bool kPlain = [] {
-  if constexpr (kOwnCodec<T, Rule>) {
-    return false;
-  } else if constexpr (std::is_arithmetic_v<T> || std::is_enum_v<T>) {
-    return true;
-  } else if constexpr (IsStdArray<T>::value) {
-    return kPlain<typename T::value_type, Rule>;
-  } else if constexpr (kPlainAggregate<T> && std::is_trivially_copyable_v<T>) {
-    return Leaves<T, Rule>::plain;
-  } else {
-    return false;
-  }
-}();
+inline constexpr bool kPlain = PlainRule<T, Rule>::value;
 
 // Copied as bytes (the wire rule): plain, and no Codec inside.
 template <class T>
 inline constexpr bool kBlock = kPlain<T, Codecs::honoured>;
+
+// Whether a member of T, at any depth, is a pointer or a view (Inside::pointer) or has a Codec
+// of its own (Inside::codec). Classes with private members count as one member: they cross as
+// bytes.
+enum class Inside { pointer, codec };
+
+template <class T, Inside What>
+struct NothingInside {
+  static constexpr bool value = [] {
+    if constexpr (What == Inside::pointer ? kForbidden<T> : HasUserCodec<T>) {
+      return false;
+    } else if constexpr (IsStdArray<T>::value) {
+      return NothingInside<typename T::value_type, What>::value;
+    } else if constexpr (kPlainAggregate<T>) {
+      return !Members<T>::known || Members<T>::template all<NothingInside>();
+    } else {
+      return true;
+    }
+  }();
+  template <class U>
+  static constexpr bool test = NothingInside<U, What>::value;
+};
+using NoPointer = NothingInside<void, Inside::pointer>;
+using NoCodec = NothingInside<void, Inside::codec>;
 
 // A struct that Boost.PFR can take apart: no base class (PFR static_asserts), no C-array member
 // (a hard error inside PFR), detected without instantiating PFR's field access. Bit-fields
@@ -374,11 +393,6 @@ struct IsBaseOf {
   template <class U>
   static constexpr bool test = std::is_base_of_v<U, T> && !std::is_same_v<U, T>;
 };
-struct AnyType {
-  template <class U>
-  static constexpr bool test = true;
-};
-
 template <class T, class Indices = std::make_index_sequence<boost::pfr::tuple_size_v<T>>>
 struct AggregateFields;
 template <class T, std::size_t... I>
@@ -419,33 +433,38 @@ struct AllSerializable<std::tuple<Ts...>> : std::bool_constant<(is_serializable_
 enum class AggregateWire { fields, bytes, none };
 
 template <class T>
-constexpr AggregateWire fields_or_none() {
+constexpr AggregateWire fields_if_decomposable() {
   if constexpr (kDecomposable<T>) {
     return AllSerializable<typename AggregateFields<T>::type>::value ? AggregateWire::fields
                                                                       : AggregateWire::none;
-  } else if constexpr (std::is_trivially_copyable_v<T> && std::is_copy_assignable_v<T>) {
-    return AggregateWire::bytes;
   } else {
-    // A C array or a base class, and not trivially copyable: only a Codec<T> can say how.
     return AggregateWire::none;
   }
 }
 
 template <class T>
 inline constexpr AggregateWire kAggregateWire = [] {
-  using TheLeaves = Leaves<T, Codecs::honoured>;
-  if constexpr (std::is_trivially_copyable_v<T> && TheLeaves::known) {
-    if constexpr (!TheLeaves::template all<AllowedLeaf>()) {
+  if constexpr (Members<T>::known) {  // trivially copyable
+    if constexpr (!Members<T>::template all<NoPointer>()) {
       return AggregateWire::none;  // a pointer or a view inside
-    } else if constexpr (TheLeaves::template all<CodecFreeLeaf>()) {
+    } else if constexpr (Members<T>::template all<NoCodec>()) {
       // Unions, empty structs or classes with private members inside: the whole as bytes,
       // without PFR (which would fail on bit-fields, C arrays and base classes).
       return AggregateWire::bytes;
     } else {
-      return fields_or_none<T>();  // a member with its own Codec: field by field
+      // A member with a Codec of its own: field by field. Inside a C array or a base class,
+      // only a Codec<T> can say how (bytes would ignore the member's Codec).
+      return fields_if_decomposable<T>();
     }
+  } else if constexpr (kDecomposable<T>) {
+    return fields_if_decomposable<T>();  // not trivially copyable, or const or reference members
+  } else if constexpr (std::is_trivially_copyable_v<T> && std::is_copy_assignable_v<T>) {
+    // Trivially copyable, but a member without a default constructor hid the members: as
+    // bytes, as the guide promises for trivially copyable types.
+    return AggregateWire::bytes;
   } else {
-    return fields_or_none<T>();
+    // A C array or a base class, and not trivially copyable: only a Codec<T> can say how.
+    return AggregateWire::none;
   }
 }();
 
