@@ -218,19 +218,24 @@ inline constexpr bool kPlainAggregate =
 // well-formed, which is a substitution failure when it is not: every question has an answer,
 // in every mode, and PFR is reached only for structs it can take apart.
 
-// Converts to every type that Accept::test accepts. Its conversion to every other type is
-// deleted rather than missing: brace elision would otherwise initialize the first member of a
-// refused struct instead, and the probe would look inside a member it was meant to refuse.
-// Only C arrays are still entered (nothing converts to an array): each element is then one
-// initializer. Declared only: the probes are unevaluated.
+// Converts to every type that Accept::test accepts, and to nothing else.
 template <class Accept>
 struct Probe {
   template <class Type>
     requires(Accept::template test<Type>)
   operator Type() const noexcept;
+};
+
+// Converts to every type; the conversion is noexcept exactly when Accept::test accepts the
+// type, so `noexcept(T{c, c, ...})` says whether every member passed. (A probe that refused a
+// member would not do: where a struct member cannot be initialized from it, brace elision
+// initializes that struct's first member from it instead, and Clang 14 does so even for a
+// deleted or ambiguous conversion.) Only C arrays are entered, since nothing converts to an
+// array: each element is one initializer. Declared only: the probes are unevaluated.
+template <class Accept>
+struct Checker {
   template <class Type>
-    requires(!Accept::template test<Type>)
-  operator Type() const noexcept = delete;
+  operator Type() const noexcept(Accept::template test<Type>);
 };
 
 template <std::size_t, class Element>
@@ -239,6 +244,10 @@ using Nth = Element;
 template <class T, class Element, std::size_t... I>
 constexpr bool initializes(std::index_sequence<I...>) {
   return requires { T{Nth<I, Element>{}...}; };
+}
+template <class T, class Element, std::size_t... I>
+constexpr bool initializes_noexcept(std::index_sequence<I...>) {
+  return noexcept(T{Nth<I, Element>{}...});
 }
 template <class T, class Element, std::size_t... I>
 constexpr bool initializes_braced(std::index_sequence<I...>) {
@@ -310,14 +319,14 @@ inline constexpr bool kOwnCodec = Rule == Codecs::honoured && HasUserCodec<T>;
 // so only copy-assignable structs are asked (a reference member deletes the copy assignment).
 template <class T>
 struct Members {
-  static constexpr std::size_t count = kInitializerCount<T, Probe<AnyType>>;
+  static constexpr std::size_t count = kInitializerCount<T, Checker<AnyType>>;
   static constexpr bool known = std::is_trivially_copyable_v<T> && std::is_copy_assignable_v<T> &&
                                 count != kUnknownCount;
   // True if Accept::test holds for every member (false if the members are unknown).
   template <class Accept>
   static constexpr bool all() {
     if constexpr (known) {
-      return kInitializes<T, Probe<Accept>, count>;
+      return initializes_noexcept<T, Checker<Accept>>(std::make_index_sequence<count>{});
     } else {
       return false;
     }
