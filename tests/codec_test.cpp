@@ -127,6 +127,9 @@ struct Reading {
   Celsius temperature;
   int sensor;
 };
+struct ReadingPair {  // Codecs inside a C array: only a Codec<ReadingPair> could say how
+  Celsius temperatures[2];
+};
 
 // Counts the largest allocation (in bytes) made through it.
 inline std::size_t largest_allocation = 0;
@@ -345,6 +348,7 @@ TEST_CASE("containers of elements that encode to nothing survive the trip", "[co
 }
 
 TEST_CASE("a user Codec is used inside containers and structs too", "[codec]") {
+  STATIC_REQUIRE_FALSE(plumb::is_serializable_v<ReadingPair>);
   const auto temperatures = round_trip(std::vector<Celsius>{{1.5}, {-2.25}});
   REQUIRE(temperatures.size() == 2);
   CHECK(temperatures[1].degrees == -2.25);

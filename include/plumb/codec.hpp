@@ -55,12 +55,18 @@ class Reader;
 /// ```
 ///
 /// `decode` must read exactly what `encode` wrote, in the same order. A specialization takes
-/// precedence over the built-in rules. Types without one are serializable when they are:
-/// arithmetic or enum types; `std::string`; `std::vector`, `std::array`, `std::optional`,
-/// `std::pair`, `std::tuple`, `std::variant`, `std::map`, `std::unordered_map`, `std::set`,
-/// `std::unordered_set` of serializable types; aggregates (plain structs) whose members are
-/// serializable (through Boost.PFR); other trivially copyable types (copied as bytes). Pointers,
-/// references and views (`std::span`, `std::string_view`) cannot cross.
+/// precedence over the built-in rules, also where T is an element or a member of another type.
+/// Types without one are serializable when they are: arithmetic or enum types; `std::string`;
+/// `std::vector`, `std::array`, `std::optional`, `std::pair`, `std::tuple`, `std::variant`,
+/// `std::map`, `std::unordered_map`, `std::set`, `std::unordered_set` of serializable types;
+/// trivially copyable structs free of pointers, with C arrays, base classes and bit-fields
+/// (copied as bytes); other aggregates (plain structs) whose members are serializable (field by
+/// field, through Boost.PFR: no C-array member and no base class there); other trivially copyable
+/// types (copied as bytes). Pointers, references and views (`std::span`, `std::string_view`)
+/// cannot cross, nor can what contains them.
+///
+/// Decoding checks every length and count against the bytes left in the message before it
+/// allocates: bad bytes give a DecodeError, never a huge allocation.
 template <class T>
 struct Codec;
 
@@ -241,6 +247,10 @@ struct Checker {
 template <std::size_t, class Element>
 using Nth = Element;
 
+// The probes initialize nested arrays without their braces, on purpose (as Boost.PFR does).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-braces"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 template <class T, class Element, std::size_t... I>
 constexpr bool initializes(std::index_sequence<I...>) {
   return requires { T{Nth<I, Element>{}...}; };
@@ -253,6 +263,7 @@ template <class T, class Element, std::size_t... I>
 constexpr bool initializes_braced(std::index_sequence<I...>) {
   return requires { T{{Nth<I, Element>{}}...}; };
 }
+#pragma GCC diagnostic pop
 
 // True if `T{e1, ..., eN}` compiles for N Elements (base classes first, then the members, a
 // C array's elements one by one).
@@ -417,7 +428,8 @@ struct AnyArray<std::tuple<Ts...>> : std::bool_constant<(std::is_array_v<Ts> || 
 template <class T>
 inline constexpr bool kDecomposable = [] {
   // Bases come first in aggregate initialization: a probe that converts only to T's bases
-  // initializes T exactly when it has one.
+  // initializes T exactly when it has one (brace elision may enter a first member that is a
+  // struct or an array, but nothing in there is a base of T).
   if constexpr (kInitializes<T, Probe<IsBaseOf<T>>, 1>) {
     return false;
   } else {
