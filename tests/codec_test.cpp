@@ -114,7 +114,12 @@ struct NamedRow {
 struct NamedCorner : Corner {
   std::string name;
 };
-struct ConstMember {  // PFR takes it apart: field by field
+struct NamedFlags {  // not trivially copyable, with bit-fields: field by field
+  std::string name;
+  unsigned level : 3;
+  int delta : 12;
+};
+struct ConstMember {  // field by field
   const int id;
   double value;
 };
@@ -360,7 +365,7 @@ TEST_CASE("a user Codec is used inside containers and structs too", "[codec]") {
   CHECK(reading.sensor == 7);
 }
 
-TEST_CASE("trivially copyable structs with C arrays, base classes or bit-fields cross as bytes",
+TEST_CASE("structs with C arrays, base classes or bit-fields cross as bytes when trivially copyable, else field by field or not at all",
           "[codec]") {
   STATIC_REQUIRE(plumb::is_serializable_v<PixelRow>);
   STATIC_REQUIRE(plumb::is_serializable_v<LabelledCorner>);
@@ -377,6 +382,7 @@ TEST_CASE("trivially copyable structs with C arrays, base classes or bit-fields 
   STATIC_REQUIRE_FALSE(plumb::is_serializable_v<NamedRow>);
   STATIC_REQUIRE_FALSE(plumb::is_serializable_v<NamedCorner>);
   STATIC_REQUIRE(plumb::is_serializable_v<ConstMember>);
+  STATIC_REQUIRE(plumb::is_serializable_v<NamedFlags>);
 
   const PixelRow row = round_trip(PixelRow{4, {1, 2, 3, 255}});
   CHECK(row.width == 4);
@@ -385,6 +391,8 @@ TEST_CASE("trivially copyable structs with C arrays, base classes or bit-fields 
   CHECK((corner.x == 1 && corner.y == 2 && corner.label == 3));
   const Flags flags = round_trip(Flags{1, 5, -100});
   CHECK((flags.ready == 1 && flags.level == 5 && flags.delta == -100));
+  const NamedFlags named = round_trip(NamedFlags{"flags", 6, -2000});
+  CHECK((named.name == "flags" && named.level == 6 && named.delta == -2000));
   const ConstMember constant = round_trip(ConstMember{9, 0.5});
   CHECK((constant.id == 9 && constant.value == 0.5));
 }
@@ -405,7 +413,7 @@ std::vector<T> collect(plumb::Stream<T> in) {
 
 }  // namespace
 
-TEST_CASE("process mode: structs with C arrays, base classes and bit-fields cross as bytes",
+TEST_CASE("process mode: structs with C arrays, base classes and bit-fields cross",
           "[codec][process]") {
   plumb::Pipeline rows{plumb::stage(repeat<PixelRow>, PixelRow{2, {7, 8}}, 3), plumb::stage(collect<PixelRow>)};
   const auto received_rows = rows.run(plumb::Mode::process);
@@ -422,6 +430,12 @@ TEST_CASE("process mode: structs with C arrays, base classes and bit-fields cros
   const auto received_flags = flags.run(plumb::Mode::process);
   REQUIRE(received_flags.size() == 3);
   CHECK((received_flags[1].ready == 1 && received_flags[1].level == 6 && received_flags[1].delta == -7));
+
+  const NamedFlags named{"named", 5, 300};
+  plumb::Pipeline named_flags{plumb::stage(repeat<NamedFlags>, named, 2), plumb::stage(collect<NamedFlags>)};
+  const auto received_named = named_flags.run(plumb::Mode::process);
+  REQUIRE(received_named.size() == 2);
+  CHECK((received_named[1].name == "named" && received_named[1].level == 5 && received_named[1].delta == 300));
 }
 
 TEST_CASE("structs that cannot cross run in one process and are a ConfigError across processes",

@@ -5,8 +5,10 @@
 
 #include <plumb/error.hpp>
 
-#include <boost/pfr/core.hpp>
 #include <boost/pfr/tuple_size.hpp>
+#include <boost/preprocessor/repetition/enum.hpp>
+#include <boost/preprocessor/repetition/enum_params.hpp>
+#include <boost/preprocessor/repetition/repeat_from_to.hpp>
 
 #include <algorithm>
 #include <array>
@@ -61,7 +63,7 @@ class Reader;
 /// `std::map`, `std::unordered_map`, `std::set`, `std::unordered_set` of serializable types;
 /// trivially copyable structs free of pointers, with C arrays, base classes and bit-fields
 /// (copied as bytes); other aggregates (plain structs) whose members are serializable (field by
-/// field, through Boost.PFR: no C-array member and no base class there); other trivially copyable
+/// field: no C-array member and no base class there); other trivially copyable
 /// types (copied as bytes). Pointers, references and views (`std::span`, `std::string_view`)
 /// cannot cross, nor can what contains them.
 ///
@@ -218,11 +220,12 @@ inline constexpr bool kPlainAggregate =
     std::is_class_v<T> && std::is_aggregate_v<T> && !IsStdArray<T>::value && !std::is_empty_v<T>;
 
 // --- Looking inside a struct without a compile error -----------------------------------------
-// Boost.PFR takes a struct apart through structured bindings, which do not compile (a hard
-// error, not a substitution failure) for a struct with a C-array member, a base class or a
-// bit-field. The probes below only ask whether an aggregate initialization `T{e, e, ...}` is
-// well-formed, which is a substitution failure when it is not: every question has an answer,
-// in every mode, and PFR is reached only for structs it can take apart.
+// A struct is taken apart through structured bindings (as Boost.PFR does), which do not compile
+// (a hard error, not a substitution failure) for a struct with a C-array member or a base class;
+// PFR's own field access also fails on bit-fields. The probes below only ask whether an
+// aggregate initialization `T{e, e, ...}` is well-formed, which is a substitution failure when
+// it is not: every question has an answer, in every mode, and a struct is taken apart only
+// where that compiles.
 
 // Converts to every type that Accept::test accepts, and to nothing else.
 template <class Accept>
@@ -404,22 +407,77 @@ struct NothingInside {
 using NoPointer = NothingInside<void, Inside::pointer>;
 using NoCodec = NothingInside<void, Inside::codec>;
 
-// A struct that Boost.PFR can take apart: no base class (PFR static_asserts), no C-array member
-// (a hard error inside PFR), detected without instantiating PFR's field access. Bit-fields
-// cannot be detected that way: a struct that needs PFR (one that is not trivially copyable, or
-// has a member with a Codec) and has a bit-field fails to compile inside PFR.
+// --- Taking a struct apart field by field ---------------------------------------------------
+// Boost.PFR counts the fields (tuple_size_v); they are read here through structured bindings,
+// like PFR does, but handed on as the bindings themselves: PFR's tuple of references cannot
+// refer to a bit-field, a `const auto&` parameter binds to a copy of it.
+
+inline constexpr std::size_t kMaxFields = 100;  // as Boost.PFR 1.81
+
+// Fields<N>::types(value): std::type_identity of a std::tuple of the declared types of the N
+// fields; Fields<N>::apply(value, visit): visit(field0, ..., fieldN-1).
+template <std::size_t N>
+struct Fields {
+  static_assert(N <= kMaxFields,
+                "plumb::Codec: a struct with more than 100 fields cannot cross field by field; "
+                "specialize plumb::Codec<T> for it");
+  template <class T>
+  static std::type_identity<std::tuple<>> types(T&);
+  template <class T, class Visit>
+  static void apply(T&, Visit&&) {}
+};
+
+#define PLUMB_DETAIL_FIELD_TYPE(z, index, unused) decltype(field##index)
+#define PLUMB_DETAIL_FIELDS(z, count, unused)                                      \
+  template <>                                                                      \
+  struct Fields<count> {                                                           \
+    template <class T>                                                             \
+    static auto types(T& value) {                                                  \
+      [[maybe_unused]] auto& [BOOST_PP_ENUM_PARAMS(count, field)] = value;         \
+      return std::type_identity<                                                   \
+          std::tuple<BOOST_PP_ENUM(count, PLUMB_DETAIL_FIELD_TYPE, ~)>>{};         \
+    }                                                                              \
+    template <class T, class Visit>                                                \
+    static void apply(T& value, Visit&& visit) {                                   \
+      auto& [BOOST_PP_ENUM_PARAMS(count, field)] = value;                          \
+      visit(BOOST_PP_ENUM_PARAMS(count, field));                                   \
+    }                                                                              \
+  };
+BOOST_PP_REPEAT_FROM_TO(1, 101, PLUMB_DETAIL_FIELDS, ~)
+#undef PLUMB_DETAIL_FIELDS
+#undef PLUMB_DETAIL_FIELD_TYPE
+
+template <class Tuple>
+struct WithoutCv;
+template <class... Ts>
+struct WithoutCv<std::tuple<Ts...>> {
+  using type = std::tuple<std::remove_cv_t<Ts>...>;
+};
+
+// The fields of struct T, as a std::tuple of their types (only for a decomposable T).
+template <class T>
+struct AggregateFields {
+  using FieldsOfT = Fields<boost::pfr::tuple_size_v<T>>;
+  using type = typename WithoutCv<
+      typename decltype(FieldsOfT::types(std::declval<T&>()))::type>::type;
+};
+
+template <class T, class Visit>
+void for_each_field(const T& value, Visit&& visit) {
+  Fields<boost::pfr::tuple_size_v<T>>::apply(value, visit);
+}
+
+// --- Which structs can be taken apart ---------------------------------------------------------
+
+// A struct that structured bindings can take apart: no base class with members (a hard error,
+// and PFR's count static_asserts) and no C-array member (PFR counts its elements, more names than
+// the struct has members: a hard error), detected before any binding is instantiated.
+// Bit-fields are fine: for_each_field above hands them on by value.
 template <class T>
 struct IsBaseOf {
   template <class U>
   static constexpr bool test = std::is_base_of_v<U, T> && !std::is_same_v<U, T>;
 };
-template <class T, class Indices = std::make_index_sequence<boost::pfr::tuple_size_v<T>>>
-struct AggregateFields;
-template <class T, std::size_t... I>
-struct AggregateFields<T, std::index_sequence<I...>> {
-  using type = std::tuple<std::remove_cv_t<boost::pfr::tuple_element_t<I, T>>...>;
-};
-
 template <class Tuple>
 struct AnyArray;
 template <class... Ts>
@@ -449,7 +507,7 @@ struct AllSerializable;
 template <class... Ts>
 struct AllSerializable<std::tuple<Ts...>> : std::bool_constant<(is_serializable_v<Ts> && ...)> {};
 
-// How a struct that is not a plain block crosses: field by field (through PFR), as the bytes of
+// How a struct that is not a plain block crosses: field by field, as the bytes of
 // a trivially copyable object, or not at all.
 enum class AggregateWire { fields, bytes, none };
 
@@ -470,7 +528,7 @@ inline constexpr AggregateWire kAggregateWire = [] {
       return AggregateWire::none;  // a pointer or a view inside
     } else if constexpr (Members<T>::template all<NoCodec>()) {
       // Unions, empty structs or classes with private members inside: the whole as bytes,
-      // without PFR (which would fail on bit-fields, C arrays and base classes).
+      // without taking it apart (which fails on C arrays and base classes).
       return AggregateWire::bytes;
     } else {
       // A member with a Codec of its own: field by field. Inside a C array or a base class,
@@ -489,7 +547,7 @@ inline constexpr AggregateWire kAggregateWire = [] {
   }
 }();
 
-// Structs written field by field, through Boost.PFR.
+// Structs written field by field.
 template <class T>
 inline constexpr bool kFieldByField = [] {
   if constexpr (kPlainAggregate<T> && !kBlock<T>) {
@@ -765,7 +823,7 @@ void encode(const T& value, Writer& out) {
     out.write(static_cast<std::uint32_t>(value.index()));
     std::visit([&](const auto& alternative) { encode(alternative, out); }, value);
   } else if constexpr (kFieldByField<T>) {
-    boost::pfr::for_each_field(value, [&](const auto& field) { encode(field, out); });
+    for_each_field(value, [&](const auto&... fields) { (encode(fields, out), ...); });
   } else {
     static_assert(std::is_trivially_copyable_v<T>, "plumb: internal: unhandled serializable type");
     out.write_bytes(&value, sizeof(T));
@@ -794,7 +852,7 @@ Variant decode_variant(Reader& in, std::uint32_t index, std::index_sequence<I...
 template <class T, std::size_t... I>
 T decode_aggregate(Reader& in, std::index_sequence<I...>) {
   // Braced initialization evaluates its elements left to right: the fields in order.
-  return T{decode<std::remove_cv_t<boost::pfr::tuple_element_t<I, T>>>(in)...};
+  return T{decode<std::tuple_element_t<I, typename AggregateFields<T>::type>>(in)...};
 }
 
 template <class Tuple, std::size_t... I>
