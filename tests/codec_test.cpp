@@ -182,7 +182,9 @@ T round_trip(const T& value) {
 
 template <>
 struct plumb::Codec<Celsius> {  // as a float: 4 bytes, not 8
-  static void encode(const Celsius& value, plumb::Writer& out) { out.write(static_cast<float>(value.degrees)); }
+  static void encode(const Celsius& value, plumb::Writer& out) {
+    out.write(static_cast<float>(value.degrees));
+  }
   static Celsius decode(plumb::Reader& in) { return Celsius{in.read<float>()}; }
 };
 
@@ -365,7 +367,8 @@ TEST_CASE("a user Codec is used inside containers and structs too", "[codec]") {
   CHECK(reading.sensor == 7);
 }
 
-TEST_CASE("structs with C arrays, base classes or bit-fields cross as bytes when trivially copyable, else field by field or not at all",
+TEST_CASE("structs with C arrays, base classes or bit-fields cross as bytes when trivially "
+          "copyable, else field by field or not at all",
           "[codec]") {
   STATIC_REQUIRE(plumb::is_serializable_v<PixelRow>);
   STATIC_REQUIRE(plumb::is_serializable_v<LabelledCorner>);
@@ -415,7 +418,8 @@ std::vector<T> collect(plumb::Stream<T> in) {
 
 TEST_CASE("process mode: structs with C arrays, base classes and bit-fields cross",
           "[codec][process]") {
-  plumb::Pipeline rows{plumb::stage(repeat<PixelRow>, PixelRow{2, {7, 8}}, 3), plumb::stage(collect<PixelRow>)};
+  plumb::Pipeline rows{plumb::stage(repeat<PixelRow>, PixelRow{2, {7, 8}}, 3),
+                       plumb::stage(collect<PixelRow>)};
   const auto received_rows = rows.run(plumb::Mode::process);
   REQUIRE(received_rows.size() == 3);
   CHECK((received_rows[2].width == 2 && received_rows[2].pixels[1] == 8));
@@ -435,7 +439,8 @@ TEST_CASE("process mode: structs with C arrays, base classes and bit-fields cros
   plumb::Pipeline named_flags{plumb::stage(repeat<NamedFlags>, named, 2), plumb::stage(collect<NamedFlags>)};
   const auto received_named = named_flags.run(plumb::Mode::process);
   REQUIRE(received_named.size() == 2);
-  CHECK((received_named[1].name == "named" && received_named[1].level == 5 && received_named[1].delta == 300));
+  CHECK(received_named[1].name == "named");
+  CHECK((received_named[1].level == 5 && received_named[1].delta == 300));
 }
 
 TEST_CASE("structs that cannot cross run in one process and are a ConfigError across processes",

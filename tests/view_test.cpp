@@ -219,7 +219,9 @@ TEST_CASE("a View of a type with a user Codec shows what that Codec decodes, in 
   plumb::Pipeline pipeline{plumb::stage(samples, 4), plumb::stage(total)};
   const long expected = 4 * 20 * 1000 + 20 * (0 + 1 + 2 + 3);
   // Across processes the built-in layout was read: 4.6e18 elements, then SIGSEGV.
-  for (const Mode mode : {Mode::process, Mode::thread, Mode::sequential}) CHECK(pipeline.run(mode) == expected);
+  for (const Mode mode : {Mode::process, Mode::thread, Mode::sequential}) {
+    CHECK(pipeline.run(mode) == expected);
+  }
 
   auto temperatures = [](int count) -> Generator<std::vector<Celsius>> {
     for (int i = 0; i < count; ++i) {
