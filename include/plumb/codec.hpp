@@ -5,10 +5,14 @@
 
 #include <plumb/error.hpp>
 
-#include <boost/pfr/core.hpp>
 #include <boost/pfr/tuple_size.hpp>
+#include <boost/preprocessor/repetition/enum.hpp>
+#include <boost/preprocessor/repetition/enum_params.hpp>
+#include <boost/preprocessor/repetition/repeat_from_to.hpp>
 
+#include <algorithm>
 #include <array>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -53,12 +57,18 @@ class Reader;
 /// ```
 ///
 /// `decode` must read exactly what `encode` wrote, in the same order. A specialization takes
-/// precedence over the built-in rules. Types without one are serializable when they are:
-/// arithmetic or enum types; `std::string`; `std::vector`, `std::array`, `std::optional`,
-/// `std::pair`, `std::tuple`, `std::variant`, `std::map`, `std::unordered_map`, `std::set`,
-/// `std::unordered_set` of serializable types; aggregates (plain structs) whose members are
-/// serializable (through Boost.PFR); other trivially copyable types (copied as bytes). Pointers,
-/// references and views (`std::span`, `std::string_view`) cannot cross.
+/// precedence over the built-in rules, also where T is an element or a member of another type.
+/// Types without one are serializable when they are: arithmetic or enum types; `std::string`;
+/// `std::vector`, `std::array`, `std::optional`, `std::pair`, `std::tuple`, `std::variant`,
+/// `std::map`, `std::unordered_map`, `std::set`, `std::unordered_set` of serializable types;
+/// trivially copyable structs free of pointers, with C arrays, base classes and bit-fields
+/// (copied as bytes); other aggregates (plain structs) whose members are serializable (field by
+/// field: no C-array member and no base class there); other trivially copyable
+/// types (copied as bytes). Pointers, references and views (`std::span`, `std::string_view`)
+/// cannot cross, nor can what contains them.
+///
+/// Decoding checks every length and count against the bytes left in the message before it
+/// allocates: bad bytes give a DecodeError, never a huge allocation.
 template <class T>
 struct Codec;
 
@@ -209,50 +219,350 @@ template <class T>
 inline constexpr bool kPlainAggregate =
     std::is_class_v<T> && std::is_aggregate_v<T> && !IsStdArray<T>::value && !std::is_empty_v<T>;
 
-// Fields of an aggregate, as a tuple of their types.
-template <class T, class Indices = std::make_index_sequence<boost::pfr::tuple_size_v<T>>>
-struct AggregateFields;
-template <class T, std::size_t... I>
-struct AggregateFields<T, std::index_sequence<I...>> {
-  using type = std::tuple<std::remove_cv_t<boost::pfr::tuple_element_t<I, T>>...>;
+// --- Looking inside a struct without a compile error -----------------------------------------
+// A struct is taken apart through structured bindings (as Boost.PFR does), which do not compile
+// (a hard error, not a substitution failure) for a struct with a C-array member or a base class;
+// PFR's own field access also fails on bit-fields. The probes below only ask whether an
+// aggregate initialization `T{e, e, ...}` is well-formed, which is a substitution failure when
+// it is not: every question has an answer, in every mode, and a struct is taken apart only
+// where that compiles.
+
+// Converts to every type that Accept::test accepts, and to nothing else.
+template <class Accept>
+struct Probe {
+  template <class Type>
+    requires(Accept::template test<Type>)
+  operator Type() const noexcept;
 };
+
+// Converts to every type; the conversion is noexcept exactly when Accept::test accepts the
+// type, so `noexcept(T{c, c, ...})` says whether every member passed. (A probe that refused a
+// member would not do: where a struct member cannot be initialized from it, brace elision
+// initializes that struct's first member from it instead, and Clang 14 does so even for a
+// deleted or ambiguous conversion.) Only C arrays are entered, since nothing converts to an
+// array: each element is one initializer. Declared only: the probes are unevaluated.
+template <class Accept>
+struct Checker {
+  template <class Type>
+  operator Type() const noexcept(Accept::template test<Type>);
+};
+
+template <std::size_t, class Element>
+using Nth = Element;
+
+// The probes initialize nested arrays without their braces, on purpose (as Boost.PFR does).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-braces"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+template <class T, class Element, std::size_t... I>
+constexpr bool initializes(std::index_sequence<I...>) {
+  return requires { T{Nth<I, Element>{}...}; };
+}
+template <class T, class Element, std::size_t... I>
+constexpr bool initializes_noexcept(std::index_sequence<I...>) {
+  return noexcept(T{Nth<I, Element>{}...});
+}
+template <class T, class Element, std::size_t... I>
+constexpr bool initializes_braced(std::index_sequence<I...>) {
+  return requires { T{{Nth<I, Element>{}}...}; };
+}
+#pragma GCC diagnostic pop
+
+// True if `T{e1, ..., eN}` compiles for N Elements (base classes first, then the members, a
+// C array's elements one by one).
+template <class T, class Element, std::size_t N>
+inline constexpr bool kInitializes = initializes<T, Element>(std::make_index_sequence<N>{});
+// True if `T{{e1}, ..., {eN}}` compiles: the braces keep a C array to one initializer.
+template <class T, class Element, std::size_t N>
+inline constexpr bool kInitializesBraced =
+    initializes_braced<T, Element>(std::make_index_sequence<N>{});
+
+inline constexpr std::size_t kUnknownCount = static_cast<std::size_t>(-1);
+
+// The largest N for which kInitializes holds, between Low (holds) and High (does not).
+template <class T, class Element, std::size_t Low, std::size_t High>
+constexpr std::size_t bisect_initializers() {
+  if constexpr (High - Low <= 1) {
+    return Low;
+  } else if constexpr (constexpr std::size_t kMiddle = Low + (High - Low) / 2;
+                       kInitializes<T, Element, kMiddle>) {
+    return bisect_initializers<T, Element, kMiddle, High>();
+  } else {
+    return bisect_initializers<T, Element, Low, kMiddle>();
+  }
+}
+template <class T, class Element, std::size_t Known>
+constexpr std::size_t widen_initializers() {
+  // Every initializer sets at least one bit of T (a bit-field may be one bit wide), so this
+  // many never compile: the search ends.
+  constexpr std::size_t kImpossible = sizeof(T) * CHAR_BIT + 1;
+  constexpr std::size_t kNext = std::min(2 * Known, kImpossible);
+  if constexpr (kInitializes<T, Element, kNext>) {
+    return widen_initializers<T, Element, kNext>();
+  } else {
+    return bisect_initializers<T, Element, Known, kNext>();
+  }
+}
+
+// How many Elements `T{e1, ..., eN}` takes at most, or kUnknownCount. The search doubles, then
+// bisects: fewer initializers than members compile whenever the members left out can be
+// value-initialized (a member without a default constructor makes the count unknown).
+template <class T, class Element>
+inline constexpr std::size_t kInitializerCount = [] {
+  if constexpr (kInitializes<T, Element, 1>) {
+    return widen_initializers<T, Element, 1>();
+  } else {
+    return kUnknownCount;
+  }
+}();
+
+struct AnyType {
+  template <class U>
+  static constexpr bool test = true;
+};
+
+// Whether a user Codec inside a struct counts: it does for the wire format; it does not for
+// View<std::vector<U>>'s rule that U is a plain value in memory.
+enum class Codecs { honoured, ignored };
+
+template <class T, Codecs Rule>
+inline constexpr bool kOwnCodec = Rule == Codecs::honoured && HasUserCodec<T>;
+
+// The members of a trivially copyable struct T (its bases, its members, a C array's elements),
+// asked through probes. A member that is a reference cannot be told from its value by a probe,
+// so only copy-assignable structs are asked (a reference member deletes the copy assignment).
+template <class T>
+struct Members {
+  static constexpr std::size_t count = kInitializerCount<T, Checker<AnyType>>;
+  static constexpr bool known = std::is_trivially_copyable_v<T> && std::is_copy_assignable_v<T> &&
+                                count != kUnknownCount;
+  // True if Accept::test holds for every member (false if the members are unknown).
+  template <class Accept>
+  static constexpr bool all() {
+    if constexpr (known) {
+      return initializes_noexcept<T, Checker<Accept>>(std::make_index_sequence<count>{});
+    } else {
+      return false;
+    }
+  }
+};
+
+template <class T, Codecs Rule>
+struct PlainRule;
+
+template <Codecs Rule>
+struct IsPlain {
+  template <class U>
+  static constexpr bool test = PlainRule<U, Rule>::value;
+};
+
+// Trivially copyable and free of pointers all the way down: copied as one block of bytes (bases,
+// C arrays and bit-fields included). With Codecs::ignored: a plain value in memory, whatever its
+// Codecs say about the wire.
+template <class T, Codecs Rule>
+struct PlainRule {
+  static constexpr bool value = [] {
+    if constexpr (kOwnCodec<T, Rule>) {
+      return false;
+    } else if constexpr (std::is_arithmetic_v<T> || std::is_enum_v<T>) {
+      return true;
+    } else if constexpr (IsStdArray<T>::value) {
+      return PlainRule<typename T::value_type, Rule>::value;
+    } else if constexpr (kPlainAggregate<T>) {
+      return Members<T>::template all<IsPlain<Rule>>();
+    } else {
+      return false;
+    }
+  }();
+};
+
+template <class T, Codecs Rule = Codecs::honoured>
+inline constexpr bool kPlain = PlainRule<T, Rule>::value;
+
+// Copied as bytes (the wire rule): plain, and no Codec inside.
+template <class T>
+inline constexpr bool kBlock = kPlain<T, Codecs::honoured>;
+
+// Whether a member of T, at any depth, is a pointer or a view (Inside::pointer) or has a Codec
+// of its own (Inside::codec). Classes with private members count as one member: they cross as
+// bytes.
+enum class Inside { pointer, codec };
+
+template <class T, Inside What>
+struct NothingInside {
+  static constexpr bool value = [] {
+    if constexpr (What == Inside::pointer ? kForbidden<T> : HasUserCodec<T>) {
+      return false;
+    } else if constexpr (IsStdArray<T>::value) {
+      return NothingInside<typename T::value_type, What>::value;
+    } else if constexpr (kPlainAggregate<T>) {
+      return !Members<T>::known || Members<T>::template all<NothingInside>();
+    } else {
+      return true;
+    }
+  }();
+  template <class U>
+  static constexpr bool test = NothingInside<U, What>::value;
+};
+using NoPointer = NothingInside<void, Inside::pointer>;
+using NoCodec = NothingInside<void, Inside::codec>;
+
+// --- Taking a struct apart field by field ---------------------------------------------------
+// Boost.PFR counts the fields (tuple_size_v); they are read here through structured bindings,
+// like PFR does, but handed on as the bindings themselves: PFR's tuple of references cannot
+// refer to a bit-field, a `const auto&` parameter binds to a copy of it.
+
+inline constexpr std::size_t kMaxFields = 100;  // as Boost.PFR 1.81
+
+// Fields<N>::types(value): std::type_identity of a std::tuple of the declared types of the N
+// fields; Fields<N>::apply(value, visit): visit(field0, ..., fieldN-1).
+template <std::size_t N>
+struct Fields {
+  static_assert(N <= kMaxFields,
+                "plumb::Codec: a struct with more than 100 fields cannot cross field by field; "
+                "specialize plumb::Codec<T> for it");
+  template <class T>
+  static std::type_identity<std::tuple<>> types(T&);
+  template <class T, class Visit>
+  static void apply(T&, Visit&&) {}
+};
+
+#define PLUMB_DETAIL_FIELD_TYPE(z, index, unused) decltype(field##index)
+#define PLUMB_DETAIL_FIELDS(z, count, unused)                                      \
+  template <>                                                                      \
+  struct Fields<count> {                                                           \
+    template <class T>                                                             \
+    static auto types(T& value) {                                                  \
+      [[maybe_unused]] auto& [BOOST_PP_ENUM_PARAMS(count, field)] = value;         \
+      return std::type_identity<                                                   \
+          std::tuple<BOOST_PP_ENUM(count, PLUMB_DETAIL_FIELD_TYPE, ~)>>{};         \
+    }                                                                              \
+    template <class T, class Visit>                                                \
+    static void apply(T& value, Visit&& visit) {                                   \
+      auto& [BOOST_PP_ENUM_PARAMS(count, field)] = value;                          \
+      visit(BOOST_PP_ENUM_PARAMS(count, field));                                   \
+    }                                                                              \
+  };
+BOOST_PP_REPEAT_FROM_TO(1, 101, PLUMB_DETAIL_FIELDS, ~)
+#undef PLUMB_DETAIL_FIELDS
+#undef PLUMB_DETAIL_FIELD_TYPE
+
+template <class Tuple>
+struct WithoutCv;
+template <class... Ts>
+struct WithoutCv<std::tuple<Ts...>> {
+  using type = std::tuple<std::remove_cv_t<Ts>...>;
+};
+
+// The fields of struct T, as a std::tuple of their types (only for a decomposable T).
+template <class T>
+struct AggregateFields {
+  using FieldsOfT = Fields<boost::pfr::tuple_size_v<T>>;
+  using type = typename WithoutCv<
+      typename decltype(FieldsOfT::types(std::declval<T&>()))::type>::type;
+};
+
+template <class T, class Visit>
+void for_each_field(const T& value, Visit&& visit) {
+  Fields<boost::pfr::tuple_size_v<T>>::apply(value, visit);
+}
+
+// --- Which structs can be taken apart ---------------------------------------------------------
+
+// A struct that structured bindings can take apart: no base class with members (a hard error,
+// and PFR's count static_asserts) and no C-array member (PFR counts its elements, more names than
+// the struct has members: a hard error), detected before any binding is instantiated.
+// Bit-fields are fine: for_each_field above hands them on by value.
+template <class T>
+struct IsBaseOf {
+  template <class U>
+  static constexpr bool test = std::is_base_of_v<U, T> && !std::is_same_v<U, T>;
+};
+template <class Tuple>
+struct AnyArray;
+template <class... Ts>
+struct AnyArray<std::tuple<Ts...>> : std::bool_constant<(std::is_array_v<Ts> || ...)> {};
+
+template <class T>
+inline constexpr bool kDecomposable = [] {
+  // Bases come first in aggregate initialization: a probe that converts only to T's bases
+  // initializes T exactly when it has one (brace elision may enter a first member that is a
+  // struct or an array, but nothing in there is a base of T).
+  if constexpr (kInitializes<T, Probe<IsBaseOf<T>>, 1>) {
+    return false;
+  } else {
+    // PFR counts initializers with brace elision, so a C array counts once per element; with
+    // one initializer per member, that many do not compile.
+    constexpr std::size_t kCount = boost::pfr::tuple_size_v<T>;
+    if constexpr (!kInitializesBraced<T, Probe<AnyType>, kCount>) {
+      return false;
+    } else {
+      return !AnyArray<typename AggregateFields<T>::type>::value;  // T x[1] counts once
+    }
+  }
+}();
 
 template <class Tuple>
 struct AllSerializable;
 template <class... Ts>
 struct AllSerializable<std::tuple<Ts...>> : std::bool_constant<(is_serializable_v<Ts> && ...)> {};
 
-// Trivially copyable and free of pointers all the way down: copied as one block of bytes.
-template <class T, class = void>
-struct IsBlock : std::bool_constant<std::is_arithmetic_v<T> || std::is_enum_v<T> ||
-                                    std::is_same_v<T, std::byte>> {};
-template <class T, std::size_t N>
-struct IsBlock<std::array<T, N>> : IsBlock<T> {};
-
-template <class Tuple>
-struct AllBlocks;
-template <class... Ts>
-struct AllBlocks<std::tuple<Ts...>> : std::bool_constant<(IsBlock<Ts>::value && ...)> {};
+// How a struct that is not a plain block crosses: field by field, as the bytes of
+// a trivially copyable object, or not at all.
+enum class AggregateWire { fields, bytes, none };
 
 template <class T>
-struct AggregateIsBlock {
-  static constexpr bool value = [] {
-    if constexpr (kPlainAggregate<T> && std::is_trivially_copyable_v<T>) {
-      return AllBlocks<typename AggregateFields<T>::type>::value;
+constexpr AggregateWire fields_if_decomposable() {
+  if constexpr (kDecomposable<T>) {
+    return AllSerializable<typename AggregateFields<T>::type>::value ? AggregateWire::fields
+                                                                      : AggregateWire::none;
+  } else {
+    return AggregateWire::none;
+  }
+}
+
+template <class T>
+inline constexpr AggregateWire kAggregateWire = [] {
+  if constexpr (Members<T>::known) {  // trivially copyable
+    if constexpr (!Members<T>::template all<NoPointer>()) {
+      return AggregateWire::none;  // a pointer or a view inside
+    } else if constexpr (Members<T>::template all<NoCodec>()) {
+      // Unions, empty structs or classes with private members inside: the whole as bytes,
+      // without taking it apart (which fails on C arrays and base classes).
+      return AggregateWire::bytes;
     } else {
-      return false;
+      // A member with a Codec of its own: field by field. Inside a C array or a base class,
+      // only a Codec<T> can say how (bytes would ignore the member's Codec).
+      return fields_if_decomposable<T>();
     }
-  }();
-};
+  } else if constexpr (kDecomposable<T>) {
+    return fields_if_decomposable<T>();  // not trivially copyable, or const or reference members
+  } else if constexpr (std::is_trivially_copyable_v<T> && std::is_copy_assignable_v<T>) {
+    // Trivially copyable, but a member without a default constructor hid the members: as
+    // bytes, as the guide promises for trivially copyable types.
+    return AggregateWire::bytes;
+  } else {
+    // A C array or a base class, and not trivially copyable: only a Codec<T> can say how.
+    return AggregateWire::none;
+  }
+}();
+
+// Structs written field by field.
 template <class T>
-struct IsBlock<T, std::enable_if_t<kPlainAggregate<T>>> : AggregateIsBlock<T> {};
+inline constexpr bool kFieldByField = [] {
+  if constexpr (kPlainAggregate<T> && !kBlock<T>) {
+    return kAggregateWire<T> == AggregateWire::fields;
+  } else {
+    return false;
+  }
+}();
 
 // Bytes of every message of type T when all values encode to the same size (plain blocks,
 // copied as bytes), else 0. A link of such messages needs slots of exactly this size, however
 // large max_message_size is: smaller slots mean fewer pages and cache lines per packet.
 template <class T>
 inline constexpr std::size_t kFixedEncodedSize = [] {
-  if constexpr (!HasUserCodec<T> && IsBlock<T>::value) {
+  if constexpr (kBlock<T>) {
     return sizeof(T);
   } else {
     return std::size_t{0};
@@ -264,10 +574,10 @@ struct SerialTraits {
   static constexpr bool serializable = [] {
     if constexpr (kForbidden<T>) {
       return false;
-    } else if constexpr (IsBlock<T>::value) {
+    } else if constexpr (kBlock<T>) {
       return true;
     } else if constexpr (kPlainAggregate<T>) {
-      return AllSerializable<typename AggregateFields<T>::type>::value;
+      return kAggregateWire<T> != AggregateWire::none;
     } else {
       // Other trivially copyable types (classes with private members, say) cross as bytes.
       return std::is_trivially_copyable_v<T> && !std::is_empty_v<T>;
@@ -275,8 +585,8 @@ struct SerialTraits {
   }();
 };
 
-template <class Char>
-struct SerialTraits<std::basic_string<Char>> {
+template <class Char, class Traits, class Allocator>
+struct SerialTraits<std::basic_string<Char, Traits, Allocator>> {
   static constexpr bool serializable = std::is_same_v<Char, char> || std::is_same_v<Char, char8_t> ||
                                        std::is_same_v<Char, char16_t> || std::is_same_v<Char, char32_t> ||
                                        std::is_same_v<Char, wchar_t>;
@@ -353,37 +663,155 @@ template <class... Ts>
 struct IsVariant<std::variant<Ts...>> : std::true_type {};
 
 template <class T>
+struct IsKeyed : std::false_type {};  // maps and sets
+template <class T>
+  requires requires { typename T::key_type; }
+struct IsKeyed<T> : std::true_type {};
+
+// Vectors of plain elements are written as one block, aligned so that it can be read in place.
+template <class T>
+inline constexpr bool kBulkVector = [] {
+  if constexpr (IsVector<T>::value) {
+    using Element = typename T::value_type;
+    return kBlock<Element> && !std::is_same_v<Element, bool>;  // std::vector<bool> has no data()
+  } else {
+    return false;
+  }
+}();
+
+template <class T>
+inline constexpr bool kBoolVector = false;  // std::vector<bool>: one byte per element
+template <class Allocator>
+inline constexpr bool kBoolVector<std::vector<bool, Allocator>> = true;
+
+template <class T>
 void encode(const T& value, Writer& out);
 template <class T>
 T decode(Reader& in);
+template <class T>
+void decode_into(T& target, Reader& in);
+
+// The fewest bytes a value of T takes on the wire: what bounds a container's claimed element
+// count by the bytes left in its message.
+template <class T>
+constexpr std::size_t min_encoded_size();
+
+template <class Tuple, std::size_t... I>
+constexpr std::size_t min_encoded_sum(std::index_sequence<I...>) {
+  return (std::size_t{0} + ... + min_encoded_size<std::remove_cv_t<std::tuple_element_t<I, Tuple>>>());
+}
+template <class Variant, std::size_t... I>
+constexpr std::size_t min_encoded_alternative(std::index_sequence<I...>) {
+  return std::min({min_encoded_size<std::variant_alternative_t<I, Variant>>()...});
+}
+
+template <class T>
+constexpr std::size_t min_encoded_size() {
+  if constexpr (HasUserCodec<T>) {
+    return 0;  // a Codec may write nothing at all
+  } else if constexpr (kBlock<T>) {
+    return sizeof(T);
+  } else if constexpr (IsString<T>::value || IsVector<T>::value || IsKeyed<T>::value) {
+    return sizeof(std::uint64_t);  // the count
+  } else if constexpr (IsStdArray<T>::value) {
+    return std::tuple_size_v<T> * min_encoded_size<typename T::value_type>();
+  } else if constexpr (IsOptional<T>::value) {
+    return sizeof(std::uint8_t);
+  } else if constexpr (IsTupleLike<T>::value) {
+    return min_encoded_sum<T>(std::make_index_sequence<std::tuple_size_v<T>>{});
+  } else if constexpr (IsVariant<T>::value) {
+    return sizeof(std::uint32_t) +
+           min_encoded_alternative<T>(std::make_index_sequence<std::variant_size_v<T>>{});
+  } else if constexpr (kFieldByField<T>) {
+    using Fields = typename AggregateFields<T>::type;
+    return min_encoded_sum<Fields>(std::make_index_sequence<std::tuple_size_v<Fields>>{});
+  } else {
+    return sizeof(T);  // trivially copyable, as bytes
+  }
+}
+
+// Every element of a container takes at least one byte on the wire, so that a count claimed by
+// a message is bounded by its size: a hostile count fails on the bytes, never on an allocation.
+// Elements that may encode to nothing (std::tuple<>, a struct of those, a user Codec) are each
+// preceded by a one-byte marker; the memory a message of n bytes decodes to is then at most n
+// elements (n times sizeof(T) for a vector of empty elements), like every other container.
+template <class Element>
+inline constexpr bool kNeedsMarker = min_encoded_size<Element>() == 0;
+template <class Element>
+inline constexpr std::size_t kElementWireSize = kNeedsMarker<Element> ? 1 : min_encoded_size<Element>();
+
+template <class Element>
+void encode_element(const Element& element, Writer& out) {
+  if constexpr (kNeedsMarker<Element>) out.write_bytes("", 1);
+  encode(element, out);
+}
+
+template <class Element>
+void skip_marker(Reader& in) {
+  if constexpr (kNeedsMarker<Element>) (void)in.take(1);
+}
+
+inline void check_count(std::uint64_t count, const Reader& in, std::size_t bytes_per_element) {
+  if (count > in.remaining() / bytes_per_element) {  // divides: count * bytes cannot wrap
+    throw DecodeError("plumb.decode_error: a container size exceeds the message");
+  }
+}
+
+// Reads a container's element count, checked against the bytes left before anything is
+// allocated.
+template <class Element>
+std::size_t read_count(Reader& in) {
+  std::uint64_t count = 0;
+  in.read_bytes(&count, sizeof count);
+  check_count(count, in, kElementWireSize<Element>);
+  return static_cast<std::size_t>(count);
+}
+
+// Room for `count` decoded elements, but never more memory than the message has bytes left:
+// elements larger in memory than on the wire (std::string: 32 bytes, 8 on the wire) grow the
+// container as they are decoded instead.
+template <class Container>
+void reserve_for(Container& container, std::size_t count, const Reader& in) {
+  using Element = typename Container::value_type;
+  container.reserve(std::min(count, in.remaining() / sizeof(Element) + 1));
+}
+
+// The elements of a string or a bulk vector in place: a u64 count, padding to kBulkAlignment
+// for a vector, then count * sizeof(Element) bytes. The count is checked against the message
+// (what View<T> relies on to read the bytes where they are).
+template <class Element>
+std::span<const std::byte> take_elements(Reader& in, bool aligned) {
+  std::uint64_t count = 0;
+  in.read_bytes(&count, sizeof count);
+  if (aligned) in.align(kBulkAlignment);
+  check_count(count, in, sizeof(Element));
+  return in.take(static_cast<std::size_t>(count) * sizeof(Element));
+}
 
 template <class Container>
 void encode_elements(const Container& container, Writer& out) {
   out.write(static_cast<std::uint64_t>(container.size()));
-  for (const auto& element : container) encode(element, out);
+  for (const auto& element : container) encode_element(element, out);
 }
 
 template <class T>
 void encode(const T& value, Writer& out) {
   if constexpr (HasUserCodec<T>) {
     Codec<T>::encode(value, out);
-  } else if constexpr (IsBlock<T>::value) {
+  } else if constexpr (kBlock<T>) {
     out.write_bytes(&value, sizeof(T));
   } else if constexpr (IsString<T>::value) {
     out.write(static_cast<std::uint64_t>(value.size()));
     out.write_bytes(value.data(), value.size() * sizeof(typename T::value_type));
-  } else if constexpr (IsVector<T>::value) {
-    using Element = typename T::value_type;
-    if constexpr (std::is_same_v<Element, bool>) {  // std::vector<bool> has no data()
-      out.write(static_cast<std::uint64_t>(value.size()));
-      for (const bool bit : value) out.write(static_cast<std::uint8_t>(bit));
-    } else if constexpr (IsBlock<Element>::value) {
-      out.write(static_cast<std::uint64_t>(value.size()));
-      out.align(kBulkAlignment);
-      out.write_bytes(value.data(), value.size() * sizeof(Element));
-    } else {
-      encode_elements(value, out);
-    }
+  } else if constexpr (kBulkVector<T>) {
+    out.write(static_cast<std::uint64_t>(value.size()));
+    out.align(kBulkAlignment);
+    out.write_bytes(value.data(), value.size() * sizeof(typename T::value_type));
+  } else if constexpr (kBoolVector<T>) {
+    out.write(static_cast<std::uint64_t>(value.size()));
+    for (const bool bit : value) out.write(static_cast<std::uint8_t>(bit));
+  } else if constexpr (IsVector<T>::value || IsKeyed<T>::value) {
+    encode_elements(value, out);
   } else if constexpr (IsStdArray<T>::value) {
     for (const auto& element : value) encode(element, out);
   } else if constexpr (IsOptional<T>::value) {
@@ -394,10 +822,8 @@ void encode(const T& value, Writer& out) {
   } else if constexpr (IsVariant<T>::value) {
     out.write(static_cast<std::uint32_t>(value.index()));
     std::visit([&](const auto& alternative) { encode(alternative, out); }, value);
-  } else if constexpr (requires { typename T::key_type; }) {
-    encode_elements(value, out);
-  } else if constexpr (kPlainAggregate<T>) {
-    boost::pfr::for_each_field(value, [&](const auto& field) { encode(field, out); });
+  } else if constexpr (kFieldByField<T>) {
+    for_each_field(value, [&](const auto&... fields) { (encode(fields, out), ...); });
   } else {
     static_assert(std::is_trivially_copyable_v<T>, "plumb: internal: unhandled serializable type");
     out.write_bytes(&value, sizeof(T));
@@ -426,7 +852,7 @@ Variant decode_variant(Reader& in, std::uint32_t index, std::index_sequence<I...
 template <class T, std::size_t... I>
 T decode_aggregate(Reader& in, std::index_sequence<I...>) {
   // Braced initialization evaluates its elements left to right: the fields in order.
-  return T{decode<std::remove_cv_t<boost::pfr::tuple_element_t<I, T>>>(in)...};
+  return T{decode<std::tuple_element_t<I, typename AggregateFields<T>::type>>(in)...};
 }
 
 template <class Tuple, std::size_t... I>
@@ -438,39 +864,47 @@ template <class T>
 T decode(Reader& in) {
   if constexpr (HasUserCodec<T>) {
     return Codec<T>::decode(in);
-  } else if constexpr (IsBlock<T>::value) {
+  } else if constexpr (kBlock<T>) {
     return decode_block<T>(in);
   } else if constexpr (IsString<T>::value) {
-    const auto size = static_cast<std::size_t>(decode<std::uint64_t>(in));
-    T text(size, typename T::value_type{});
-    in.read_bytes(text.data(), size * sizeof(typename T::value_type));
+    using Char = typename T::value_type;
+    const std::span<const std::byte> bytes = take_elements<Char>(in, false);
+    T text(bytes.size() / sizeof(Char), Char{});
+    if (!bytes.empty()) std::memcpy(text.data(), bytes.data(), bytes.size());
     return text;
+  } else if constexpr (kBulkVector<T>) {
+    T vector;
+    decode_into(vector, in);
+    return vector;
   } else if constexpr (IsVector<T>::value) {
     using Element = typename T::value_type;
-    const auto size = static_cast<std::size_t>(decode<std::uint64_t>(in));
+    const std::size_t count = read_count<Element>(in);
     T vector;
-    if constexpr (IsBlock<Element>::value && !std::is_same_v<Element, bool>) {
-      in.align(kBulkAlignment);
-      if (size > in.remaining() / sizeof(Element)) {  // also keeps size * sizeof from wrapping
-        throw DecodeError("plumb.decode_error: a container size exceeds the message");
-      }
-      const std::span<const std::byte> bytes = in.take(size * sizeof(Element));
-      vector.resize(size);
-      if (size != 0) std::memcpy(vector.data(), bytes.data(), bytes.size());
-    } else {
-      if (size > in.remaining()) {  // every element takes at least one byte
-        throw DecodeError("plumb.decode_error: a container size exceeds the message");
-      }
-      vector.reserve(size);
-      for (std::size_t i = 0; i < size; ++i) {
-        if constexpr (std::is_same_v<Element, bool>) {
-          vector.push_back(decode<std::uint8_t>(in) != 0);
-        } else {
-          vector.push_back(decode<Element>(in));
-        }
+    reserve_for(vector, count, in);
+    for (std::size_t i = 0; i < count; ++i) {
+      if constexpr (std::is_same_v<Element, bool>) {
+        vector.push_back(decode<std::uint8_t>(in) != 0);
+      } else {
+        skip_marker<Element>(in);
+        vector.push_back(decode<Element>(in));
       }
     }
     return vector;
+  } else if constexpr (IsKeyed<T>::value) {
+    using Element = typename T::value_type;  // std::pair<const Key, Value> for a map
+    const std::size_t count = read_count<Element>(in);
+    T container;
+    for (std::size_t i = 0; i < count; ++i) {
+      skip_marker<Element>(in);
+      if constexpr (requires { typename T::mapped_type; }) {
+        auto key = decode<std::remove_cv_t<typename T::key_type>>(in);
+        auto mapped = decode<typename T::mapped_type>(in);
+        container.emplace(std::move(key), std::move(mapped));
+      } else {
+        container.insert(decode<typename T::key_type>(in));
+      }
+    }
+    return container;
   } else if constexpr (IsStdArray<T>::value) {
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
       return T{((void)I, decode<typename T::value_type>(in))...};
@@ -483,23 +917,7 @@ T decode(Reader& in) {
   } else if constexpr (IsVariant<T>::value) {
     const auto index = decode<std::uint32_t>(in);
     return decode_variant<T>(in, index, std::make_index_sequence<std::variant_size_v<T>>{});
-  } else if constexpr (requires { typename T::key_type; }) {
-    const auto size = static_cast<std::size_t>(decode<std::uint64_t>(in));
-    if (size > in.remaining()) {
-      throw DecodeError("plumb.decode_error: a container size exceeds the message");
-    }
-    T container;
-    for (std::size_t i = 0; i < size; ++i) {
-      if constexpr (requires { typename T::mapped_type; }) {
-        auto key = decode<std::remove_cv_t<typename T::key_type>>(in);
-        auto mapped = decode<typename T::mapped_type>(in);
-        container.emplace(std::move(key), std::move(mapped));
-      } else {
-        container.insert(decode<typename T::key_type>(in));
-      }
-    }
-    return container;
-  } else if constexpr (kPlainAggregate<T>) {
+  } else if constexpr (kFieldByField<T>) {
     return decode_aggregate<T>(in, std::make_index_sequence<boost::pfr::tuple_size_v<T>>{});
   } else {
     return decode_block<T>(in);
@@ -508,14 +926,7 @@ T decode(Reader& in) {
 
 // Vectors of plain elements decode into an existing vector, keeping its memory.
 template <class T>
-inline constexpr bool kDecodesInPlace = [] {
-  if constexpr (!HasUserCodec<T> && IsVector<T>::value) {
-    using Element = typename T::value_type;
-    return IsBlock<Element>::value && !std::is_same_v<Element, bool>;
-  } else {
-    return false;
-  }
-}();
+inline constexpr bool kDecodesInPlace = !HasUserCodec<T> && kBulkVector<T>;
 
 // Decodes a message into `target`, reusing its memory where the type allows (a vector of plain
 // elements keeps its capacity), so that a consumer decoding message after message into one
@@ -524,14 +935,9 @@ template <class T>
 void decode_into(T& target, Reader& in) {
   if constexpr (kDecodesInPlace<T>) {
     using Element = typename T::value_type;
-    const auto size = static_cast<std::size_t>(decode<std::uint64_t>(in));
-    in.align(kBulkAlignment);
-    if (size > in.remaining() / sizeof(Element)) {
-      throw DecodeError("plumb.decode_error: a container size exceeds the message");
-    }
-    const std::span<const std::byte> bytes = in.take(size * sizeof(Element));
-    target.resize(size);  // no allocation while the capacity suffices
-    if (size != 0) std::memcpy(target.data(), bytes.data(), bytes.size());
+    const std::span<const std::byte> bytes = take_elements<Element>(in, true);
+    target.resize(bytes.size() / sizeof(Element));  // no allocation while the capacity suffices
+    if (!bytes.empty()) std::memcpy(target.data(), bytes.data(), bytes.size());
   } else {
     target = decode<T>(in);
   }

@@ -44,6 +44,12 @@ class ViewKey {
 ///
 /// Supported: `View<std::vector<U>>` for plain values U (arithmetic, enum, std::byte, or a
 /// struct or std::array of those), and `View<std::string>`.
+///
+/// Zero-copy needs the built-in layout (a count, then the elements as one block). Where a
+/// `plumb::Codec` decides the bytes instead (a `Codec<std::vector<U>>`, a `Codec<std::string>`
+/// or a `Codec<U>` for the elements), a View still works in every mode and shows the same
+/// elements, but across processes each packet is first decoded with that Codec into a buffer
+/// of the consumer's own (kept until the next packet): one copy, as with `Stream<T>`.
 template <class T>
 class View {
   static_assert(std::is_same_v<T, void>,
@@ -54,7 +60,7 @@ class View {
 /// A view of a `std::vector<U>` packet: a read-only contiguous range of `U`, read in place.
 template <class U, class Allocator>
 class View<std::vector<U, Allocator>> {
-  static_assert(detail::IsBlock<U>::value,
+  static_assert(detail::kPlain<U, detail::Codecs::ignored>,
                 "plumb::View<std::vector<U>>: U must be a plain value (arithmetic, enum, std::byte, "
                 "or a struct or std::array of those), so that the elements can be read in place");
 
@@ -122,6 +128,11 @@ class View<std::basic_string<Char, Traits, Allocator>> {
 };
 
 namespace detail {
+
+// True if T's messages hold its elements as one block that a View can read in place (the
+// built-in layout); false where a user Codec decides the bytes.
+template <class T>
+inline constexpr bool kViewsInPlace = !HasUserCodec<T> && (IsString<T>::value || kBulkVector<T>);
 
 template <class T>
 struct IsView : std::false_type {};

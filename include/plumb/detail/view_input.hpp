@@ -11,6 +11,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <type_traits>
+#include <variant>
 
 namespace plumb::detail {
 
@@ -33,8 +35,10 @@ class ViewInput final : public Input<View<T>> {
 };
 
 // Views each message of a ShmLink in its slot, without decoding it: the zero-copy read path
-// across processes. The layout read here is codec.hpp's: a u64 length, for bulk arrays padding
-// to kBulkAlignment from the slot start (slots are 64-byte aligned), then the elements.
+// across processes. The layout read here is codec.hpp's (take_elements: a u64 count, checked
+// against the message; for bulk arrays padding to kBulkAlignment from the slot start, as slots
+// are 64-byte aligned; then the elements). Where a user Codec decides the bytes, there is no
+// such layout: each message is decoded with it into a T of this input's own, and viewed there.
 template <class T>
 class ShmViewInput final : public Input<View<T>> {
  public:
@@ -50,15 +54,21 @@ class ShmViewInput final : public Input<View<T>> {
     const auto message = holder_.next([this] { current_.reset(); });
     if (!message) return nullptr;
     Reader reader(*message);
-    const auto size = static_cast<std::size_t>(reader.read<std::uint64_t>());
-    using Element = typename T::value_type;
-    if constexpr (IsVector<T>::value) reader.align(kBulkAlignment);
-    const auto bytes = reader.take(size * sizeof(Element));
-    return &ViewAccess<T>::from_bytes(current_, reinterpret_cast<const Element*>(bytes.data()), size);
+    if constexpr (kViewsInPlace<T>) {
+      using Element = typename T::value_type;
+      const auto bytes = take_elements<Element>(reader, IsVector<T>::value);
+      return &ViewAccess<T>::from_bytes(current_, reinterpret_cast<const Element*>(bytes.data()),
+                                        bytes.size() / sizeof(Element));
+    } else {
+      decode_into(decoded_, reader);  // keeps its buffer from the previous packet where it can
+      return &ViewAccess<T>::of(current_, decoded_);
+    }
   }
 
   ShmSlotHolder<T> holder_;
   std::optional<View<T>> current_;
+  // The decoded packet, for a T whose bytes a user Codec decides (else unused).
+  [[no_unique_address]] std::conditional_t<kViewsInPlace<T>, std::monostate, T> decoded_{};
 };
 
 }  // namespace plumb::detail
