@@ -21,6 +21,20 @@
 #include <thread>
 #include <vector>
 
+// A value whose Codec refuses to encode 13 (a codec's own check of what it can write).
+struct Picky {
+  int value = 0;
+};
+
+template <>
+struct plumb::Codec<Picky> {
+  static void encode(const Picky& picky, Writer& out) {
+    if (picky.value == 13) throw std::domain_error("Picky cannot encode 13");
+    out.write(picky.value);
+  }
+  static Picky decode(Reader& in) { return Picky{in.read<int>()}; }
+};
+
 using namespace std::chrono_literals;
 using plumb::Generator;
 using plumb::Mode;
@@ -632,5 +646,25 @@ TEST_CASE("process mode: service: started on a thread that has ended, its worker
   for (int i = 0; i < 10; ++i) futures.push_back(service.submit(i));
   for (int i = 0; i < 10; ++i) CHECK(futures[i].get() == i * i);
   service.close();
+  CHECK_FALSE(service.broken());
+}
+
+TEST_CASE("process mode: service: an output its Codec cannot encode fails only its item",
+          "[service][process]") {
+  plumb::Service service{
+      plumb::stage([](Stream<int> in) -> Generator<Picky> {
+        for (int x : in) co_yield Picky{x};
+      }).name("wrap"),
+      plumb::stage([](Stream<Picky> in) -> Generator<int> {
+        for (const Picky& picky : in) co_yield picky.value;
+      })};
+  service.start(Mode::process);
+  auto before = service.submit(12);
+  auto bad = service.submit(13);
+  auto after = service.submit(14);
+  CHECK(before.get() == 12);
+  CHECK_THROWS_WITH(bad.get(), "Picky cannot encode 13");
+  CHECK(after.get() == 14);
+  CHECK_NOTHROW(service.close());
   CHECK_FALSE(service.broken());
 }
