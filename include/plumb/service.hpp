@@ -228,7 +228,9 @@ struct ServiceRules {
 // Errors of items that failed in this process keep their original exception object; those of a
 // worker process arrive as an ItemError only. Fork safety: a worker process has a copy of this
 // object, with a copy of its mutex in whatever state it was at the fork; it never takes that
-// mutex (pid_ is the pid of the process that started the Service).
+// mutex (pid_ is the pid of the process that started the Service). It also holds how large a
+// stage's packet may be where the link after it crosses a process boundary: an output over that
+// becomes its item's error (fit_to_link).
 class ServiceErrors {
  public:
   ServiceErrors() = default;
