@@ -7,17 +7,33 @@
 #include "support/eventually.hpp"
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <sys/mman.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <exception>
 #include <future>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
+
+// A value whose Codec refuses to encode 13 (a codec's own check of what it can write).
+struct Picky {
+  int value = 0;
+};
+
+template <>
+struct plumb::Codec<Picky> {
+  static void encode(const Picky& picky, Writer& out) {
+    if (picky.value == 13) throw std::domain_error("Picky cannot encode 13");
+    out.write(picky.value);
+  }
+  static Picky decode(Reader& in) { return Picky{in.read<int>()}; }
+};
 
 using namespace std::chrono_literals;
 using plumb::Generator;
@@ -152,6 +168,73 @@ Generator<std::string> whoami(Stream<int> in) {
                        std::to_string(x);
     co_yield std::move(text);
   }
+}
+
+// Yields a string of `size` bytes for each item, the item being the size.
+Generator<std::string> inflate(Stream<int> in) {
+  for (int size : in) co_yield std::string(static_cast<std::size_t>(size), 'z');
+}
+
+Generator<std::size_t> measure(Stream<std::string> in) {
+  for (const std::string& text : in) co_yield text.size();
+}
+
+// One item's output is over the max_message_size of the link after its stage (`inflate`, which
+// yields as many bytes as the item says), where that link crosses a process boundary: that
+// item's future fails with a StageError naming the stage, the size and the limit, and every
+// other item, submitted before and after it from three threads, is answered. `expect` maps an
+// item to its answer.
+template <class... Stages, class Expect>
+void check_oversize_output(plumb::Service<Stages...>& service, Mode mode, Expect expect) {
+  constexpr std::size_t kLimit = plumb::kItemErrorRoom;
+  constexpr int kThreads = 3;
+  constexpr int kPerThread = 12;
+  constexpr int kBad = 5;  // each thread's sixth item is too large
+  const auto item = [](int t, int i) {
+    return i == kBad ? static_cast<int>(kLimit) + 100 * (t + 1) : t * 100 + i;
+  };
+  service.start(mode);
+  using Answer = typename plumb::Service<Stages...>::output_type;
+  std::vector<std::vector<std::future<Answer>>> futures(kThreads);
+  std::vector<std::exception_ptr> refused(kThreads);  // a submit() that threw (Service broken)
+  {
+    std::vector<std::jthread> submitters;
+    for (int t = 0; t < kThreads; ++t) {
+      submitters.emplace_back([&, t] {
+        try {
+          for (int i = 0; i < kPerThread; ++i) futures[t].push_back(service.submit(item(t, i)));
+        } catch (...) {
+          refused[t] = std::current_exception();
+        }
+      });
+    }
+  }
+  for (int t = 0; t < kThreads; ++t) {
+    if (refused[t]) CHECK_NOTHROW(std::rethrow_exception(refused[t]));
+    for (int i = 0; i < static_cast<int>(futures[t].size()); ++i) {
+      if (i != kBad) {
+        CHECK(futures[t][i].get() == expect(item(t, i)));
+        continue;
+      }
+      try {
+        futures[t][i].get();
+        FAIL("the oversize output was answered");
+      } catch (const plumb::StageError& error) {
+        CHECK(error.stage_name() == "inflate");
+        CHECK(error.stage_index() == 1);
+        CHECK_THAT(error.what(),
+                   Catch::Contains("plumb.stage_error: stage 1 ('inflate')") &&
+                       Catch::Contains(fmt::format("max_message_size({})", kLimit)) &&
+                       Catch::Contains("yielded an output of ") &&
+                       Catch::Contains("raise .max_message_size() on stage 1 ('inflate')"));
+      }
+    }
+  }
+  CHECK_FALSE(service.broken());
+  CHECK(service.submit(7).get() == expect(7));
+  CHECK_NOTHROW(service.close());
+  CHECK_FALSE(service.broken());
+  CHECK_FALSE(service.last_failure().has_value());
 }
 
 // Every item's future holds its own answer, with items submitted from three threads at once.
@@ -508,5 +591,80 @@ TEST_CASE("process mode: service: an item over the first stage's max_message_siz
   CHECK_THROWS_WITH(service.try_submit(big), Catch::Contains("encodes to"));
   CHECK(service.submit("hello").get() == "hello!");
   service.close();
+  CHECK_FALSE(service.broken());
+}
+
+TEST_CASE("process mode: service: an output over its stage's max_message_size fails only its item",
+          "[service][process]") {
+  plumb::Service service{
+      plumb::stage(inflate).workers(2).max_message_size(plumb::kItemErrorRoom).name("inflate"),
+      plumb::stage(measure)};
+  check_oversize_output(service, Mode::process, [](int size) { return std::size_t(size); });
+}
+TEST_CASE("process mode: service: an output over the last stage's max_message_size fails only its "
+          "item",
+          "[service][process]") {
+  plumb::Service service{
+      plumb::stage(inflate).max_message_size(plumb::kItemErrorRoom).name("inflate")};
+  check_oversize_output(service, Mode::process,
+                        [](int size) { return std::string(std::size_t(size), 'z'); });
+}
+TEST_CASE("mixed: service: a thread stage's output over the limit of the link into a worker "
+          "process fails only its item",
+          "[service][process]") {
+  plumb::Service service{
+      plumb::stage(inflate).workers(2).max_message_size(plumb::kItemErrorRoom).name("inflate"),
+      plumb::stage(measure).mode(Mode::process)};
+  check_oversize_output(service, Mode::thread, [](int size) { return std::size_t(size); });
+}
+TEST_CASE("mixed: service: a worker process's output over the limit of the link into a thread "
+          "stage fails only its item",
+          "[service][process]") {
+  plumb::Service service{plumb::stage(inflate)
+                             .mode(Mode::process)
+                             .max_message_size(plumb::kItemErrorRoom)
+                             .name("inflate"),
+                         plumb::stage(measure)};
+  check_oversize_output(service, Mode::thread, [](int size) { return std::size_t(size); });
+}
+
+TEST_CASE("service, thread: max_message_size does not limit an output that stays in the process",
+          "[service]") {
+  plumb::Service service{plumb::stage(inflate).max_message_size(1024), plumb::stage(measure)};
+  service.start();
+  CHECK(service.submit(5000).get() == 5000);
+  service.close();
+}
+
+TEST_CASE("process mode: service: started on a thread that has ended, its workers still answer",
+          "[service][process]") {
+  // A worker process dies with the thread that forked it (PR_SET_PDEATHSIG): the Service forks
+  // from its own thread, which lives until close().
+  plumb::Service service{plumb::stage(square).workers(2)};
+  std::thread([&] { service.start(Mode::process); }).join();
+  std::vector<std::future<int>> futures;
+  for (int i = 0; i < 10; ++i) futures.push_back(service.submit(i));
+  for (int i = 0; i < 10; ++i) CHECK(futures[i].get() == i * i);
+  service.close();
+  CHECK_FALSE(service.broken());
+}
+
+TEST_CASE("process mode: service: an output its Codec cannot encode fails only its item",
+          "[service][process]") {
+  plumb::Service service{
+      plumb::stage([](Stream<int> in) -> Generator<Picky> {
+        for (int x : in) co_yield Picky{x};
+      }).name("wrap"),
+      plumb::stage([](Stream<Picky> in) -> Generator<int> {
+        for (const Picky& picky : in) co_yield picky.value;
+      })};
+  service.start(Mode::process);
+  auto before = service.submit(12);
+  auto bad = service.submit(13);
+  auto after = service.submit(14);
+  CHECK(before.get() == 12);
+  CHECK_THROWS_WITH(bad.get(), "Picky cannot encode 13");
+  CHECK(after.get() == 14);
+  CHECK_NOTHROW(service.close());
   CHECK_FALSE(service.broken());
 }

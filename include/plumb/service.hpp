@@ -228,7 +228,9 @@ struct ServiceRules {
 // Errors of items that failed in this process keep their original exception object; those of a
 // worker process arrive as an ItemError only. Fork safety: a worker process has a copy of this
 // object, with a copy of its mutex in whatever state it was at the fork; it never takes that
-// mutex (pid_ is the pid of the process that started the Service).
+// mutex (pid_ is the pid of the process that started the Service). It also holds how large a
+// stage's packet may be where the link after it crosses a process boundary: an output over that
+// becomes its item's error (fit_to_link).
 class ServiceErrors {
  public:
   ServiceErrors() = default;
@@ -284,10 +286,21 @@ class ServiceErrors {
     local_.clear();
   }
 
+  // Called by Service::start() before the Service's thread and its worker processes exist (so
+  // every worker reads it without a lock): for each stage, the slot size of the link after it
+  // where that link crosses a process boundary, else 0 (no limit).
+  void set_link_limits(std::vector<std::size_t> limits) { link_limits_ = std::move(limits); }
+
+  // The largest packet the link after stage `stage` takes, or 0 for no limit.
+  [[nodiscard]] std::size_t link_limit(std::size_t stage) const noexcept {
+    return stage < link_limits_.size() ? link_limits_[stage] : 0;
+  }
+
  private:
   ::pid_t pid_ = ::getpid();
   std::mutex mutex_;
   std::unordered_map<std::uint64_t, std::exception_ptr> local_;
+  std::vector<std::size_t> link_limits_;  // written before the run only
 };
 
 // The items between submit() and their futures.
@@ -542,6 +555,40 @@ class ItemInput final : public Input<T> {
       worker.stage_index, worker.stage_name, worker.index);
 }
 
+// An output too large for the slots of the link after its stage, where that link crosses a
+// process boundary, would be refused by the link as an error of the whole stage and end the run
+// for every client: it fails its own item instead (and so does an output whose Codec throws
+// while its size is counted). Runs in the worker of the stage that yielded `packet`; the size is
+// counted once more by the link as it writes the packet (a size pass, no copy).
+template <class Out>
+void fit_to_link(Tagged<Out>& packet, ServiceErrors& errors) {
+  if constexpr (is_serializable_v<Out>) {
+    const WorkerInfo& worker = this_worker();
+    const std::size_t limit = errors.link_limit(worker.stage_index);
+    if (limit == 0) return;
+    std::exception_ptr error;
+    try {
+      const std::size_t size = serialized_size(packet);
+      if (size <= limit) return;
+      throw StageError(
+          fmt::format("plumb.stage_error: {} worker {} yielded an output of {} bytes for one item, "
+                      "over the max_message_size({}) of the link after it, which crosses a "
+                      "process boundary; that item fails and the Service goes on; raise "
+                      ".max_message_size() on {}",
+                      describe_stage(worker.stage_index, worker.stage_name), worker.index, size,
+                      limit, describe_stage(worker.stage_index, worker.stage_name)),
+          worker.stage_index, worker.stage_name, worker.index);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    packet.value.reset();
+    packet.error = errors.item_error(packet.id, std::move(error));
+  } else {
+    (void)packet;
+    (void)errors;
+  }
+}
+
 // Runs a user stage's body over the items of a Service, one at a time: it offers an item, then
 // resumes the body until it yields that item's output. An item that failed earlier passes by.
 //
@@ -609,6 +656,7 @@ PLUMB_DETAIL_HEADER_COROUTINE Generator<Tagged<Out>> serve_items(Stream<Tagged<I
     }
     first = false;
     Tagged<Out> answered{packet.id, std::move(*out), std::nullopt};
+    fit_to_link(answered, *errors);
     co_yield std::move(answered);
   }
   if (body) {
@@ -641,6 +689,23 @@ struct ServeStage {
 inline constexpr std::size_t kItemErrorRoom = sizeof(detail::SharedFailure) + 1024;
 
 namespace detail {
+
+// For each stage, the slot size of the link after it where that link crosses a process
+// boundary (the producing or the consuming group runs in worker processes), else 0: the rule
+// by which the Runner makes a link shared, and the size it gives its slots (a Service's
+// packets have no fixed size).
+template <std::size_t Count>
+std::vector<std::size_t> process_link_limits(const Plan& plan,
+                                             const std::array<const StageOptions*, Count>& stages) {
+  std::vector<std::size_t> limits(Count, 0);
+  for (std::size_t g = 0; g + 1 < plan.groups.size(); ++g) {
+    const std::size_t producer = plan.groups[g].last;
+    if (plan.groups[g].mode == Mode::process || plan.groups[g + 1].mode == Mode::process) {
+      limits[producer] = stages[producer]->max_message_size;
+    }
+  }
+  return limits;
+}
 
 template <class Spec>
 void copy_options(Spec& to, const StageOptions& from) {
@@ -675,7 +740,10 @@ void copy_options(Spec& to, const StageOptions& from) {
 /// (unanswered futures get `CancelledError`). The destructor calls `close()`.
 ///
 /// Sizes, with worker processes: an item that encodes to more than the first stage's
-/// `max_message_size` is refused by submit() (a `plumb::Error` to that caller); the slots of
+/// `max_message_size` is refused by submit() (a `plumb::Error` to that caller). An output that
+/// encodes to more than its stage's `max_message_size`, where the link after that stage crosses
+/// a process boundary (either stage in a worker process), fails that item's future with a
+/// `StageError` naming the stage, the size and the limit, and the Service goes on. The slots of
 /// the links after your stages are at least `kItemErrorRoom` bytes, room for an item's error.
 ///
 /// In errors and statistics the Service's own two stages appear around yours: stage 0,
@@ -790,10 +858,11 @@ class Service {
     detail::validate_stages(stage_options, names_, false);
     detail::validate_run_options(options_);
     plan_ = detail::make_plan(stage_options, names_, options_.mode, false);
-    // Items cross into a worker process right away: too large ones are refused in submit().
-    size_limit_ = !plan_.fused[1] && plan_.groups[1].mode == Mode::process
-                      ? submit_.options().max_message_size
-                      : 0;
+    std::vector<std::size_t> limits = detail::process_link_limits(plan_, stage_options);
+    // Where items cross into a worker process right away, too large ones are refused in
+    // submit(); a stage's output too large for its link fails its item (fit_to_link).
+    size_limit_ = limits[0];
+    core_.set_link_limits(std::move(limits));
 
     core_.set_service_process();
     state_.on_stop([core = &core_] { core->on_stop(); });
