@@ -622,20 +622,22 @@ class Reader {
       deliveries = delivery_count(job.id);
       if (deliveries == 0) return false;  // acknowledged or taken over by another consumer meanwhile
       if (deliveries > queue_.max_deliveries) {
-        return !dead_letter(job, deliveries,
-                            "delivered " + std::to_string(deliveries) + " times, over Queue::max_deliveries (" +
+        dead_letter(job, deliveries,
+                    "delivered " + std::to_string(deliveries) + " times, over Queue::max_deliveries (" +
                                 std::to_string(queue_.max_deliveries) +
-                                "): it crashed or stalled every instance that ran it, or outlasted Queue::claim_idle");
+                        "): it crashed or stalled every instance that ran it, or outlasted Queue::claim_idle");
+        return false;
       }
     }
     if (queue_.max_job_bytes != 0) {
       const std::size_t size = serialized_size(job);
       if (size > queue_.max_job_bytes) {
         if (job.redelivered && queue_.max_deliveries == 0) deliveries = std::max<std::uint64_t>(delivery_count(job.id), 1);
-        return !dead_letter(job, deliveries,
-                            "a job of " + std::to_string(size) + " bytes, over Queue::max_job_bytes (" +
+        dead_letter(job, deliveries,
+                    "a job of " + std::to_string(size) + " bytes, over Queue::max_job_bytes (" +
                                 std::to_string(queue_.max_job_bytes) +
-                                "); raise it together with .max_message_size() on the read_jobs stage");
+                        "); raise it together with .max_message_size() on the read_jobs stage");
+        return false;
       }
     }
     return true;
@@ -652,11 +654,10 @@ class Reader {
     return static_cast<std::uint64_t>(entry->element[3]->integer);
   }
 
-  // Dead-letters `job` (held by this consumer) with `reason`; always false, for admit().
-  bool dead_letter(const Job& job, std::uint64_t deliveries, std::string reason) {
+  // Dead-letters `job` (held by this consumer) with `reason`, and tells Queue::on_dead_letter.
+  void dead_letter(const Job& job, std::uint64_t deliveries, std::string reason) {
     DeadLetter letter{{}, std::move(reason), job, queue_.stream, queue_.group, consumer_, deliveries};
     if (detail::dead_letter(connection_, queue_, letter) && queue_.on_dead_letter) queue_.on_dead_letter(letter);
-    return false;
   }
 
   // Waits until this consumer holds no job read in this run other than `keep` (acknowledged
