@@ -618,11 +618,13 @@ TEST_CASE("redis: a job delivered more than Queue::max_deliveries times is dead-
 namespace {
 
 // Work that kills its own worker process on the job with a field "poison" (a crash in native
-// code, say), and counts every other job it does in the hash "processed".
+// code, say), takes 150 ms for a job with a field "slow", and counts every other job it does in
+// the hash "processed".
 Generator<Job> crash_on_poison(Stream<Job> in, plumb::redis::Server server) {
   plumb::redis::Connection connection(server);
   for (Job& job : in) {
     if (has_field(job, "poison")) ::raise(SIGKILL);
+    if (has_field(job, "slow")) std::this_thread::sleep_for(150ms);
     connection.command({"HINCRBY", "processed", job.id, "1"});
     co_yield std::move(job);
   }
@@ -658,7 +660,10 @@ TEST_CASE("redis (process mode): a job that crashes its worker every time is dea
   queue.stop_when_idle = 1000ms;
   queue.max_deliveries = 3;
   plumb::redis::create_group(connection, queue);
-  std::vector<std::string> ids = fill(connection, 10);
+  std::vector<std::string> ids = fill(connection, 9);
+  // A slow job just before the poison one: still in work when the poison job kills the run, it
+  // is delivered again with it, and must not share its fate.
+  ids.push_back(connection.add(kStream, {{"n", "9"}, {"slow", "yes"}}));
   const std::string poison = connection.add(kStream, {{"n", "10"}, {"poison", "yes"}});
   const std::vector<std::string> behind = fill(connection, 30);
   ids.insert(ids.end(), behind.begin(), behind.end());
@@ -685,6 +690,30 @@ TEST_CASE("redis (process mode): a job that crashes its worker every time is dea
   std::vector<std::string> done;
   for (std::size_t i = 0; i < processed->elements; ++i) done.emplace_back(processed->element[i]->str);
   CHECK(sorted(done) == sorted(ids));
+}
+
+TEST_CASE("redis (process mode): a job delivered again runs alone, so the job beside a crashing one is not "
+          "dead-lettered with it",
+          "[redis][process]") {
+  const RedisServer server;
+  plumb::redis::Connection connection = server.connect();
+  Queue queue = queue_of(server, "restarted");
+  queue.stop_when_idle = 500ms;
+  queue.max_deliveries = 3;
+  plumb::redis::create_group(connection, queue);
+  // The slow job is in work on one worker whenever the poison job kills the other, so both are
+  // pending when the run dies, and a restart re-reads both (the slow one first): without running
+  // alone, the slow job would be delivered as often as the poison one, and dead-lettered first.
+  const std::string slow = connection.add(kStream, {{"n", "0"}, {"slow", "yes"}});
+  const std::string poison = connection.add(kStream, {{"n", "1"}, {"poison", "yes"}});
+  const std::vector<std::string> behind = fill(connection, 3);
+  const pid_t instance = spawn_instance([queue] { ::_exit(run_restarting(queue)); });
+  CHECK(wait_exit(instance) == 3);
+  const std::vector<plumb::redis::DeadLetter> letters = plumb::redis::dead_letters(connection, queue);
+  REQUIRE(letters.size() == 1);
+  CHECK(letters[0].job.id == poison);
+  CHECK(connection.command({"HGET", "processed", slow})->type == REDIS_REPLY_STRING);
+  CHECK(pending(connection) == 0);
 }
 
 namespace {
