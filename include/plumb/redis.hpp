@@ -466,7 +466,8 @@ inline std::string move_entry(Connection& connection, std::string_view script, s
 // longer held by that consumer (nothing done).
 inline bool dead_letter(Connection& connection, const Queue& queue, DeadLetter& letter) {
   const std::string deliveries = std::to_string(letter.deliveries);
-  const std::string_view meta[] = {letter.reason, letter.job.id, letter.stream, letter.group, letter.consumer, deliveries};
+  const std::string_view meta[] = {letter.reason, letter.job.id,    letter.stream,
+                                   letter.group,  letter.consumer, deliveries};
   std::vector<std::string_view> args{queue.group, letter.job.id, letter.consumer};
   for (std::size_t i = 0; i < std::size(kDeadLetterFields); ++i) {
     args.push_back(kDeadLetterFields[i]);
@@ -617,30 +618,27 @@ class Reader {
   // False if `job` is not to enter the pipeline: it was delivered too often or is too large,
   // and is dead-lettered now, or it is no longer this consumer's.
   bool admit(const Job& job) {
-    std::uint64_t deliveries = 1;  // a new job's
+    std::uint64_t deliveries = 1;  // a new job's; a job delivered again is looked up
     if (job.redelivered && queue_.max_deliveries != 0) {
       deliveries = delivery_count(job.id);
       if (deliveries == 0) return false;  // acknowledged or taken over by another consumer meanwhile
       if (deliveries > queue_.max_deliveries) {
         dead_letter(job, deliveries,
                     "delivered " + std::to_string(deliveries) + " times, over Queue::max_deliveries (" +
-                                std::to_string(queue_.max_deliveries) +
+                        std::to_string(queue_.max_deliveries) +
                         "): it crashed or stalled every instance that ran it, or outlasted Queue::claim_idle");
         return false;
       }
     }
-    if (queue_.max_job_bytes != 0) {
-      const std::size_t size = serialized_size(job);
-      if (size > queue_.max_job_bytes) {
-        if (job.redelivered && queue_.max_deliveries == 0) deliveries = std::max<std::uint64_t>(delivery_count(job.id), 1);
-        dead_letter(job, deliveries,
-                    "a job of " + std::to_string(size) + " bytes, over Queue::max_job_bytes (" +
-                                std::to_string(queue_.max_job_bytes) +
-                        "); raise it together with .max_message_size() on the read_jobs stage");
-        return false;
-      }
-    }
-    return true;
+    if (queue_.max_job_bytes == 0) return true;
+    const std::size_t size = serialized_size(job);
+    if (size <= queue_.max_job_bytes) return true;
+    if (job.redelivered && queue_.max_deliveries == 0) deliveries = std::max<std::uint64_t>(delivery_count(job.id), 1);
+    dead_letter(job, deliveries,
+                "a job of " + std::to_string(size) + " bytes, over Queue::max_job_bytes (" +
+                    std::to_string(queue_.max_job_bytes) +
+                    "); raise it together with .max_message_size() on the read_jobs stage");
+    return false;
   }
 
   // How many times the group has delivered entry `id`; 0 if it is no longer pending.
@@ -668,8 +666,10 @@ class Reader {
   // takeover takes it. False if the run is stopping.
   bool wait_alone(std::string_view keep) {
     using Clock = std::chrono::steady_clock;
-    const auto give_up =
-        Clock::now() + (queue_.claim_idle.count() > 0 ? queue_.claim_idle : std::chrono::milliseconds(std::chrono::minutes(1)));
+    // A held job that long is taken as abandoned (dropped without XACK); without takeover, 1 min.
+    const std::chrono::milliseconds longest =
+        queue_.claim_idle.count() > 0 ? queue_.claim_idle : std::chrono::milliseconds(std::chrono::minutes(1));
+    const auto give_up = Clock::now() + longest;
     // Entries after own_cursor_ are a previous run's, not read yet in this one.
     const std::string_view last = own_pending_ ? std::string_view(own_cursor_) : std::string_view("+");
     std::chrono::milliseconds pause{2};
