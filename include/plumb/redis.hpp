@@ -14,6 +14,10 @@
 /// - `acknowledge()` (a sink) and `acknowledge_each()` (a stage that passes its packets on)
 ///   XACK each job once the stage before them has finished it. A pipeline that dies before that
 ///   leaves the job pending, and another consumer takes it over: redelivery, never loss.
+/// - A job that cannot run (delivered more than `Queue::max_deliveries` times: it crashed every
+///   instance that ran it; or larger than `Queue::max_job_bytes`) is moved to a dead-letter
+///   stream with the reason, where `dead_letters()` reads it and `replay_dead_letters()` puts
+///   it back, instead of stopping every instance.
 ///
 /// ```cpp
 /// plumb::redis::Queue queue{.server = {.host = "10.0.0.5"}, .stream = "jobs", .group = "workers"};
@@ -169,12 +173,14 @@ struct Queue {
   std::size_t max_job_bytes = kDefaultMaxMessageSize;
   /// The stream that dead letters go to. Empty: `"<stream>:dead"`.
   std::string dead_letter_stream{};
-  /// Called by `read_jobs()` in the source worker (a worker process in process mode) after it
-  /// dead-lettered a job. Empty: nothing is called.
+  /// Called by `read_jobs()` in the source worker (a worker process in process mode: the
+  /// callback's captures are that process's copies) after it dead-lettered a job. Empty:
+  /// nothing is called.
   std::function<void(const DeadLetter&)> on_dead_letter{};
   /// Called by `acknowledge()` and `acknowledge_each()` in their worker after each XACK, with
   /// the job's id and whether it was still pending (false: another copy of the job, taken over
-  /// after `claim_idle`, had been acknowledged first; it ran twice). Empty: nothing is called.
+  /// after `claim_idle`, had been acknowledged first; it ran twice). In a worker process, as
+  /// above; with several workers, from each of them at once. Empty: nothing is called.
   std::function<void(std::string_view id, bool was_pending)> on_acknowledge{};
 
   /// `dead_letter_stream`, or `"<stream>:dead"` when it is empty.
@@ -501,7 +507,7 @@ inline DeadLetter to_dead_letter(const redisReply* entry) {
     }
   }
   std::from_chars(deliveries.data(), deliveries.data() + deliveries.size(), letter.deliveries);  // 0 if not a number
-  letter.job.redelivered = true;
+  letter.job.redelivered = letter.deliveries > 1;  // as it was when read
   for (; i < count; ++i) {
     letter.job.fields.emplace_back(std::string(text(fields->element[2 * i])),
                                    std::string(text(fields->element[2 * i + 1])));
