@@ -20,9 +20,13 @@
 //          --wait-us N (a wait per job, as for a remote model or a GPU; default 0)
 //          --idle-ms N (stop after the stream is empty this long; default 8000; 0: never)
 //          --claim-ms N (take over jobs idle this long; default 5000) --max-jobs N --quiet
+//          --max-deliveries N (dead-letter a job delivered more often; default 5; 0: never)
+//          --max-job-bytes N (dead-letter a larger job; default 131072, the read link's slot)
 //
 // An instance killed mid-run leaves its jobs pending; another instance takes them over once
 // they have been idle for --claim-ms (the default --idle-ms is longer, so it is still there).
+// A job that kills every instance that runs it, or is too large, goes to the stream
+// "<stream>:dead" instead (each instance prints a line for each); see docs/redis.md section 7.
 
 #include <plumb/plumb.hpp>
 #include <plumb/redis.hpp>
@@ -125,6 +129,8 @@ bool parse(int argc, char** argv, Options& options) {
     else if (flag == "--idle-ms") queue.stop_when_idle = std::chrono::milliseconds(number(flag, value));
     else if (flag == "--claim-ms") queue.claim_idle = std::chrono::milliseconds(number(flag, value));
     else if (flag == "--max-jobs") queue.max_jobs = static_cast<std::uint64_t>(number(flag, value));
+    else if (flag == "--max-deliveries") queue.max_deliveries = static_cast<std::uint64_t>(number(flag, value));
+    else if (flag == "--max-job-bytes") queue.max_job_bytes = static_cast<std::size_t>(number(flag, value));
     else {
       std::cerr << "redis_worker: unknown option " << flag << '\n';
       return false;
@@ -138,6 +144,10 @@ bool parse(int argc, char** argv, Options& options) {
 int main(int argc, char** argv) {
   Options options;
   if (!parse(argc, argv, options)) return 2;
+  // Runs in the read stage's worker; std::cerr is unbuffered, so the line is out before a crash.
+  options.queue.on_dead_letter = [](const plumb::redis::DeadLetter& letter) {
+    std::cerr << "dead letter " << letter.id << ": job " << letter.job.id << ": " << letter.reason << '\n';
+  };
   const plumb::redis::Queue& queue = options.queue;
   const std::string name = queue.consumer.empty() ? "pid " + std::to_string(::getpid()) : queue.consumer;
 

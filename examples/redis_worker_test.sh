@@ -3,7 +3,8 @@
 # examples/redis_worker_test.sh EXE: the scale-out example end to end. Starts a redis-server on
 # a free loopback port, two worker instances (EXE) sharing the group "workers", fills the
 # stream with examples/redis_producer.sh, and checks that every job has a result, none is left
-# pending, and both instances did some of the work.
+# pending, and both instances did some of the work; and that one job too large for the read
+# link (200 KB) ends in the dead-letter stream instead of stopping an instance.
 set -euo pipefail
 exe=$1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -47,6 +48,7 @@ for _ in $(seq 400); do
   sleep 0.05
 done
 bash "$here/redis_producer.sh" "$port" "$jobs"
+head -c 200000 /dev/zero | tr '\0' x | cli -x XADD jobs '*' text >/dev/null
 status=0
 for pid in "${instances[@]}"; do
   wait "$pid" || status=1
@@ -56,11 +58,15 @@ cat "$work/one.out" "$work/two.out"
 
 results=$(cli HLEN jobs:results)
 pending=$(cli --raw XPENDING jobs workers | head -1)
+dead=$(cli XLEN jobs:dead)
 one=$(sed -n 's/^instance one: \([0-9]*\) jobs acknowledged.*/\1/p' "$work/one.out")
 two=$(sed -n 's/^instance two: \([0-9]*\) jobs acknowledged.*/\1/p' "$work/two.out")
-echo "redis_worker_test: $results results, $pending pending; instance one did ${one:-?}, two did ${two:-?}"
+echo "redis_worker_test: $results results, $pending pending, $dead dead letters; instance one did ${one:-?}, two did ${two:-?}"
 [[ $results == "$jobs" ]] || { echo "redis_worker_test: expected $jobs results"; exit 1; }
 [[ $pending == 0 ]] || { echo "redis_worker_test: jobs left pending"; exit 1; }
+[[ $dead == 1 ]] || { echo "redis_worker_test: expected the 200 KB job in jobs:dead"; exit 1; }
+grep -q "^dead letter .*over Queue::max_job_bytes" "$work/one.out" "$work/two.out" ||
+  { echo "redis_worker_test: no instance printed the dead letter"; exit 1; }
 [[ $((one + two)) == "$jobs" ]] || { echo "redis_worker_test: the instances acknowledged $((one + two)) jobs"; exit 1; }
 ((one > 0 && two > 0)) || { echo "redis_worker_test: one instance did all the work"; exit 1; }
 echo "redis_worker_test: passed"

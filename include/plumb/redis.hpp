@@ -14,6 +14,10 @@
 /// - `acknowledge()` (a sink) and `acknowledge_each()` (a stage that passes its packets on)
 ///   XACK each job once the stage before them has finished it. A pipeline that dies before that
 ///   leaves the job pending, and another consumer takes it over: redelivery, never loss.
+/// - A job that cannot run (delivered more than `Queue::max_deliveries` times: it crashed every
+///   instance that ran it; or larger than `Queue::max_job_bytes`) is moved to a dead-letter
+///   stream with the reason, where `dead_letters()` reads it and `replay_dead_letters()` puts
+///   it back, instead of stopping every instance.
 ///
 /// ```cpp
 /// plumb::redis::Queue queue{.server = {.host = "10.0.0.5"}, .stream = "jobs", .group = "workers"};
@@ -24,8 +28,10 @@
 /// pipeline.run();
 /// ```
 
+#include <plumb/codec.hpp>
 #include <plumb/error.hpp>
 #include <plumb/generator.hpp>
+#include <plumb/stage.hpp>
 #include <plumb/stream.hpp>
 #include <plumb/worker.hpp>
 
@@ -34,16 +40,19 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -74,6 +83,48 @@ struct Server {
   std::string password{};
   /// Longest wait to connect, and for any reply beyond a blocking read's own wait.
   std::chrono::milliseconds timeout{5000};
+};
+
+/// One entry of the stream: its id and its field-value pairs. Serializable, so it crosses
+/// process boundaries as it is.
+struct Job {
+  /// The entry id, such as `"1700000000000-0"`; `acknowledge()` needs it at the end.
+  std::string id;
+  /// The entry's fields, in order.
+  std::vector<std::pair<std::string, std::string>> fields;
+  /// True if the job was taken over from another consumer (XAUTOCLAIM) or from this consumer's
+  /// own pending entries after a restart: it may have run, in part or in full, before.
+  bool redelivered = false;
+
+  /// The value of field `name`. Throws `plumb::redis::Error` if the job has no such field.
+  [[nodiscard]] const std::string& field(std::string_view name) const {
+    for (const auto& [key, value] : fields) {
+      if (key == name) return value;
+    }
+    throw Error("plumb::redis::Job: job " + id + " has no field '" + std::string(name) + "'");
+  }
+};
+
+/// A job that `read_jobs()` moved to the dead-letter stream instead of giving it to the
+/// pipeline (see `Queue::max_deliveries` and `Queue::max_job_bytes`), as `dead_letters()` reads
+/// it back and `Queue::on_dead_letter` is told of it.
+///
+/// In the stream, an entry holds the fields `plumb.reason`, `plumb.id`, `plumb.stream`,
+/// `plumb.group`, `plumb.consumer` and `plumb.deliveries`, in this order, then the job's own
+/// fields, in their order.
+struct DeadLetter {
+  /// The entry's id in the dead-letter stream (what `replay_dead_letter()` takes).
+  std::string id;
+  /// Why, such as `"delivered 6 times, over Queue::max_deliveries (5): ..."`.
+  std::string reason;
+  /// The job as it was read: its original id and fields.
+  Job job;
+  /// The stream, group and consumer it was read from.
+  std::string stream;
+  std::string group;
+  std::string consumer;
+  /// How many times the group had delivered it, this last time included.
+  std::uint64_t deliveries = 0;
 };
 
 /// The work queue: a stream, the consumer group that shares it, and how a consumer reads it.
@@ -107,25 +158,34 @@ struct Queue {
   /// Create the group (and the stream) if missing, reading from the stream's start, instead
   /// of failing.
   bool create_group = false;
-};
+  /// Dead-letter a job that the group has delivered more than this many times (its delivery
+  /// count, which every takeover and every re-read of a consumer's own pending entries raises):
+  /// it crashed or stalled every instance that ran it. Such a job runs at most this many
+  /// times. A job delivered again runs alone in its instance (the source reads nothing else
+  /// until it is acknowledged), so that a crash counts against it and not against the jobs
+  /// beside it. Zero: no cap, and no running alone.
+  std::uint64_t max_deliveries = 5;
+  /// Dead-letter a job whose encoded size (`plumb::serialized_size(job)`: id, fields and their
+  /// length prefixes) is over this many bytes, instead of giving it to the pipeline. The
+  /// default is the default `max_message_size` of a link between processes, so that a job
+  /// that could not cross the source's output link cannot stop the run; raise both together
+  /// (`.max_message_size(n)` on the `read_jobs` stage). Zero: no limit.
+  std::size_t max_job_bytes = kDefaultMaxMessageSize;
+  /// The stream that dead letters go to. Empty: `"<stream>:dead"`.
+  std::string dead_letter_stream{};
+  /// Called by `read_jobs()` in the source worker (a worker process in process mode: the
+  /// callback's captures are that process's copies) after it dead-lettered a job. Empty:
+  /// nothing is called.
+  std::function<void(const DeadLetter&)> on_dead_letter{};
+  /// Called by `acknowledge()` and `acknowledge_each()` in their worker after each XACK, with
+  /// the job's id and whether it was still pending (false: another copy of the job, taken over
+  /// after `claim_idle`, had been acknowledged first; it ran twice). In a worker process, as
+  /// above; with several workers, from each of them at once. Empty: nothing is called.
+  std::function<void(std::string_view id, bool was_pending)> on_acknowledge{};
 
-/// One entry of the stream: its id and its field-value pairs. Serializable, so it crosses
-/// process boundaries as it is.
-struct Job {
-  /// The entry id, such as `"1700000000000-0"`; `acknowledge()` needs it at the end.
-  std::string id;
-  /// The entry's fields, in order.
-  std::vector<std::pair<std::string, std::string>> fields;
-  /// True if the job was taken over from another consumer (XAUTOCLAIM) or from this consumer's
-  /// own pending entries after a restart: it may have run, in part or in full, before.
-  bool redelivered = false;
-
-  /// The value of field `name`. Throws `plumb::redis::Error` if the job has no such field.
-  [[nodiscard]] const std::string& field(std::string_view name) const {
-    for (const auto& [key, value] : fields) {
-      if (key == name) return value;
-    }
-    throw Error("plumb::redis::Job: job " + id + " has no field '" + std::string(name) + "'");
+  /// `dead_letter_stream`, or `"<stream>:dead"` when it is empty.
+  [[nodiscard]] std::string dead_letter_key() const {
+    return dead_letter_stream.empty() ? stream + ":dead" : dead_letter_stream;
   }
 };
 
@@ -369,6 +429,92 @@ inline std::string deleted_id(const redisReply* entry) {
   return {};
 }
 
+// The fields a dead-letter entry starts with, in this order; the job's own fields follow.
+inline constexpr std::string_view kDeadLetterFields[] = {"plumb.reason",   "plumb.id",       "plumb.stream",
+                                                         "plumb.group",    "plumb.consumer", "plumb.deliveries"};
+
+// Moves a pending job to the dead-letter stream and acknowledges it, in one script, which Redis
+// runs atomically: no other command runs between its steps, and a connection lost before
+// EVAL reaches the server runs none of them. Only the consumer that holds the job moves it
+// (the first check), so two consumers cannot dead-letter one job twice, and a job that another
+// consumer has taken over or acknowledged meanwhile is left alone. XADD comes before XACK: a
+// script is not rolled back, and an XADD that fails (the key holds something other than a
+// stream) must leave the job pending rather than acknowledged and lost.
+// KEYS: stream, dead-letter stream. ARGV: group, id, consumer, then the entry's field-value pairs.
+inline constexpr std::string_view kDeadLetterScript = R"lua(
+local held = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #held == 0 or held[1][2] ~= ARGV[3] then return false end
+local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return id
+)lua";
+
+// Moves a dead letter back to the job stream, with the job's own fields: XADD there, then XDEL
+// here, atomically as above; a dead letter already replayed (gone) is not added twice.
+// KEYS: dead-letter stream, job stream. ARGV: dead letter id, then the job's field-value pairs.
+inline constexpr std::string_view kReplayScript = R"lua(
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return false end
+local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
+redis.call('XDEL', KEYS[1], ARGV[1])
+return id
+)lua";
+
+// EVAL of `script` on two keys; the new entry's id, or "" if the script did nothing (nil).
+inline std::string move_entry(Connection& connection, std::string_view script, std::string_view from,
+                              std::string_view to, const std::vector<std::string_view>& args) {
+  std::vector<std::string_view> command{"EVAL", script, "2", from, to};
+  command.insert(command.end(), args.begin(), args.end());
+  const Reply reply = connection.command(command);
+  return reply->type == REDIS_REPLY_STRING ? std::string(text(reply.get())) : std::string();
+}
+
+// Dead-letters `job`, held by `letter.consumer`; fills in letter.id. False if the job was no
+// longer held by that consumer (nothing done).
+inline bool dead_letter(Connection& connection, const Queue& queue, DeadLetter& letter) {
+  const std::string deliveries = std::to_string(letter.deliveries);
+  const std::string_view meta[] = {letter.reason, letter.job.id,    letter.stream,
+                                   letter.group,  letter.consumer, deliveries};
+  std::vector<std::string_view> args{queue.group, letter.job.id, letter.consumer};
+  for (std::size_t i = 0; i < std::size(kDeadLetterFields); ++i) {
+    args.push_back(kDeadLetterFields[i]);
+    args.push_back(meta[i]);
+  }
+  for (const auto& [key, value] : letter.job.fields) {
+    args.push_back(key);
+    args.push_back(value);
+  }
+  letter.id = move_entry(connection, kDeadLetterScript, queue.stream, queue.dead_letter_key(), args);
+  return !letter.id.empty();
+}
+
+// A dead-letter entry [id, [field, value, ...]] as a DeadLetter: the leading plumb.* fields
+// (as far as they are there, in order), then the job's fields.
+inline DeadLetter to_dead_letter(const redisReply* entry) {
+  DeadLetter letter;
+  letter.id = std::string(text(entry->element[0]));
+  const redisReply* fields = entry->elements >= 2 ? entry->element[1] : nullptr;
+  const std::size_t count = fields != nullptr && fields->type == REDIS_REPLY_ARRAY ? fields->elements / 2 : 0;
+  std::string* const meta[] = {&letter.reason, &letter.job.id, &letter.stream, &letter.group, &letter.consumer};
+  std::string deliveries;
+  std::size_t i = 0;
+  for (; i < count && i < std::size(kDeadLetterFields); ++i) {
+    if (text(fields->element[2 * i]) != kDeadLetterFields[i]) break;
+    const std::string_view value = text(fields->element[2 * i + 1]);
+    if (i < std::size(meta)) {
+      *meta[i] = std::string(value);
+    } else {
+      deliveries = std::string(value);
+    }
+  }
+  std::from_chars(deliveries.data(), deliveries.data() + deliveries.size(), letter.deliveries);  // 0 if not a number
+  letter.job.redelivered = letter.deliveries > 1;  // as it was when read
+  for (; i < count; ++i) {
+    letter.job.fields.emplace_back(std::string(text(fields->element[2 * i])),
+                                   std::string(text(fields->element[2 * i + 1])));
+  }
+  return letter;
+}
+
 // One consumer's reads, one entry at a time: first its own pending entries (a restart under a
 // fixed name), then new ones, taking over idle entries of other consumers now and then.
 class Reader {
@@ -384,15 +530,27 @@ class Reader {
     connection_.set_read_timeout(queue_.block);
   }
 
-  // The next job, or nullopt once the source should end (idle or max_jobs reached).
+  // The next job, or nullopt once the source should end (idle, max_jobs reached, or stopping).
   std::optional<Job> next() {
     if (queue_.max_jobs != 0 && given_ >= queue_.max_jobs) return std::nullopt;
+    if (!alone_.empty()) {  // the job given last was delivered again: it runs alone
+      if (!wait_alone({})) return std::nullopt;
+      alone_.clear();
+    }
     auto idle_since = std::chrono::steady_clock::now();
     for (;;) {
       std::optional<Job> job = own_pending_ ? read_own_pending() : std::nullopt;
       if (!job && claim_due()) job = claim();
       if (!job) job = read_new();
+      if (job && !admit(*job)) {
+        idle_since = std::chrono::steady_clock::now();  // dead-lettered: look for the next at once
+        continue;
+      }
       if (job) {
+        if (job->redelivered && queue_.max_deliveries != 0) {
+          if (!wait_alone(job->id)) return std::nullopt;  // stopping: the job stays pending
+          alone_ = job->id;
+        }
         ++given_;
         return job;
       }
@@ -463,6 +621,78 @@ class Reader {
     }
   }
 
+  // False if `job` is not to enter the pipeline: it was delivered too often or is too large,
+  // and is dead-lettered now, or it is no longer this consumer's.
+  bool admit(const Job& job) {
+    std::uint64_t deliveries = 1;  // a new job's; a job delivered again is looked up
+    if (job.redelivered && queue_.max_deliveries != 0) {
+      deliveries = delivery_count(job.id);
+      if (deliveries == 0) return false;  // acknowledged or taken over by another consumer meanwhile
+      if (deliveries > queue_.max_deliveries) {
+        dead_letter(job, deliveries,
+                    "delivered " + std::to_string(deliveries) + " times, over Queue::max_deliveries (" +
+                        std::to_string(queue_.max_deliveries) +
+                        "): it crashed or stalled every instance that ran it, or outlasted Queue::claim_idle");
+        return false;
+      }
+    }
+    if (queue_.max_job_bytes == 0) return true;
+    const std::size_t size = serialized_size(job);
+    if (size <= queue_.max_job_bytes) return true;
+    if (job.redelivered && queue_.max_deliveries == 0) deliveries = std::max<std::uint64_t>(delivery_count(job.id), 1);
+    dead_letter(job, deliveries,
+                "a job of " + std::to_string(size) + " bytes, over Queue::max_job_bytes (" +
+                    std::to_string(queue_.max_job_bytes) +
+                    "); raise it together with .max_message_size() on the read_jobs stage");
+    return false;
+  }
+
+  // How many times the group has delivered entry `id`; 0 if it is no longer pending.
+  std::uint64_t delivery_count(const std::string& id) {
+    const Reply reply = connection_.command({"XPENDING", queue_.stream, queue_.group, id, id, "1"});
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) return 0;
+    const redisReply* entry = reply->element[0];
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 4 || entry->element[3]->type != REDIS_REPLY_INTEGER) {
+      return 1;
+    }
+    return static_cast<std::uint64_t>(entry->element[3]->integer);
+  }
+
+  // Dead-letters `job` (held by this consumer) with `reason`, and tells Queue::on_dead_letter.
+  void dead_letter(const Job& job, std::uint64_t deliveries, std::string reason) {
+    DeadLetter letter{{}, std::move(reason), job, queue_.stream, queue_.group, consumer_, deliveries};
+    if (detail::dead_letter(connection_, queue_, letter) && queue_.on_dead_letter) queue_.on_dead_letter(letter);
+  }
+
+  // Waits until this consumer holds no job read in this run other than `keep` (acknowledged
+  // by the stages after the source), so that a job delivered again runs alone: if it crashes
+  // the instance, no other job is delivered again with it. Redis cannot notify an XACK, so
+  // this asks XPENDING, at growing intervals (2 ms to 50 ms). A job held longer than
+  // Queue::claim_idle (a stage dropped it without acknowledging it) counts as abandoned, as
+  // takeover takes it. False if the run is stopping.
+  bool wait_alone(std::string_view keep) {
+    using Clock = std::chrono::steady_clock;
+    // A held job that long is taken as abandoned (dropped without XACK); without takeover, 1 min.
+    const std::chrono::milliseconds longest =
+        queue_.claim_idle.count() > 0 ? queue_.claim_idle : std::chrono::milliseconds(std::chrono::minutes(1));
+    const auto give_up = Clock::now() + longest;
+    // Entries after own_cursor_ are a previous run's, not read yet in this one.
+    const std::string_view last = own_pending_ ? std::string_view(own_cursor_) : std::string_view("+");
+    std::chrono::milliseconds pause{2};
+    for (;;) {
+      const Reply reply = connection_.command({"XPENDING", queue_.stream, queue_.group, "-", last, "2", consumer_});
+      bool alone = true;
+      for (std::size_t i = 0; i < reply->elements; ++i) {
+        const redisReply* entry = reply->element[i];
+        if (entry->type == REDIS_REPLY_ARRAY && entry->elements >= 1 && text(entry->element[0]) != keep) alone = false;
+      }
+      if (alone || Clock::now() >= give_up) return true;
+      if (stop_requested()) return false;
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds(50));
+    }
+  }
+
   // Acknowledges an entry that no longer exists, so that it leaves the pending list.
   void forget(const std::string& id) { connection_.command({"XACK", queue_.stream, queue_.group, id}); }
 
@@ -484,6 +714,7 @@ class Reader {
   bool own_pending_ = true;
   std::string own_cursor_ = "0";
   std::string claim_cursor_ = "0-0";
+  std::string alone_;  // the job given last, when it was delivered again and runs alone
   std::uint64_t given_ = 0;
 };
 
@@ -510,10 +741,64 @@ std::string_view job_id(const T& value) {
 
 /// Acknowledges job `id` (XACK) on `connection`; returns false if it was no longer pending.
 /// For a stage that drops a job on purpose: a dropped job is otherwise never acknowledged, and
-/// is taken over again after `Queue::claim_idle`, again and again.
+/// is taken over again after `Queue::claim_idle`, again and again (and dead-lettered after
+/// `Queue::max_deliveries`). Does not call `Queue::on_acknowledge`.
 inline bool ack(Connection& connection, const Queue& queue, std::string_view id) {
   const Reply reply = connection.command({"XACK", queue.stream, queue.group, id});
   return reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
+}
+
+namespace detail {
+
+// ack() for the acknowledging stages: counts into `report` and tells Queue::on_acknowledge.
+inline void acknowledge_one(Connection& connection, const Queue& queue, std::string_view id, AckReport& report) {
+  const bool was_pending = ack(connection, queue, id);
+  ++(was_pending ? report.acknowledged : report.not_pending);
+  if (queue.on_acknowledge) queue.on_acknowledge(id, was_pending);
+}
+
+}  // namespace detail
+
+/// Reads up to `count` dead letters of `queue` (from `Queue::dead_letter_key()`), oldest first,
+/// starting after dead-letter id `after` (`"-"`: from the start).
+inline std::vector<DeadLetter> dead_letters(Connection& connection, const Queue& queue, std::size_t count = 100,
+                                            std::string_view after = "-") {
+  const std::string start = after == "-" ? std::string("-") : "(" + std::string(after);
+  const std::string limit = std::to_string(std::max<std::size_t>(count, 1));
+  const Reply reply = connection.command({"XRANGE", queue.dead_letter_key(), start, "+", "COUNT", limit});
+  std::vector<DeadLetter> letters;
+  for (std::size_t i = 0; i < reply->elements; ++i) letters.push_back(detail::to_dead_letter(reply->element[i]));
+  return letters;
+}
+
+/// Puts dead letter `letter` back into `queue.stream` as a new job (new id, the job's own
+/// fields, delivered afresh) and deletes it from the dead-letter stream, atomically (one
+/// script). Returns the new job's id, or "" if the dead letter was gone (replayed already).
+/// Fix what made it fail first (a raised `Queue::max_job_bytes`, a fixed stage), or it comes
+/// back.
+inline std::string replay_dead_letter(Connection& connection, const Queue& queue, const DeadLetter& letter) {
+  std::vector<std::string_view> args{letter.id};
+  for (const auto& [key, value] : letter.job.fields) {
+    args.push_back(key);
+    args.push_back(value);
+  }
+  return detail::move_entry(connection, detail::kReplayScript, queue.dead_letter_key(), queue.stream, args);
+}
+
+/// Replays every dead letter of `queue` for which `which` returns true (all of them by
+/// default), oldest first, as `replay_dead_letter()`; returns how many it put back.
+inline std::uint64_t replay_dead_letters(Connection& connection, const Queue& queue,
+                                         const std::function<bool(const DeadLetter&)>& which = {}) {
+  std::uint64_t replayed = 0;
+  std::string after = "-";
+  for (;;) {
+    const std::vector<DeadLetter> letters = dead_letters(connection, queue, 100, after);
+    if (letters.empty()) return replayed;
+    for (const DeadLetter& letter : letters) {
+      if ((!which || which(letter)) && !replay_dead_letter(connection, queue, letter).empty()) ++replayed;
+    }
+    after = letters.back().id;
+  }
 }
 
 /// Source stage: yields the jobs of `queue.stream` given to this consumer of `queue.group`.
@@ -525,6 +810,13 @@ inline bool ack(Connection& connection, const Queue& queue, std::string_view id)
 /// for `Queue::claim_idle` under any consumer, this one included (XAUTOCLAIM, checked every
 /// `claim_idle / 4`, clamped to 10 ms - 5 s, and after every wait that found no new job),
 /// then new jobs (waiting `Queue::block` at a time).
+///
+/// Dead letters: a job delivered more than `Queue::max_deliveries` times, or larger than
+/// `Queue::max_job_bytes`, is moved to the dead-letter stream with the reason and acknowledged
+/// (one atomic script), and the source reads the next one; see `DeadLetter`. A job delivered
+/// again (taken over, or re-read after a restart) runs alone: the source waits until the
+/// jobs before it are acknowledged before giving it, and until it is acknowledged before
+/// reading the next, so that a job that crashes its instance is the only one counted.
 ///
 /// Ends when idle for `Queue::stop_when_idle` or after `Queue::max_jobs`; otherwise runs until
 /// the pipeline stops. With several workers, each is its own consumer. Throws `Error` for an
@@ -556,25 +848,23 @@ AckReport acknowledge(Stream<T> done, Queue queue) {
   Connection connection(queue.server);
   detail::check_queue(connection, detail::valid(queue));  // XACK on a missing group fails silently
   AckReport report;
-  for (const T& packet : done) {
-    if (ack(connection, queue, detail::job_id(packet))) {
-      ++report.acknowledged;
-    } else {
-      ++report.not_pending;
-    }
-  }
+  for (const T& packet : done) detail::acknowledge_one(connection, queue, detail::job_id(packet), report);
   return report;
 }
 
 /// Stage: acknowledges each packet's job, as `acknowledge()`, then passes the packet on (to a
 /// sink that keeps results, say). A job is acknowledged before the stages after this one see
 /// it: put it last among the stages that must finish a job.
+///
+/// It reports what each XACK answered through `Queue::on_acknowledge` (called in this stage's
+/// worker, a worker process in process mode), as it cannot return an `AckReport`.
 template <class T>
 PLUMB_DETAIL_HEADER_COROUTINE Generator<T> acknowledge_each(Stream<T> done, Queue queue) {
   Connection connection(queue.server);
   detail::check_queue(connection, detail::valid(queue));  // XACK on a missing group fails silently
+  AckReport report;  // unused: on_acknowledge is the report
   for (T& packet : done) {
-    ack(connection, queue, detail::job_id(packet));
+    detail::acknowledge_one(connection, queue, detail::job_id(packet), report);
     co_yield std::move(packet);
   }
 }

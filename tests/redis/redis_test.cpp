@@ -196,10 +196,14 @@ TEST_CASE("redis: read_jobs is a generator that can be tested on its own", "[red
   }
   CHECK(seen == std::vector<std::string>(ids.begin(), ids.begin() + 3));
   CHECK(pending(connection) == 3);  // read, not acknowledged
-  // The same consumer, restarted, gets its own pending jobs first, marked as redelivered.
+  // The same consumer, restarted, gets its own pending jobs first, marked as redelivered. A job
+  // delivered again runs alone: the source reads the next one once it is acknowledged.
   queue.max_jobs = 4;
   std::vector<std::string> again;
-  for (Job& job : plumb::redis::read_jobs(queue)) again.push_back(job.redelivered ? job.id + "*" : job.id);
+  for (Job& job : plumb::redis::read_jobs(queue)) {
+    again.push_back(job.redelivered ? job.id + "*" : job.id);
+    CHECK(plumb::redis::ack(connection, queue, job.id));
+  }
   CHECK(again == std::vector<std::string>{ids[0] + "*", ids[1] + "*", ids[2] + "*", ids[3]});
 }
 
@@ -454,4 +458,325 @@ TEST_CASE("redis: a fixed consumer name with several source workers gives each i
   std::set<std::string> names;
   for (std::size_t i = 0; i < consumers->elements; ++i) names.emplace(consumers->element[i]->element[1]->str);
   CHECK(names == std::set<std::string>{"fixed-0", "fixed-1"});
+}
+
+// --- Dead letters -------------------------------------------------------------------------------
+
+namespace {
+
+bool has_field(const Job& job, std::string_view name) {
+  return std::any_of(job.fields.begin(), job.fields.end(), [&](const auto& field) { return field.first == name; });
+}
+
+long long stream_length(plumb::redis::Connection& connection, const std::string& key) {
+  return connection.command({"XLEN", key})->integer;
+}
+
+// Reads `queue` on its own (no pipeline) until it ends, acknowledging every job; the ids read.
+std::vector<std::string> read_and_ack(plumb::redis::Connection& connection, const Queue& queue) {
+  std::vector<std::string> ids;
+  for (Job& job : plumb::redis::read_jobs(queue)) {
+    ids.push_back(job.redelivered ? job.id + "*" : job.id);
+    plumb::redis::ack(connection, queue, job.id);
+  }
+  return ids;
+}
+
+// A job of about 200 KB, over the default max_message_size (128 KiB) of a link between processes.
+std::vector<std::pair<std::string, std::string>> large_job() {
+  return {{"n", "7"}, {"blob", std::string(200'000, 'x')}};
+}
+
+void check_large_job_dead_lettered(Mode mode) {
+  const RedisServer server;
+  plumb::redis::Connection connection = server.connect();
+  const Queue queue = queue_of(server);
+  plumb::redis::create_group(connection, queue);
+  std::vector<std::string> ids = fill(connection, 5);
+  const std::string large = connection.add(kStream, large_job());
+  const std::vector<std::string> behind = fill(connection, 5);
+  ids.insert(ids.end(), behind.begin(), behind.end());
+  CHECK(sorted(run_instance(queue, mode, 0ms)) == sorted(ids));  // every other job, once
+  CHECK(pending(connection) == 0);
+  const std::vector<plumb::redis::DeadLetter> letters = plumb::redis::dead_letters(connection, queue);
+  REQUIRE(letters.size() == 1);
+  CHECK(letters[0].job.id == large);
+  CHECK(letters[0].job.fields == large_job());
+  CHECK_THAT(letters[0].reason, Catch::Contains("over Queue::max_job_bytes (131072)") &&
+                                    Catch::Contains(".max_message_size() on the read_jobs stage"));
+}
+
+}  // namespace
+
+TEST_CASE("redis: a job larger than Queue::max_job_bytes is dead-lettered and the jobs behind it are processed",
+          "[redis]") {
+  SECTION("sequential") { check_large_job_dead_lettered(Mode::sequential); }
+  SECTION("thread") { check_large_job_dead_lettered(Mode::thread); }
+}
+
+TEST_CASE("redis (process mode): a job larger than a process link's slot is dead-lettered, not a stage error, "
+          "and the jobs behind it are processed",
+          "[redis][process]") {
+  check_large_job_dead_lettered(Mode::process);
+}
+
+TEST_CASE("redis: a dead letter carries the reason, where it came from and the job's fields, and can be replayed",
+          "[redis]") {
+  const RedisServer server;
+  plumb::redis::Connection connection = server.connect();
+  Queue queue = queue_of(server, "alone");
+  queue.stop_when_idle = 200ms;
+  queue.max_job_bytes = 100;
+  std::vector<plumb::redis::DeadLetter> told;
+  queue.on_dead_letter = [&told](const plumb::redis::DeadLetter& letter) { told.push_back(letter); };
+  plumb::redis::create_group(connection, queue);
+  const std::string small = connection.add(kStream, {{"n", "0"}});
+  const std::vector<std::pair<std::string, std::string>> fields{{"n", "1"}, {"text", std::string(200, 't')}};
+  const std::string large = connection.add(kStream, fields);
+  CHECK(read_and_ack(connection, queue) == std::vector<std::string>{small});
+  CHECK(pending(connection) == 0);  // acknowledged with the dead-lettering
+
+  const std::vector<plumb::redis::DeadLetter> letters = plumb::redis::dead_letters(connection, queue);
+  REQUIRE(letters.size() == 1);
+  const plumb::redis::DeadLetter& letter = letters[0];
+  CHECK(letter.job.id == large);
+  CHECK(letter.job.fields == fields);
+  CHECK(letter.stream == kStream);
+  CHECK(letter.group == kGroup);
+  CHECK(letter.consumer == "alone");
+  CHECK(letter.deliveries == 1);
+  CHECK_THAT(letter.reason, Catch::StartsWith("a job of ") && Catch::Contains("over Queue::max_job_bytes (100)"));
+  REQUIRE(told.size() == 1);  // on_dead_letter saw the same
+  CHECK(told[0].id == letter.id);
+  CHECK(told[0].reason == letter.reason);
+  // In the stream: the plumb.* fields first, then the job's own, for redis-cli users.
+  const plumb::redis::Reply raw = connection.command({"XRANGE", "jobs:dead", "-", "+"});
+  const redisReply* entry_fields = raw->element[0]->element[1];
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < entry_fields->elements; i += 2) names.emplace_back(entry_fields->element[i]->str);
+  CHECK(names == std::vector<std::string>{"plumb.reason", "plumb.id", "plumb.stream", "plumb.group",
+                                          "plumb.consumer", "plumb.deliveries", "n", "text"});
+
+  // Replayed: back in the job stream as a new job with its own fields, gone from the dead letters.
+  CHECK(plumb::redis::replay_dead_letters(connection, queue) == 1);
+  CHECK(stream_length(connection, "jobs:dead") == 0);
+  CHECK(plumb::redis::replay_dead_letter(connection, queue, letter).empty());  // not twice
+  queue.max_job_bytes = 0;  // what made it fail, fixed
+  queue.max_jobs = 1;
+  std::vector<Job> again;
+  for (Job& job : plumb::redis::read_jobs(queue)) again.push_back(job);
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].id != large);
+  CHECK(again[0].fields == fields);
+  CHECK_FALSE(again[0].redelivered);
+}
+
+TEST_CASE("redis: replay_dead_letters replays only the dead letters chosen", "[redis]") {
+  const RedisServer server;
+  plumb::redis::Connection connection = server.connect();
+  Queue queue = queue_of(server, "alone");
+  queue.stop_when_idle = 200ms;
+  queue.max_job_bytes = 60;
+  plumb::redis::create_group(connection, queue);
+  connection.add(kStream, {{"n", "0"}, {"pad", std::string(100, 'p')}});
+  connection.add(kStream, {{"n", "1"}, {"pad", std::string(100, 'p')}});
+  CHECK(read_and_ack(connection, queue).empty());
+  REQUIRE(plumb::redis::dead_letters(connection, queue).size() == 2);
+  const auto second = [](const plumb::redis::DeadLetter& letter) { return letter.job.field("n") == "1"; };
+  CHECK(plumb::redis::replay_dead_letters(connection, queue, second) == 1);
+  const std::vector<plumb::redis::DeadLetter> left = plumb::redis::dead_letters(connection, queue);
+  REQUIRE(left.size() == 1);
+  CHECK(left[0].job.field("n") == "0");
+}
+
+TEST_CASE("redis: a job delivered more than Queue::max_deliveries times is dead-lettered, and the next job is read",
+          "[redis]") {
+  const RedisServer server;
+  plumb::redis::Connection connection = server.connect();
+  Queue queue = queue_of(server, "restarted");
+  queue.max_deliveries = 2;
+  queue.max_jobs = 1;
+  plumb::redis::create_group(connection, queue);
+  const std::vector<std::string> ids = fill(connection, 2);
+  // A consumer that dies with job 0 every time, restarted under its name: each restart re-reads
+  // its own pending job 0 first, and the group counts one more delivery.
+  auto first_job = [&queue] {
+    for (Job& job : plumb::redis::read_jobs(queue)) return job.redelivered ? job.id + "*" : job.id;
+    return std::string("none");
+  };
+  CHECK(first_job() == ids[0]);
+  CHECK(first_job() == ids[0] + "*");
+  CHECK(first_job() == ids[1]);  // the third delivery of job 0 is dead-lettered instead
+  const std::vector<plumb::redis::DeadLetter> letters = plumb::redis::dead_letters(connection, queue);
+  REQUIRE(letters.size() == 1);
+  CHECK(letters[0].job.id == ids[0]);
+  CHECK(letters[0].deliveries == 3);
+  CHECK_THAT(letters[0].reason, Catch::StartsWith("delivered 3 times, over Queue::max_deliveries (2)"));
+  CHECK(pending_ids(connection, "restarted") == std::set<std::string>{ids[1]});
+}
+
+namespace {
+
+// Work that kills its own worker process on the job with a field "poison" (a crash in native
+// code, say), takes 150 ms for a job with a field "slow", and counts every other job it does in
+// the hash "processed".
+Generator<Job> crash_on_poison(Stream<Job> in, plumb::redis::Server server) {
+  plumb::redis::Connection connection(server);
+  for (Job& job : in) {
+    if (has_field(job, "poison")) ::raise(SIGKILL);
+    if (has_field(job, "slow")) std::this_thread::sleep_for(150ms);
+    connection.command({"HINCRBY", "processed", job.id, "1"});
+    co_yield std::move(job);
+  }
+}
+
+// One instance of the fleet: runs its pipeline again after every failed run (as a supervisor
+// restarts a service), until a run ends because the stream stayed empty; exits with the number
+// of failed runs, or 100 after 10 of them.
+int run_restarting(const Queue& queue) {
+  for (int failed = 0; failed < 10; ++failed) {
+    plumb::Pipeline pipeline{
+        plumb::stage(plumb::redis::read_jobs, queue).name("read").in_flight(2),
+        plumb::stage(crash_on_poison, queue.server).name("work").workers(2).mode(Mode::process).in_flight(2),
+        plumb::stage(plumb::redis::acknowledge<Job>, queue).name("ack")};
+    try {
+      pipeline.run(Mode::thread);
+      return failed;
+    } catch (const plumb::WorkerDiedError&) {
+    }
+  }
+  return 100;
+}
+
+}  // namespace
+
+TEST_CASE("redis (process mode): a job that crashes its worker every time is dead-lettered after max_deliveries, "
+          "and a fleet of two keeps processing the jobs behind it",
+          "[redis][process]") {
+  const RedisServer server;
+  plumb::redis::Connection connection = server.connect();
+  Queue queue = queue_of(server);
+  queue.claim_idle = 300ms;  // the other instance takes the job over too
+  queue.stop_when_idle = 1000ms;
+  queue.max_deliveries = 3;
+  plumb::redis::create_group(connection, queue);
+  std::vector<std::string> ids = fill(connection, 9);
+  // A slow job just before the poison one: still in work when the poison job kills the run, it
+  // is delivered again with it, and must not share its fate.
+  ids.push_back(connection.add(kStream, {{"n", "9"}, {"slow", "yes"}}));
+  const std::string poison = connection.add(kStream, {{"n", "10"}, {"poison", "yes"}});
+  const std::vector<std::string> behind = fill(connection, 30);
+  ids.insert(ids.end(), behind.begin(), behind.end());
+
+  std::vector<pid_t> instances;
+  for (const std::string name : {"one", "two"}) {
+    Queue mine = queue;
+    mine.consumer = name;  // a restart re-reads its own pending jobs first
+    instances.push_back(spawn_instance([mine] { ::_exit(run_restarting(mine)); }));
+  }
+  int failed_runs = 0;
+  for (const pid_t pid : instances) failed_runs += wait_exit(pid);
+  CHECK(failed_runs == 3);  // the poison job ran max_deliveries times, each time killing a run
+
+  const std::vector<plumb::redis::DeadLetter> letters = plumb::redis::dead_letters(connection, queue);
+  REQUIRE(letters.size() == 1);  // no job that was beside it when it crashed
+  CHECK(letters[0].job.id == poison);
+  CHECK(letters[0].deliveries == 4);
+  CHECK_THAT(letters[0].reason, Catch::Contains("over Queue::max_deliveries (3)"));
+  CHECK(pending(connection) == 0);
+  // Every other job was processed (more than once only if it was in flight when a run died)
+  // and acknowledged.
+  const plumb::redis::Reply processed = connection.command({"HKEYS", "processed"});
+  std::vector<std::string> done;
+  for (std::size_t i = 0; i < processed->elements; ++i) done.emplace_back(processed->element[i]->str);
+  CHECK(sorted(done) == sorted(ids));
+}
+
+TEST_CASE("redis (process mode): a job delivered again runs alone, so the job beside a crashing one is not "
+          "dead-lettered with it",
+          "[redis][process]") {
+  const RedisServer server;
+  plumb::redis::Connection connection = server.connect();
+  Queue queue = queue_of(server, "restarted");
+  queue.stop_when_idle = 500ms;
+  queue.max_deliveries = 3;
+  plumb::redis::create_group(connection, queue);
+  // The slow job is in work on one worker whenever the poison job kills the other, so both are
+  // pending when the run dies, and a restart re-reads both (the slow one first): without running
+  // alone, the slow job would be delivered as often as the poison one, and dead-lettered first.
+  const std::string slow = connection.add(kStream, {{"n", "0"}, {"slow", "yes"}});
+  const std::string poison = connection.add(kStream, {{"n", "1"}, {"poison", "yes"}});
+  const std::vector<std::string> behind = fill(connection, 3);
+  const pid_t instance = spawn_instance([queue] { ::_exit(run_restarting(queue)); });
+  CHECK(wait_exit(instance) == 3);
+  const std::vector<plumb::redis::DeadLetter> letters = plumb::redis::dead_letters(connection, queue);
+  REQUIRE(letters.size() == 1);
+  CHECK(letters[0].job.id == poison);
+  CHECK(connection.command({"HGET", "processed", slow})->type == REDIS_REPLY_STRING);
+  CHECK(pending(connection) == 0);
+}
+
+namespace {
+
+// Passes jobs on, acknowledging job "n" == `early` itself first (as if another consumer had
+// taken it over and finished it first).
+Generator<Job> ack_early(Stream<Job> in, Queue queue, int early) {
+  plumb::redis::Connection connection(queue.server);
+  for (Job& job : in) {
+    if (std::stoi(job.field("n")) == early) plumb::redis::ack(connection, queue, job.id);
+    co_yield std::move(job);
+  }
+}
+
+// read -> ack_early -> acknowledge_each -> finished.
+std::vector<std::string> run_ack_each(const Queue& queue, Mode mode) {
+  plumb::Pipeline pipeline{plumb::stage(plumb::redis::read_jobs, queue).name("read"),
+                           plumb::stage(ack_early, queue, 3).name("ack early"),
+                           plumb::stage(plumb::redis::acknowledge_each<Job>, queue).name("ack"),
+                           plumb::stage(finished).name("finished").max_message_size(1 << 20)};
+  return pipeline.run({.mode = mode});
+}
+
+}  // namespace
+
+TEST_CASE("redis: acknowledge_each reports what each XACK answered through Queue::on_acknowledge", "[redis]") {
+  for (const Mode mode : {Mode::sequential, Mode::thread}) {
+    CAPTURE(mode);
+    const RedisServer server;
+    plumb::redis::Connection connection = server.connect();
+    Queue queue = queue_of(server);
+    plumb::redis::AckReport report;  // acknowledge_each has one worker: no other thread counts
+    std::vector<std::string> not_pending;
+    queue.on_acknowledge = [&](std::string_view id, bool was_pending) {
+      ++(was_pending ? report.acknowledged : report.not_pending);
+      if (!was_pending) not_pending.emplace_back(id);
+    };
+    plumb::redis::create_group(connection, queue);
+    const std::vector<std::string> ids = fill(connection, 6);
+    CHECK(sorted(run_ack_each(queue, mode)) == sorted(ids));
+    CHECK(report.acknowledged == 5);
+    CHECK(report.not_pending == 1);
+    CHECK(not_pending == std::vector<std::string>{ids[3]});
+  }
+}
+
+TEST_CASE("redis (process mode): acknowledge_each calls Queue::on_acknowledge in its worker process",
+          "[redis][process]") {
+  const RedisServer server;
+  plumb::redis::Connection connection = server.connect();
+  Queue queue = queue_of(server);
+  // In a worker process the callback's captures are the process's own copies: report through
+  // something outside it, here the Redis list "acks".
+  queue.on_acknowledge = [server = queue.server](std::string_view id, bool was_pending) {
+    plumb::redis::Connection(server).command({"RPUSH", "acks", std::string(id) + (was_pending ? "" : " not pending")});
+  };
+  plumb::redis::create_group(connection, queue);
+  const std::vector<std::string> ids = fill(connection, 6);
+  CHECK(sorted(run_ack_each(queue, Mode::process)) == sorted(ids));
+  const plumb::redis::Reply acks = connection.command({"LRANGE", "acks", "0", "-1"});
+  std::vector<std::string> said;
+  for (std::size_t i = 0; i < acks->elements; ++i) said.emplace_back(acks->element[i]->str);
+  std::vector<std::string> expected = ids;
+  expected[3] += " not pending";
+  CHECK(said == expected);
 }
