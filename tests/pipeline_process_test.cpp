@@ -476,6 +476,34 @@ bool alive(pid_t pid) {
 
 }  // namespace
 
+namespace {
+
+// The `count` live children of `driver`, once they all exist (up to 10 s).
+std::vector<pid_t> wait_for_workers(pid_t driver, std::size_t count) {
+  std::vector<pid_t> workers;
+  const auto deadline = Clock::now() + 10s;
+  while (workers.size() < count && Clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+    workers = live_children_of(driver);
+  }
+  REQUIRE(workers.size() == count);
+  return workers;
+}
+
+// How many of `workers` are still alive after up to `limit` (returns as soon as none is).
+std::size_t survivors_after(const std::vector<pid_t>& workers, Clock::duration limit) {
+  const auto survivors = [&] {
+    std::size_t count = 0;
+    for (const pid_t worker : workers) count += alive(worker) ? 1 : 0;
+    return count;
+  };
+  const auto gone_by = Clock::now() + limit;
+  while (survivors() != 0 && Clock::now() < gone_by) std::this_thread::sleep_for(10ms);
+  return survivors();
+}
+
+}  // namespace
+
 TEST_CASE("SIGTERM or SIGINT to the caller leaves no worker process alive", "[process][signals]") {
   for (const int signal : {SIGTERM, SIGINT}) {
     const pid_t driver = ::fork();
@@ -491,26 +519,13 @@ TEST_CASE("SIGTERM or SIGINT to the caller leaves no worker process alive", "[pr
       }
       ::_exit(3);
     }
-    std::vector<pid_t> workers;
-    const auto deadline = Clock::now() + 10s;
-    while (workers.size() < 5 && Clock::now() < deadline) {  // source, 3 middle, sink
-      std::this_thread::sleep_for(10ms);
-      workers = live_children_of(driver);
-    }
-    REQUIRE(workers.size() == 5);
+    const std::vector<pid_t> workers = wait_for_workers(driver, 5);  // source, 3 middle, sink
     REQUIRE(::kill(driver, signal) == 0);
     int status = 0;
     REQUIRE(::waitpid(driver, &status, 0) == driver);
     CHECK(WIFSIGNALED(status));
     CHECK(WTERMSIG(status) == signal);
-    const auto gone_by = Clock::now() + 5s;
-    auto survivors = [&] {
-      std::size_t count = 0;
-      for (const pid_t worker : workers) count += alive(worker) ? 1 : 0;
-      return count;
-    };
-    while (survivors() != 0 && Clock::now() < gone_by) std::this_thread::sleep_for(10ms);
-    CHECK(survivors() == 0);
+    CHECK(survivors_after(workers, 5s) == 0);
   }
 }
 
@@ -534,25 +549,12 @@ TEST_CASE("process mode: the caller SIGKILLed after the thread that started its 
     }
     ::_exit(3);
   }
-  std::vector<pid_t> workers;
-  const auto deadline = Clock::now() + 10s;
-  while (workers.size() < 4 && Clock::now() < deadline) {  // source, 3 middle
-    std::this_thread::sleep_for(10ms);
-    workers = live_children_of(driver);
-  }
-  REQUIRE(workers.size() == 4);
+  const std::vector<pid_t> workers = wait_for_workers(driver, 4);  // source, 3 middle
   REQUIRE(::kill(driver, SIGKILL) == 0);
   int status = 0;
   REQUIRE(::waitpid(driver, &status, 0) == driver);
   CHECK(WIFSIGNALED(status));
-  const auto gone_by = Clock::now() + 5s;
-  auto survivors = [&] {
-    std::size_t count = 0;
-    for (const pid_t worker : workers) count += alive(worker) ? 1 : 0;
-    return count;
-  };
-  while (survivors() != 0 && Clock::now() < gone_by) std::this_thread::sleep_for(10ms);
-  CHECK(survivors() == 0);
+  CHECK(survivors_after(workers, 5s) == 0);
 }
 
 TEST_CASE("process mode: exit(70) or exit(71) in user code is a death, not a report",

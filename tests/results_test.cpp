@@ -5,11 +5,11 @@
 #include <plumb/plumb.hpp>
 
 #include "support/eventually.hpp"
+#include "support/shared_counter.hpp"
 #include "support/stages.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <sys/mman.h>
 #include <csignal>
 #include <unistd.h>
 
@@ -29,24 +29,6 @@ using namespace plumb::test;
 
 namespace {
 
-// A counter that worker processes can bump too (an anonymous shared mapping).
-class SharedCounter {
- public:
-  SharedCounter()
-      : value_(static_cast<std::atomic<long>*>(::mmap(nullptr, sizeof(std::atomic<long>),
-                                                      PROT_READ | PROT_WRITE,
-                                                      MAP_SHARED | MAP_ANONYMOUS, -1, 0))) {
-    REQUIRE(static_cast<void*>(value_) != MAP_FAILED);
-    new (value_) std::atomic<long>(0);
-  }
-  ~SharedCounter() { ::munmap(value_, sizeof(std::atomic<long>)); }
-  SharedCounter(const SharedCounter&) = delete;
-  SharedCounter& operator=(const SharedCounter&) = delete;
-  std::atomic<long>& operator*() const { return *value_; }
-
- private:
-  std::atomic<long>* value_;
-};
 
 Generator<std::string> to_text(Stream<int> in) {
   for (int x : in) {
@@ -195,7 +177,7 @@ TEST_CASE("stream, thread: a source fused into the caller's run becomes a thread
 
 TEST_CASE("stream: the last stage runs at most in_flight packets ahead of the caller", "[stream]") {
   for (const Mode mode : {Mode::thread, Mode::process}) {
-    SharedCounter yields;
+    SharedCounter<long> yields;
     plumb::Pipeline pipeline{plumb::stage(forever).in_flight(8),
                              plumb::stage(count_yields, &*yields).in_flight(3).mode(mode)};
     auto results = pipeline.stream(mode == Mode::process ? Mode::process : Mode::thread);

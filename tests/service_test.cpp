@@ -5,11 +5,11 @@
 #include <plumb/plumb.hpp>
 
 #include "support/eventually.hpp"
+#include "support/shared_counter.hpp"
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
-#include <sys/mman.h>
 
 #include <atomic>
 #include <chrono>
@@ -43,25 +43,6 @@ using plumb::test::eventually;
 
 namespace {
 
-// A counter that worker processes can bump too (an anonymous shared mapping).
-class SharedCount {
- public:
-  SharedCount()
-      : value_(static_cast<std::atomic<int>*>(::mmap(nullptr, sizeof(std::atomic<int>),
-                                                     PROT_READ | PROT_WRITE,
-                                                     MAP_SHARED | MAP_ANONYMOUS, -1, 0))) {
-    REQUIRE(static_cast<void*>(value_) != MAP_FAILED);
-    new (value_) std::atomic<int>(0);
-  }
-  ~SharedCount() { ::munmap(value_, sizeof(std::atomic<int>)); }
-  SharedCount(const SharedCount&) = delete;
-  SharedCount& operator=(const SharedCount&) = delete;
-  [[nodiscard]] std::atomic<int>* get() const { return value_; }
-  [[nodiscard]] int load() const { return value_->load(); }
-
- private:
-  std::atomic<int>* value_;
-};
 
 struct Unusual {
   std::string text;
@@ -273,8 +254,8 @@ void check_answers(Mode mode, Mode middle) {
 // the stages after it never see the failed item.
 template <class Exception>
 void check_item_error(Mode mode) {
-  SharedCount calls;
-  SharedCount seen;
+  plumb::test::SharedCounter<int> calls;
+  plumb::test::SharedCounter<int> seen;
   plumb::Service service{plumb::stage(fail_on, 5, calls.get()).name("checker"),
                          plumb::stage(count_items, seen.get())};
   service.start(mode);
@@ -333,7 +314,7 @@ void check_rule(Mode mode, F stage_function, const std::string& what) {
 }
 
 void check_cancel(Mode mode) {
-  SharedCount held;
+  plumb::test::SharedCounter<int> held;
   plumb::Service service{plumb::stage(hold_until_stop, held.get()).workers(2)};
   service.start(mode);
   std::vector<std::future<int>> futures;

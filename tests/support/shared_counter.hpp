@@ -29,6 +29,7 @@ class SharedCounter {
   SharedCounter& operator=(const SharedCounter&) = delete;
   std::atomic<T>& operator*() const { return *value_; }
   std::atomic<T>* get() const { return value_; }
+  [[nodiscard]] T load() const { return value_->load(); }
 
  private:
   std::atomic<T>* value_;
