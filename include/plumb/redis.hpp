@@ -119,9 +119,11 @@ struct DeadLetter {
   std::string reason;
   /// The job as it was read: its original id and fields.
   Job job;
-  /// The stream, group and consumer it was read from.
+  /// The stream it was read from.
   std::string stream;
+  /// The consumer group it was read through.
   std::string group;
+  /// The consumer that held it last.
   std::string consumer;
   /// How many times the group had delivered it, this last time included.
   std::uint64_t deliveries = 0;
