@@ -24,6 +24,7 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <locale>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -123,6 +124,7 @@ std::string output_of(void (*body)()) {
     }
     std::cout.flush();
     std::clog.flush();
+    std::wcout.flush();
     std::fflush(nullptr);
     ::_exit(status);
   }
@@ -208,6 +210,23 @@ void check_report(const std::string& output) {
   for (std::size_t i = 0; i < 3; ++i) CHECK(lines[i].ends_with(" header"));
 }
 
+// Each worker writes a wide line that only a UTF-8 codecvt can convert.
+Generator<int> wide_chatty(Stream<int> in) {
+  for (int x : in) co_yield x;
+  std::wcout << L"caf\u00e9 worker " << plumb::this_worker().index << L"\n";
+}
+
+// The caller imbues std::wcout with a UTF-8 locale (the global locale stays "C", which cannot
+// convert the accent), then runs 2 worker processes that write through std::wcout.
+void report_wide_unsynced() {
+  std::ios::sync_with_stdio(false);  // std::wcout gets a buffer of its own, with a codecvt
+  std::wcout.imbue(std::locale("C.UTF-8"));
+  plumb::Pipeline pipeline{plumb::stage(numbers, 10), plumb::stage(wide_chatty).workers(2),
+                           plumb::stage(sum_ints)};
+  if (pipeline.run(Mode::process) != 45) throw std::logic_error("wrong sum");
+  std::wcout << L"caf\u00e9 caller\n";
+}
+
 // A thread logs numbered lines through stdout (C stdio and std::cout, synchronized) without
 // pause while the calling thread runs ten process-mode pipelines.
 void log_during_runs() {
@@ -284,6 +303,22 @@ TEST_CASE("process mode: output buffered before a run is written once and first;
   // (each header 6 times).
   SECTION("iostreams synchronized with stdio (the default)") { check_report(output_of(&report_synced)); }
   SECTION("sync_with_stdio(false)") { check_report(output_of(&report_unsynced)); }
+}
+
+TEST_CASE("process mode: a worker's std::wcout keeps the locale the caller imbued",
+          "[process][fork][output]") {
+  // Regression (issue 18 review): a worker's fresh std::wcout buffer took the global locale,
+  // so every wide character outside ASCII failed to convert and the line was lost.
+  bool has_utf8 = true;
+  try {
+    (void)std::locale("C.UTF-8");
+  } catch (const std::runtime_error&) {
+    has_utf8 = false;
+  }
+  REQUIRE(has_utf8);  // glibc >= 2.35 builds C.UTF-8 in
+  const std::vector<std::string> lines = lines_of(output_of(&report_wide_unsynced));
+  CHECK(count_lines(lines) ==
+        count_lines({"caf\xc3\xa9 worker 0", "caf\xc3\xa9 worker 1", "caf\xc3\xa9 caller"}));
 }
 
 TEST_CASE("process mode: what another thread logs to stdout during runs is written exactly once",

@@ -66,7 +66,11 @@ void renew_stdio_filebuf(std::basic_ios<Char>& out, FILE* file) noexcept {
     return;
   }
   try {
-    out.rdbuf(new Buffer(file, std::ios_base::out));  // leaked on purpose: lives until _exit
+    auto* fresh = new Buffer(file, std::ios_base::out);  // leaked on purpose: lives until _exit
+    // The old buffer's locale, not the global one: a wide stream converts through its buffer's
+    // codecvt, which the user chose with imbue (rdbuf leaves the stream's own locale alone).
+    fresh->pubimbue(old->getloc());
+    out.rdbuf(fresh);
   } catch (...) {
     // out of memory: keep the copy (it may be written twice) rather than fail the worker
   }
