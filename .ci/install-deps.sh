@@ -11,6 +11,7 @@ packages=(
   gdb                                                   # stacks of a hung stress trial
   graphviz                                              # stats_test renders Stats::dot()
   zlib1g-dev gzip pigz                                  # example parallel_gzip, its test and benchmark
+  libcli11-dev                                          # the examples' command lines
   doxygen                                               # the API reference (docs/api.sh)
   libhiredis-dev redis-server                           # plumb::redis, its tests (each starts a server)
 )
