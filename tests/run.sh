@@ -2,80 +2,157 @@
 # SPDX-License-Identifier: MIT
 # Builds and runs plumb's tests. Installs what it needs first (Debian packages).
 #
-#   tests/run.sh                  every configuration: gcc clang asan tsan docs
-#   tests/run.sh gcc asan         only those
+#   tests/run.sh               the quick check (about 8 minutes on 2 cores): GCC 12 with warnings
+#                              as errors; every behaviour test, the examples, the compile-fail
+#                              and package tests, the stress harness and the [stress] tests x3
+#   tests/run.sh --all         everything CI runs (.ci/run): docs gcc clang asan tsan
+#   tests/run.sh asan tsan     only those configurations, as --all runs them
+#   --stress N                 run the [stress] tests N times per configuration (quick: 3,
+#                              otherwise 50; PLUMB_STRESS_REPEAT sets it too)
 #
-# gcc, clang: Debug builds with -Werror; all tests, including the compile-fail tests, the
-#             package tests and the header self-sufficiency check.
+# gcc, clang: Debug builds with -Werror; behaviour tests, examples, compile-fail tests, package
+#             tests; with --all or when named, the benchmarks build too, and (gcc) every
+#             public header must compile on its own.
 # asan:       Clang 14, AddressSanitizer + UndefinedBehaviorSanitizer, all behaviour tests.
 # tsan:       Clang 14, ThreadSanitizer, the behaviour tests, one at a time (31 instrumented
 #             threads sharing 2 cores with another test starve; hangs still fail, after 120 s).
-#             Not the process-mode tests and examples: TSan sees one process, so slots
-#             recycled through a worker process look like races to it; those rest on ASan and
-#             the stress loop.
+#             Not the process-mode tests and examples (nor are those examples built): TSan
+#             sees one process, so slots recycled through a worker process look like races to
+#             it; those rest on ASan and the stress loop.
 # docs:       the API reference (docs/api.sh: doxygen, any warning fails) and the Graphviz
-#             sources of docs/diagrams and docs/images (each must render).
-# The [stress] tests run in a loop in every configuration (PLUMB_STRESS_REPEAT, default 50).
+#             sources of docs/diagrams and docs/images (each must render). First: it takes
+#             seconds, and fails fast.
 # The stress harness (tests/stress/plumb_stress.cpp, docs/stress.md) runs as two CTest entries:
-# stress.sweep (every mode, faults on) in gcc, clang and asan; stress.threads (threads and
-# fused stages only) in every configuration, tsan included.
-set -euo pipefail
+# stress.sweep (every mode, faults on) everywhere but tsan; stress.threads (threads and fused
+# stages only) everywhere.
+#
+# A configuration's steps run one after another, and configurations too: each build uses both
+# cores, and tests beside another configuration's tests or build starve (timeouts, not bugs).
+# Every step runs even after a failure, so that one run reports everything; the exit status is
+# non-zero if anything failed. The end of the output is the report: each configuration's times,
+# the slowest tests, what failed, and one summary line.
+set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-"$root/.ci/install-deps.sh"
+results_dir="$root/build/test-results"
+source "$root/tests/report.sh"
 
-configs=("$@")
-((${#configs[@]})) || configs=(gcc clang asan tsan docs)
-repeat=${PLUMB_STRESS_REPEAT:-50}
+usage() { sed -n '3,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+configs=()
+quick=1
+repeat=${PLUMB_STRESS_REPEAT:-}
+while (($#)); do
+  case $1 in
+    --all) quick=0; configs=(docs gcc clang asan tsan) ;;
+    --stress) repeat=${2:?--stress needs a count}; shift ;;
+    -h | --help) usage; exit 0 ;;
+    gcc | clang | asan | tsan | docs) quick=0; configs+=("$1") ;;
+    *) echo "tests/run.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+if ((quick)); then
+  configs=(gcc)
+  repeat=${repeat:-3}
+fi
+repeat=${repeat:-50}
 jobs=$(nproc)
 
+"$root/.ci/install-deps.sh" || { echo "plumb tests: installing the Debian packages failed" >&2; exit 1; }
+report_start "$results_dir"
+
+# ctest with the given arguments in build directory $1, its results recorded for configuration $2.
+run_ctest() {
+  local build=$1 config=$2 step=$3
+  shift 3
+  (cd "$build" && ctest --output-on-failure "$@") 2>&1 | tee "$results_dir/$config-$step.log"
+  local status=${PIPESTATUS[0]}
+  report_ctest "$config" "$results_dir/$config-$step.log"
+  return "$status"
+}
+
+# run_config NAME compiler=... [key=value...]; keys:
+#   flags       compiler and linker flags (sanitizers)
+#   skip        a CTest regex of tests this configuration skips; without one it runs everything,
+#               the compile-fail and package tests included (the unsanitized configurations)
+#   targets     what to build (default: all)
+#   timeout     seconds before a behaviour test counts as hung (default 30)
+#   test_jobs   behaviour tests run at once (default: the cores)
+#   stress      the Catch2 filter of the [stress] loop (default [stress])
+#   headers     1: also check that every public header compiles on its own (one compiler is enough)
 run_config() {
-  local name=$1 compiler=$2 flags=$3 exclude=$4 timeout=${5:-30} test_jobs=${6:-$jobs}
-  local stress=${7:-[stress]}
-  local build="$root/build/test-$name"
+  local name=$1
+  shift
+  local compiler flags="" skip="" targets=all timeout=30 test_jobs=$jobs stress="[stress]" headers=0
+  local "$@"
+  local build="$root/build/test-$name" benchmarks=OFF
+  ((!quick)) && [[ -z $skip ]] && benchmarks=ON
+  ((quick)) && headers=0
   echo "=== plumb tests: $name ($compiler $flags)"
+
+  step_begin "$name" build
+  # shellcheck disable=SC2086 # targets is a list
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
     -DCMAKE_CXX_COMPILER="$compiler" -DCMAKE_CXX_FLAGS="$flags" \
     -DCMAKE_EXE_LINKER_FLAGS="$flags" -DPLUMB_TEST_TIMEOUT="$timeout" \
-    -DPLUMB_BUILD_BENCHMARKS="$([[ -z $exclude ]] && echo ON || echo OFF)" >/dev/null
-  cmake --build "$build" -j "$jobs"
-  if [[ -z $exclude ]]; then
-    cmake --build "$build" --target all_verify_interface_header_sets -j "$jobs"
-  fi
+    -DPLUMB_BUILD_BENCHMARKS="$benchmarks" >/dev/null &&
+    cmake --build "$build" -j "$jobs" --target $targets &&
+    { ((!headers)) || cmake --build "$build" --target all_verify_interface_header_sets -j "$jobs"; }
+  step_end $? || return 0  # nothing to test without a build
+
   # Behaviour tests first, then (where they run) the compiler-heavy compile-fail and package
   # tests: compilers beside the concurrency tests starve them (measured: 0.7 s became 55 s).
-  (cd "$build" && ctest -j "$test_jobs" --output-on-failure --timeout 120 -E "compile_fail|package${exclude:+|$exclude}")
-  if [[ -z $exclude ]]; then
-    (cd "$build" && ctest -j "$jobs" --output-on-failure --timeout 300 -R "compile_fail|package")
+  step_begin "$name" tests
+  run_ctest "$build" "$name" tests -j "$test_jobs" --timeout 120 \
+    -E "compile_fail|package${skip:+|$skip}"
+  step_end $?
+  if [[ -z $skip ]]; then
+    step_begin "$name" compile-fail+package
+    run_ctest "$build" "$name" compile-fail -j "$jobs" --timeout 300 -R "compile_fail|package"
+    step_end $?
   fi
-  if [[ -x "$build/tests/plumb_tests" ]]; then
-    echo "=== plumb tests: $name: [stress] tests x $repeat"
-    for ((i = 1; i <= repeat; ++i)); do
-      timeout 300 "$build/tests/plumb_tests" "$stress" >/dev/null ||
-        { echo "stress run $i of $repeat failed:"; "$build/tests/plumb_tests" "$stress"; return 1; }
-    done
-  fi
+
+  step_begin "$name" "stress x$repeat"
+  echo "=== plumb tests: $name: [stress] tests x $repeat"
+  local i status=0
+  for ((i = 1; i <= repeat; ++i)); do
+    timeout 300 "$build/tests/plumb_tests" "$stress" >"$results_dir/$name-stress.log" 2>&1 ||
+      { status=$?; echo "stress run $i of $repeat failed:"; cat "$results_dir/$name-stress.log"; break; }
+  done
+  report_stress "$name" "$repeat" "$i" "$status"
+  step_end "$status"
 }
 
 sanitizer_common="-O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all"
-# Examples with worker processes: like the process-mode tests, not under TSan.
-process_examples="^example\.(documents|image_batch|image_classify|inference_service|log_analytics|parallel_gzip|quickstart|search|tutorial)$"
+# Under TSan: the test binaries and the examples without worker processes (TSan sees one
+# process: see above). Only these are built there; the other examples run in gcc, clang, asan.
+tsan_examples=(redis_worker stats)
+tsan_targets="plumb_tests plumb_redis_tests plumb_stress $(printf 'example_%s ' "${tsan_examples[@]}")"
+tsan_skip_examples=$(for source in "$root"/examples/*.cpp; do
+  name=$(basename "$source" .cpp)
+  [[ " ${tsan_examples[*]} " == *" $name "* ]] || printf '%s|' "$name"
+done)
 for config in "${configs[@]}"; do
   case $config in
-    gcc) run_config gcc g++-12 "" "" ;;
-    clang) run_config clang clang++-14 "" "" ;;
+    gcc) run_config gcc compiler=g++-12 headers=1 ;;
+    clang) run_config clang compiler=clang++-14 ;;
     asan) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-            run_config asan clang++-14 "-fsanitize=address,undefined $sanitizer_common" \
-            "compile_fail|package" 120 ;;
+            run_config asan compiler=clang++-14 flags="-fsanitize=address,undefined $sanitizer_common" \
+            skip="compile_fail|package" timeout=120 ;;
     tsan) TSAN_OPTIONS="halt_on_error=1 suppressions=$root/tests/tsan.supp" \
-            run_config tsan clang++-14 "-fsanitize=thread $sanitizer_common" \
-            "compile_fail|package|^process mode|^mixed: |^redis \\(process mode\\)|^stress.sweep$|$process_examples" 120 1 \
-            "[stress]~[process]" ;;
+            run_config tsan compiler=clang++-14 flags="-fsanitize=thread $sanitizer_common" \
+            skip="compile_fail|package|^process mode|^mixed: |^redis \\(process mode\\)|^stress.sweep$|^example\\.(${tsan_skip_examples%|})" \
+            targets="$tsan_targets" timeout=120 test_jobs=1 stress="[stress]~[process]" ;;
     docs) echo "=== plumb tests: docs"
+          step_begin docs api
           bash "$root/docs/api.sh" "$root/build/docs/api"
+          step_end $?
+          step_begin docs diagrams
+          status=0
           for source in "$root"/docs/diagrams/*.dot "$root"/docs/images/*.dot; do
-            dot -Tsvg "$source" -o /dev/null || { echo "$source does not render"; exit 1; }
-          done ;;
-    *) echo "unknown configuration '$config'; use gcc, clang, asan, tsan or docs" >&2; exit 2 ;;
+            dot -Tsvg "$source" -o /dev/null || { echo "$source does not render"; status=1; }
+          done
+          step_end $status ;;
   esac
 done
-echo "=== plumb tests: all configurations passed: ${configs[*]}"
+report_end "$( ((quick)) && echo quick || echo "${configs[*]}")"
