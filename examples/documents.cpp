@@ -226,8 +226,11 @@ int main(int argc, char** argv) {
   command_line.add_option("--dir", dir, "The directory of documents to index")
       ->check(CLI::ExistingDirectory);
   // One value per --query: a query is several words, given as one argument.
-  command_line.add_option("--query", queries, "A query (repeat for more); each prints its best 3 passages")
-      ->allow_extra_args(false);
+  command_line
+      .add_option("--query", queries,
+                  "A query, its best 3 passages printed; repeat for more (default: four about licence terms)")
+      ->allow_extra_args(false)
+      ->default_str("");
   CLI11_PARSE(command_line, argc, argv);
 
   // Slots of 4 MiB: a document crosses whole, and a passage can be a long run of text

@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
       "example_image_batch",
       "Writes N test images, then classifies them from disk in worker processes"};
   command_line.add_option("--images", count, "How many images to write and classify")
-      ->check(CLI::PositiveNumber);
+      ->check(examples::kPositive);
   command_line.add_option("--dir", directory,
                           "Where to write the images (default: a temporary directory, removed afterwards)");
   CLI11_PARSE(command_line, argc, argv);

@@ -130,9 +130,9 @@ int main(int argc, char** argv) {
   examples::CommandLine command_line{
       "example_image_classify",
       "Downloads (simulated), decodes and classifies N images in batches; writes the labels"};
-  command_line.add_option("--images", count, "How many images to classify")->check(CLI::PositiveNumber);
+  command_line.add_option("--images", count, "How many images to classify")->check(examples::kPositive);
   command_line.add_option("--latency", latency_ms, "Milliseconds the simulated network takes per image")
-      ->check(CLI::NonNegativeNumber);
+      ->check(examples::kNonNegative);
   command_line.add_option("--out", out, "The CSV file the labels are written to");
   CLI11_PARSE(command_line, argc, argv);
 

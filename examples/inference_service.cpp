@@ -113,9 +113,9 @@ int main(int argc, char** argv) {
   examples::CommandLine command_line{
       "example_inference_service",
       "Serves a classifier to client threads that send one request at a time (plumb::Service)"};
-  command_line.add_option("--clients", clients, "Client threads")->check(CLI::PositiveNumber);
+  command_line.add_option("--clients", clients, "Client threads")->check(examples::kPositive);
   command_line.add_option("--requests", requests, "Requests each client sends, one after the other")
-      ->check(CLI::PositiveNumber);
+      ->check(examples::kPositive);
   examples::add_mode_option(command_line, mode);
   CLI11_PARSE(command_line, argc, argv);
 

@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
       "example_log_analytics",
       "Tallies an Apache access log fused, in threads and in processes, and compares the three"};
   command_line.add_option("--lines", lines, "Lines of the synthetic log written when there is no --file")
-      ->check(CLI::PositiveNumber);
+      ->check(examples::kPositive);
   command_line.add_option("--file", file, "An access log in Apache's combined format (default: a synthetic one)")
       ->check(CLI::ExistingFile);
   CLI11_PARSE(command_line, argc, argv);

@@ -101,7 +101,7 @@ CLI::Option* add_duration(CLI::App& command_line, const std::string& name, Durat
   using Count = typename Duration::rep;
   return command_line
       .add_option_function<Count>(name, [&duration](Count count) { duration = Duration(count); }, description)
-      ->check(CLI::NonNegativeNumber)
+      ->check(examples::kNonNegative)
       ->default_str(std::to_string(duration.count()));
 }
 
@@ -115,7 +115,7 @@ void add_options(CLI::App& command_line, Options& options) {
   command_line.add_option("--group", queue.group, "The consumer group the instances share");
   command_line.add_option("--consumer", queue.consumer,
                           "This instance's name in the group (empty: <host name>-<pid>-<n>)");
-  command_line.add_option("--workers", options.workers, "Score worker processes")->check(CLI::PositiveNumber);
+  command_line.add_option("--workers", options.workers, "Score worker processes")->check(examples::kPositive);
   add_duration(command_line, "--cpu-us", options.cpu, "Microseconds of CPU work per job");
   add_duration(command_line, "--wait-us", options.wait,
                "Microseconds of waiting per job, as for a remote model or a GPU");
@@ -124,13 +124,13 @@ void add_options(CLI::App& command_line, Options& options) {
   add_duration(command_line, "--claim-ms", queue.claim_idle, "Take over other instances' jobs idle this long");
   // Unsigned: the check turns away "-1", which CLI11 would wrap around to a huge count.
   command_line.add_option("--max-jobs", queue.max_jobs, "Stop after this many jobs (0: no limit)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(examples::kNonNegative);
   command_line.add_option("--max-deliveries", queue.max_deliveries,
                           "Dead-letter a job delivered more often than this (0: never)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(examples::kNonNegative);
   command_line.add_option("--max-job-bytes", queue.max_job_bytes,
                           "Dead-letter a larger job (the default is the read link's slot)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(examples::kNonNegative);
   command_line.add_flag("--quiet", options.quiet, "Do not print the statistics table");
 }
 

@@ -88,9 +88,9 @@ int main(int argc, char** argv) {
   examples::CommandLine command_line{
       "example_search",
       "Prints the first K failed slow requests in N synthetic log lines, then stops the search"};
-  command_line.add_option("--lines", lines, "Synthetic log lines to search")->check(CLI::PositiveNumber);
+  command_line.add_option("--lines", lines, "Synthetic log lines to search")->check(examples::kPositive);
   command_line.add_option("--limit", limit, "Matches to print before leaving the loop")
-      ->check(CLI::PositiveNumber);
+      ->check(examples::kPositive);
   examples::add_mode_option(command_line, mode);
   CLI11_PARSE(command_line, argc, argv);
 

@@ -23,4 +23,21 @@ class CommandLine : public CLI::App {
   }
 };
 
+// A check for a whole-number option: at least `least`; `name` is what --help shows after the
+// type (as in "INT:POSITIVE"). CLI11 2.1's own PositiveNumber and NonNegativeNumber, when they
+// reject a value, print the upper end of their range as a 300-digit number.
+inline CLI::Validator at_least(long long least, std::string name) {
+  return CLI::Validator(
+      [least](std::string& text) -> std::string {
+        long long value = 0;
+        if (!CLI::detail::lexical_cast(text, value)) return "Value " + text + " is not a whole number";
+        if (value < least) return "Value " + text + " is less than " + std::to_string(least);
+        return {};
+      },
+      std::move(name));
+}
+
+inline const CLI::Validator kPositive = at_least(1, "POSITIVE");
+inline const CLI::Validator kNonNegative = at_least(0, "NONNEGATIVE");
+
 }  // namespace examples

@@ -35,7 +35,7 @@ inline CLI::Option* add_mode_option(CLI::App& command_line, plumb::Mode& mode) {
   return command_line
       .add_option_function<std::string>(
           "--mode", set,
-          "Where the workers run: sequential (fused into the calling thread), thread, or process")
+          "Where the workers run (sequential: fused into the calling thread)")
       ->check(CLI::IsMember(names))
       ->default_str(current);
 }
