@@ -18,6 +18,8 @@
 
 #include <plumb/plumb.hpp>
 
+#include "support/cli.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -215,20 +217,21 @@ std::string one_line(std::string text, std::size_t width) {
 
 int main(int argc, char** argv) {
   std::string dir = "/usr/share/common-licenses";
-  std::vector<std::string> queries;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string_view option = argv[i];
-    if (option == "--dir") dir = argv[i + 1];
-    if (option == "--query") queries.emplace_back(argv[i + 1]);
-  }
-  if (argc % 2 == 0) {
-    std::cerr << "usage: example_documents [--dir DIR] [--query TEXT]...\n";
-    return 2;
-  }
-  if (queries.empty()) {
-    queries = {"disclaimer of warranty", "patent license granted to you", "source code of the library",
-               "attribution notice"};
-  }
+  // Replaced by the --query options, when there are any.
+  std::vector<std::string> queries{"disclaimer of warranty", "patent license granted to you",
+                                   "source code of the library", "attribution notice"};
+  examples::CommandLine command_line{
+      "example_documents",
+      "Indexes the files in a directory as passages and answers queries by similarity"};
+  command_line.add_option("--dir", dir, "The directory of documents to index")
+      ->check(CLI::ExistingDirectory);
+  // One value per --query: a query is several words, given as one argument.
+  command_line
+      .add_option("--query", queries,
+                  "A query, its best 3 passages printed; repeat for more (default: four about licence terms)")
+      ->allow_extra_args(false)
+      ->default_str("");
+  CLI11_PARSE(command_line, argc, argv);
 
   // Slots of 4 MiB: a document crosses whole, and a passage can be a long run of text
   // without a line break. Shared memory is touched only as far as packets fill it.

@@ -20,13 +20,13 @@
 //   label against the kind written into the file name.
 // Prints the statistics table; exits 1 unless every image is classified correctly.
 
+#include "support/cli.hpp"
 #include "support/images.hpp"
 
 #include <plumb/plumb.hpp>
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -134,19 +134,16 @@ Report aggregate(plumb::Stream<Label> labels) {
 
 int main(int argc, char** argv) {
   int count = 64;
-  fs::path dir;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string_view option = argv[i], value = argv[i + 1];
-    if (option == "--images") {
-      std::from_chars(value.data(), value.data() + value.size(), count);
-    } else if (option == "--dir") {
-      dir = value;
-    }
-  }
-  if (argc % 2 == 0 || count < 1) {
-    std::cerr << "usage: example_image_batch [--images N (>= 1)] [--dir DIR]\n";
-    return 2;
-  }
+  std::string directory;
+  examples::CommandLine command_line{
+      "example_image_batch",
+      "Writes N test images, then classifies them from disk in worker processes"};
+  command_line.add_option("--images", count, "How many images to write and classify")
+      ->check(examples::kPositive);
+  command_line.add_option("--dir", directory,
+                          "Where to write the images (default: a temporary directory, removed afterwards)");
+  CLI11_PARSE(command_line, argc, argv);
+  fs::path dir = directory;
   const bool temporary = dir.empty();
   if (temporary) dir = fs::temp_directory_path() / ("plumb-images-" + std::to_string(::getpid()));
   fs::create_directories(dir);

@@ -17,6 +17,7 @@
 // plumb::View<std::string>: it reads them straight from the shared-memory slot they arrived in.
 // Exits 1 unless every label matches the kind named in its URL.
 
+#include "support/cli.hpp"
 #include "support/images.hpp"
 
 #include <plumb/plumb.hpp>
@@ -126,16 +127,14 @@ int main(int argc, char** argv) {
   std::size_t count = 96;
   int latency_ms = 20;
   std::string out = "labels.csv";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string_view option = argv[i], value = argv[i + 1];
-    if (option == "--images") std::from_chars(value.data(), value.data() + value.size(), count);
-    if (option == "--latency") std::from_chars(value.data(), value.data() + value.size(), latency_ms);
-    if (option == "--out") out = value;
-  }
-  if (argc % 2 == 0) {
-    std::cerr << "usage: example_image_classify [--images N] [--latency MS] [--out LABELS.csv]\n";
-    return 2;
-  }
+  examples::CommandLine command_line{
+      "example_image_classify",
+      "Downloads (simulated), decodes and classifies N images in batches; writes the labels"};
+  command_line.add_option("--images", count, "How many images to classify")->check(examples::kPositive);
+  command_line.add_option("--latency", latency_ms, "Milliseconds the simulated network takes per image")
+      ->check(examples::kNonNegative);
+  command_line.add_option("--out", out, "The CSV file the labels are written to");
+  CLI11_PARSE(command_line, argc, argv);
 
   constexpr std::size_t kLargestDownload = 640 * 480 * 3 + 4096;  // pixels, header and URL
   plumb::Pipeline pipeline{

@@ -110,12 +110,14 @@ int main(int argc, char** argv) {
   int clients = 4;
   int requests = 50;
   plumb::Mode mode = plumb::Mode::process;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string_view flag = argv[i];
-    if (flag == "--clients") clients = std::stoi(argv[i + 1]);
-    if (flag == "--requests") requests = std::stoi(argv[i + 1]);
-    if (flag == "--mode") mode = examples::parse_mode(argv[i + 1]);
-  }
+  examples::CommandLine command_line{
+      "example_inference_service",
+      "Serves a classifier to client threads that send one request at a time (plumb::Service)"};
+  command_line.add_option("--clients", clients, "Client threads")->check(examples::kPositive);
+  command_line.add_option("--requests", requests, "Requests each client sends, one after the other")
+      ->check(examples::kPositive);
+  examples::add_mode_option(command_line, mode);
+  CLI11_PARSE(command_line, argc, argv);
 
   const Model model = make_model();
   plumb::Service service{plumb::stage(preprocess).name("preprocess"),

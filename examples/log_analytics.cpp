@@ -20,6 +20,8 @@
 
 #include <plumb/plumb.hpp>
 
+#include "support/cli.hpp"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -214,18 +216,14 @@ void print(const Tally& tally) {
 int main(int argc, char** argv) {
   std::size_t lines = 200000;
   std::string file;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string_view option = argv[i], value = argv[i + 1];
-    if (option == "--lines") {
-      std::from_chars(value.data(), value.data() + value.size(), lines);
-    } else if (option == "--file") {
-      file = value;
-    }
-  }
-  if (argc % 2 == 0) {
-    std::cerr << "usage: example_log_analytics [--lines N] [--file ACCESS_LOG]\n";
-    return 2;
-  }
+  examples::CommandLine command_line{
+      "example_log_analytics",
+      "Tallies an Apache access log fused, in threads and in processes, and compares the three"};
+  command_line.add_option("--lines", lines, "Lines of the synthetic log written when there is no --file")
+      ->check(examples::kPositive);
+  command_line.add_option("--file", file, "An access log in Apache's combined format (default: a synthetic one)")
+      ->check(CLI::ExistingFile);
+  CLI11_PARSE(command_line, argc, argv);
   const bool temporary = file.empty();
   if (temporary) {
     file = (fs::temp_directory_path() / ("plumb-access-" + std::to_string(::getpid()) + ".log")).string();

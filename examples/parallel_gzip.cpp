@@ -16,14 +16,14 @@
 
 #include <plumb/plumb.hpp>
 
+#include "support/cli.hpp"
+
 #include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -216,57 +216,23 @@ struct Arguments {
   bool stats = false;
 };
 
-[[noreturn]] void usage(const std::string& problem) {
-  std::cerr << "parallel_gzip: " << problem << "\n"
-            << "usage: parallel_gzip INPUT OUTPUT [--workers N] [--level 0-9] [--chunk KIB] "
-               "[--stats]\n";
-  std::exit(2);
-}
-
-template <class Int>
-Int number(std::string_view text, std::string_view option, Int low, Int high) {
-  Int value{};
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc{} || end != text.data() + text.size() || value < low || value > high) {
-    usage(std::string(option) + " takes a number from " + std::to_string(low) + " to " +
-          std::to_string(high) + ", not '" + std::string(text) + "'");
-  }
-  return value;
-}
-
-Arguments parse(int argc, char** argv) {
-  Arguments arguments;
-  std::vector<std::string> positional;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    auto value = [&]() -> std::string_view {
-      if (i + 1 == argc) usage(std::string(arg) + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--workers") {
-      arguments.workers = number(value(), arg, 1, 128);
-    } else if (arg == "--level") {
-      arguments.level = number(value(), arg, 0, 9);
-    } else if (arg == "--chunk") {
-      arguments.chunk_kib = number<std::size_t>(value(), arg, 32, 64 * 1024);
-    } else if (arg == "--stats") {
-      arguments.stats = true;
-    } else if (arg.starts_with("--")) {
-      usage("unknown option " + std::string(arg));
-    } else {
-      positional.emplace_back(arg);
-    }
-  }
-  if (positional.size() != 2) usage("needs INPUT and OUTPUT");
-  arguments.input = positional[0];
-  arguments.output = positional[1];
-  return arguments;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Arguments arguments = parse(argc, argv);
+  Arguments arguments;
+  examples::CommandLine command_line{"example_parallel_gzip",
+                                     "Compresses INPUT into the gzip file OUTPUT with N worker processes, pigz-style"};
+  command_line.add_option("INPUT", arguments.input, "The file to compress")->required();
+  command_line.add_option("OUTPUT", arguments.output, "The gzip file to write (replaced only on success)")
+      ->required();
+  command_line.add_option("--workers", arguments.workers, "Compress worker processes")
+      ->check(CLI::Range(1, 128));
+  command_line.add_option("--level", arguments.level, "Compression level (0: none, 9: smallest)")
+      ->check(CLI::Range(0, 9));
+  command_line.add_option("--chunk", arguments.chunk_kib, "KiB of input per chunk")
+      ->check(CLI::Range(std::size_t{32}, std::size_t{64} * 1024));
+  command_line.add_flag("--stats", arguments.stats, "Print the statistics table after the run");
+  CLI11_PARSE(command_line, argc, argv);
   // The temporary file beside OUTPUT, with the permissions a new file would get.
   std::string partial = arguments.output + ".partial-XXXXXX";
   const int fd = ::mkstemp(partial.data());

@@ -3,6 +3,8 @@
 
 #include <plumb/plumb.hpp>
 
+#include "support/cli.hpp"
+
 #include <cstddef>
 #include <iostream>
 #include <utility>
@@ -29,7 +31,10 @@ long total(plumb::Stream<std::vector<int>> in) {
   return sum;
 }
 
-int main() {
+int main(int argc, char** argv) {
+  examples::CommandLine command_line{
+      "example_quickstart", "The README's example: the numbers 0..100 in groups of 5, summed in each mode"};
+  CLI11_PARSE(command_line, argc, argv);
   plumb::Pipeline pipeline{
       plumb::stage(numbers, 101).in_flight(8),
       plumb::stage(group, std::size_t{5}).workers(2).in_flight(4).max_message_size(4096).name("group"),

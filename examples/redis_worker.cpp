@@ -15,13 +15,10 @@
 //   example_redis_worker --port 6400 --consumer two &
 //   bash examples/redis_producer.sh 6400 1000
 //
-// Options: --host H --port P --password S --stream NAME --group NAME --consumer NAME
-//          --workers N (score processes, default 2) --cpu-us N (CPU work per job, default 200)
-//          --wait-us N (a wait per job, as for a remote model or a GPU; default 0)
-//          --idle-ms N (stop after the stream is empty this long; default 8000; 0: never)
-//          --claim-ms N (take over jobs idle this long; default 5000) --max-jobs N --quiet
-//          --max-deliveries N (dead-letter a job delivered more often; default 5; 0: never)
-//          --max-job-bytes N (dead-letter a larger job; default 131072, the read link's slot)
+// `example_redis_worker --help` lists the options and their defaults: the server, stream,
+// group and consumer; the score workers and their work per job (--cpu-us, --wait-us); when to
+// stop (--idle-ms, --max-jobs), take over jobs (--claim-ms) and dead-letter them
+// (--max-deliveries, --max-job-bytes).
 //
 // An instance killed mid-run leaves its jobs pending; another instance takes them over once
 // they have been idle for --claim-ms (the default --idle-ms is longer, so it is still there).
@@ -30,6 +27,8 @@
 
 #include <plumb/plumb.hpp>
 #include <plumb/redis.hpp>
+
+#include "support/cli.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -95,55 +94,55 @@ plumb::Generator<Scored> store(plumb::Stream<Scored> results, plumb::redis::Queu
   }
 }
 
-bool parse(int argc, char** argv, Options& options) {
-  auto number = [](std::string_view flag, const char* text) {
-    char* end = nullptr;
-    const long long value = std::strtoll(text, &end, 10);
-    if (end == text || *end != '\0' || value < 0) {
-      std::cerr << "redis_worker: " << flag << " needs a non-negative number, not '" << text << "'\n";
-      std::exit(2);
-    }
-    return value;
-  };
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view flag = argv[i];
-    if (flag == "--quiet") {
-      options.quiet = true;
-      continue;
-    }
-    if (i + 1 >= argc) {
-      std::cerr << "redis_worker: unknown option or missing value: " << flag << '\n';
-      return false;
-    }
-    const char* value = argv[++i];
-    plumb::redis::Queue& queue = options.queue;
-    if (flag == "--host") queue.server.host = value;
-    else if (flag == "--port") queue.server.port = static_cast<int>(number(flag, value));
-    else if (flag == "--password") queue.server.password = value;
-    else if (flag == "--stream") queue.stream = value;
-    else if (flag == "--group") queue.group = value;
-    else if (flag == "--consumer") queue.consumer = value;
-    else if (flag == "--workers") options.workers = static_cast<std::size_t>(number(flag, value));
-    else if (flag == "--cpu-us") options.cpu = std::chrono::microseconds(number(flag, value));
-    else if (flag == "--wait-us") options.wait = std::chrono::microseconds(number(flag, value));
-    else if (flag == "--idle-ms") queue.stop_when_idle = std::chrono::milliseconds(number(flag, value));
-    else if (flag == "--claim-ms") queue.claim_idle = std::chrono::milliseconds(number(flag, value));
-    else if (flag == "--max-jobs") queue.max_jobs = static_cast<std::uint64_t>(number(flag, value));
-    else if (flag == "--max-deliveries") queue.max_deliveries = static_cast<std::uint64_t>(number(flag, value));
-    else if (flag == "--max-job-bytes") queue.max_job_bytes = static_cast<std::size_t>(number(flag, value));
-    else {
-      std::cerr << "redis_worker: unknown option " << flag << '\n';
-      return false;
-    }
-  }
-  return true;
+// A duration option, given as a count of the duration's unit; its default is `duration` now.
+template <class Duration>
+CLI::Option* add_duration(CLI::App& command_line, const std::string& name, Duration& duration,
+                          const std::string& description) {
+  using Count = typename Duration::rep;
+  return command_line
+      .add_option_function<Count>(name, [&duration](Count count) { duration = Duration(count); }, description)
+      ->check(examples::kNonNegative)
+      ->default_str(std::to_string(duration.count()));
+}
+
+// The command line onto `options`; each option's default is the value `options` holds now.
+void add_options(CLI::App& command_line, Options& options) {
+  plumb::redis::Queue& queue = options.queue;
+  command_line.add_option("--host", queue.server.host, "Redis server: host name or address");
+  command_line.add_option("--port", queue.server.port, "Redis server: TCP port")->check(CLI::Range(1, 65535));
+  command_line.add_option("--password", queue.server.password, "Redis server: password (empty: no AUTH)");
+  command_line.add_option("--stream", queue.stream, "The stream of jobs");
+  command_line.add_option("--group", queue.group, "The consumer group the instances share");
+  command_line.add_option("--consumer", queue.consumer,
+                          "This instance's name in the group (empty: <host name>-<pid>-<n>)");
+  command_line.add_option("--workers", options.workers, "Score worker processes")->check(examples::kPositive);
+  add_duration(command_line, "--cpu-us", options.cpu, "Microseconds of CPU work per job");
+  add_duration(command_line, "--wait-us", options.wait,
+               "Microseconds of waiting per job, as for a remote model or a GPU");
+  add_duration(command_line, "--idle-ms", queue.stop_when_idle,
+               "Stop once the stream has been empty this long (0: never)");
+  add_duration(command_line, "--claim-ms", queue.claim_idle, "Take over other instances' jobs idle this long");
+  // Unsigned: the check turns away "-1", which CLI11 would wrap around to a huge count.
+  command_line.add_option("--max-jobs", queue.max_jobs, "Stop after this many jobs (0: no limit)")
+      ->check(examples::kNonNegative);
+  command_line.add_option("--max-deliveries", queue.max_deliveries,
+                          "Dead-letter a job delivered more often than this (0: never)")
+      ->check(examples::kNonNegative);
+  command_line.add_option("--max-job-bytes", queue.max_job_bytes,
+                          "Dead-letter a larger job (the default is the read link's slot)")
+      ->check(examples::kNonNegative);
+  command_line.add_flag("--quiet", options.quiet, "Do not print the statistics table");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   Options options;
-  if (!parse(argc, argv, options)) return 2;
+  examples::CommandLine command_line{
+      "example_redis_worker",
+      "One instance of a scale-out service: scores the jobs of a Redis Stream with its consumer group"};
+  add_options(command_line, options);
+  CLI11_PARSE(command_line, argc, argv);
   // Runs in the read stage's worker; std::cerr is unbuffered, so the line is out before a crash.
   options.queue.on_dead_letter = [](const plumb::redis::DeadLetter& letter) {
     std::cerr << "dead letter " << letter.id << ": job " << letter.job.id << ": " << letter.reason << '\n';

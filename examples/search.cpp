@@ -85,12 +85,14 @@ int main(int argc, char** argv) {
   long lines = 2'000'000;
   std::size_t limit = 20;
   plumb::Mode mode = plumb::Mode::process;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string_view flag = argv[i];
-    if (flag == "--lines") lines = std::stol(argv[i + 1]);
-    if (flag == "--limit") limit = std::stoul(argv[i + 1]);
-    if (flag == "--mode") mode = examples::parse_mode(argv[i + 1]);
-  }
+  examples::CommandLine command_line{
+      "example_search",
+      "Prints the first K failed slow requests in N synthetic log lines, then stops the search"};
+  command_line.add_option("--lines", lines, "Synthetic log lines to search")->check(examples::kPositive);
+  command_line.add_option("--limit", limit, "Matches to print before leaving the loop")
+      ->check(examples::kPositive);
+  examples::add_mode_option(command_line, mode);
+  CLI11_PARSE(command_line, argc, argv);
 
   lines_read();  // maps the counter before any worker process is forked
   plumb::Pipeline pipeline{plumb::stage(read_lines, lines).in_flight(4).max_message_size(1 << 20),

@@ -9,6 +9,8 @@
 
 #include <plumb/plumb.hpp>
 
+#include "support/cli.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -94,7 +96,14 @@ double run_case(const std::string& name, const Costs& costs, const std::filesyst
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::filesystem::path dir = argc > 1 ? argv[1] : ".";
+  std::string output_dir = ".";
+  examples::CommandLine command_line{
+      "example_stats",
+      "Runs a source-bound, a sink-bound and a balanced pipeline; prints and draws their statistics"};
+  command_line.add_option("OUTPUT_DIR", output_dir,
+                          "Where the pictures (Graphviz .dot, Mermaid .mmd) go; created if missing");
+  CLI11_PARSE(command_line, argc, argv);
+  const std::filesystem::path dir = output_dir;
   std::filesystem::create_directories(dir);
   // Expected: sum over frames of the frame's id = 199 * 200 / 2.
   constexpr double kExpected = 19900;

@@ -6,6 +6,8 @@
 
 #include <plumb/plumb.hpp>
 
+#include "support/cli.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <iostream>
@@ -244,7 +246,10 @@ bool statistics() {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  examples::CommandLine command_line{
+      "example_tutorial", "The code of docs/tutorial.md: runs each section and checks what it claims"};
+  CLI11_PARSE(command_line, argc, argv);
   bool ok = true;
   for (bool (*section)() : {first_pipeline, workers_and_in_flight, synchronous, modes, errors,
                             zero_copy, statistics}) {
