@@ -3,6 +3,8 @@
 // plumb/detail/wait.hpp: spin-then-block waiting on a futex, with a waiter count so that
 // notifying costs no system call while nobody sleeps.
 
+#include <plumb/detail/yield_backoff.hpp>
+
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <sched.h>
@@ -85,18 +87,18 @@ class Event {
     }
     // One yielding waiter per event is enough to catch a quick answer; more would only take
     // turns on the cores that the producing threads need (31 idle workers on 2 cores, say).
-    if (yielders_.fetch_add(1, std::memory_order_relaxed) == 0) {  // a hint: relaxed is enough
-      const auto deadline = std::chrono::steady_clock::now() + spin.yield_time;
-      for (int i = 0; i < spin.yields; ++i) {
-        if (ready()) {
-          yielders_.fetch_sub(1, std::memory_order_relaxed);
-          return;
-        }
-        if (i > 0 && std::chrono::steady_clock::now() >= deadline) break;
-        ::sched_yield();
-      }
+    // A thread in a quiet period (yield_backoff.hpp: its recent yields let foreign work run out
+    // its slice) goes to sleep at once.
+    YieldBackoff& backoff = YieldBackoff::this_thread();
+    const std::int64_t start = steady_ns();
+    if (spin.yields > 0 && backoff.may_yield(start)) {
+      // A hint: relaxed is enough (a wrong count only lets one more or one fewer waiter yield).
+      const bool first = yielders_.fetch_add(1, std::memory_order_relaxed) == 0;
+      const bool done = first && yield_phase(ready, spin.yields, spin.yield_time.count(), backoff,
+                                             start, &steady_ns, [] { ::sched_yield(); });
+      yielders_.fetch_sub(1, std::memory_order_relaxed);  // a hint, as above
+      if (done) return;
     }
-    yielders_.fetch_sub(1, std::memory_order_relaxed);
     for (;;) {
       if (ready()) return;
       waiters_.fetch_add(1, std::memory_order_acq_rel);  // [sync E-W] pairs with [sync E-N] (E2)
