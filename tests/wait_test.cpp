@@ -11,6 +11,7 @@
 
 namespace {
 
+using plumb::detail::PhaseEnd;
 using plumb::detail::YieldBackoff;
 
 constexpr std::int64_t kUs = 1'000;
@@ -29,7 +30,11 @@ struct ScriptedWait {
   int yielded = 0;
   int calls = 0;
 
-  bool run(YieldBackoff& backoff) {
+  // True when ready() returned true in the yield phase.
+  bool run(YieldBackoff& backoff) { return phase(backoff) == PhaseEnd::ready; }
+
+  // How the wait's yield phase ended (slow: also when it did not yield, in a quiet period).
+  PhaseEnd phase(YieldBackoff& backoff) {
     yielded = 0;
     calls = 0;
     auto ready = [&] { return ++calls == ready_at; };
@@ -39,7 +44,7 @@ struct ScriptedWait {
       clock += index < costs.size() ? costs[index] : costs.back();
       ++yielded;
     };
-    if (!backoff.may_yield(clock, [] { return kPid; })) return false;
+    if (!backoff.may_yield(clock, [] { return kPid; })) return PhaseEnd::slow;
     return plumb::detail::yield_phase(ready, yields, kBudget, backoff, clock, now, yield,
                                       [] { return kPid; });
   }

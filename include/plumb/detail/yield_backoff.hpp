@@ -21,16 +21,18 @@ namespace plumb::detail {
 // hog), so each hand-off of a packet cost milliseconds: a 1 s pipeline took 59 s.
 //
 // So a wait measures each yield. One that took longer than `kSlowYield` ends the yield phase
-// of that wait (the waiter sleeps on its futex instead) and starts a *quiet period* in which
-// this thread does not yield at all: 1 ms, doubling while slow yields keep coming back soon
+// of that wait (the waiter naps, SpinPolicy::naps, then sleeps on its futex) and starts a
+// *quiet period* in which this thread does not yield at all (it naps instead): 1 ms, doubling while slow yields keep coming back soon
 // after each period (up to ~1 s), so that under persistent foreign load a thread pays about one
-// slice per quiet period (<= 0.5% once the period has grown) while the futex path runs at the
-// speed of `yields = 0`. A slow yield is "soon" when it comes within the first
+// slice per quiet period (<= 0.5% once the period has grown). A slow yield is "soon" when it comes within the first
 // `kProbesToForgive` waits that yielded after the period ended; that many yielding waits
-// without a slow yield forgive the history (the next slow yield starts again at 1 ms). One in
-// two yields beside a hog is fast (the scheduler lets the yielder run again when the hog's lag
-// runs out), so a single fast yield proves nothing; 16 in a row happen with probability ~2^-16
-// under such load, and within a millisecond on a quiet machine.
+// without a slow yield forgive the history (the next slow yield starts again at 1 ms). Beside
+// a busy loop most single yields are fast (median 1 us: the scheduler lets the yielder run
+// again while the hog's lag is used up), so one fast yield proves nothing; a yielding wait
+// makes up to 128 yields, though, and 16 such waits in a row rarely pass without a slow one
+// under such load, while on a quiet machine they pass within a millisecond. On a quiet
+// machine no yield was slow in the benchmarks (pipeline_bench small/deep, contention_bench
+// quiet), so the policy changes nothing there.
 //
 // Why `kSlowYield` is 250 us: above the yield phase's whole time budget (SpinPolicy::yield_time,
 // 100 us) and ten wake-ups (15-30 us each), below the shortest slice a foreign task is given
@@ -116,40 +118,58 @@ inline std::int64_t steady_ns() noexcept {
       .count();
 }
 
+// How a wait's yield or nap phase ended.
+enum class PhaseEnd { ready, over, slow };
+
 // The yield phase of a wait, which started at `start`: calls `ready()` (true once the wait is
-// over; it may claim what it waited for) with a `yield()` between calls, and returns true once
-// `ready()` did, or false when the phase ends: after `yields` yields, once `budget` ns have
-// passed, or after a slow yield (which also tells `backoff`). `now` reads the clock (ns): once
-// per yield, right after it, so that each yield's cost is the gap between two reads (the
-// `ready()` call in between costs a cache miss or two). The clock, the yield and the pid are
-// parameters so that tests can script what each yield costs.
+// over; it may claim what it waited for) with a `yield()` between calls, until `ready()` returns
+// true (PhaseEnd::ready), or after `yields` yields or once `budget` ns have passed
+// (PhaseEnd::over), or after a slow yield, which also tells `backoff` (PhaseEnd::slow). `now`
+// reads the clock (ns) once per yield, right after it, so that each yield's cost is the gap
+// between two reads (the `ready()` call in between costs a cache miss or two). The clock, the
+// yield and the pid are parameters so that tests can script what each yield costs.
 template <class Ready, class Clock, class Yield, class Pid>
-bool yield_phase(Ready& ready, int yields, std::int64_t budget, YieldBackoff& backoff,
-                 std::int64_t start, Clock&& now, Yield&& yield, Pid&& pid) {
+PhaseEnd yield_phase(Ready& ready, int yields, std::int64_t budget, YieldBackoff& backoff,
+                     std::int64_t start, Clock&& now, Yield&& yield, Pid&& pid) {
   std::int64_t before = start;
   for (int i = 0;; ++i) {
     if (ready()) {
       if (i > 0) backoff.fast_probe();
-      return true;
+      return PhaseEnd::ready;
     }
     if (i == yields || (i > 0 && before - start >= budget)) {
       if (i > 0) backoff.fast_probe();
-      return false;
+      return PhaseEnd::over;
     }
     yield();
     const std::int64_t after = now();
     if (after - before > YieldBackoff::kSlowYield) {
       backoff.slow_yield(after, pid);
-      return false;  // the caller's futex loop looks at ready() first
+      return PhaseEnd::slow;
     }
     before = after;
   }
 }
 
 template <class Ready, class Clock, class Yield>
-bool yield_phase(Ready& ready, int yields, std::int64_t budget, YieldBackoff& backoff,
-                 std::int64_t start, Clock&& now, Yield&& yield) {
+PhaseEnd yield_phase(Ready& ready, int yields, std::int64_t budget, YieldBackoff& backoff,
+                     std::int64_t start, Clock&& now, Yield&& yield) {
   return yield_phase(ready, yields, budget, backoff, start, now, yield, [] { return ::getpid(); });
+}
+
+// What a wait does instead of yielding, in a quiet period or after a slow yield: calls
+// `ready()` with a `nap()` (a short sleep) between calls, `naps` times at most. A napping
+// thread is not runnable, so foreign work takes the core without holding this thread behind
+// it for a slice: its timer's wake-up preempts a CPU-bound task as a futex wake-up does. Unlike
+// a futex sleeper, it costs the notifier no system call, and it finds what queued up meanwhile
+// in one look (a deep link is drained in batches instead of one wake-up per packet).
+template <class Ready, class Nap>
+PhaseEnd nap_phase(Ready& ready, int naps, Nap&& nap) {
+  for (int i = 0; i < naps; ++i) {
+    if (ready()) return PhaseEnd::ready;
+    nap();
+  }
+  return ready() ? PhaseEnd::ready : PhaseEnd::over;
 }
 
 }  // namespace plumb::detail
