@@ -6,7 +6,7 @@
 //
 // Registered statically (not from main()'s table order): run it with
 // --benchmark_filter=^contention/. A hog run takes one iteration: before the waits backed off
-// from slow sched_yield()s, each took up to a minute (docs/design/link.md, "Waiting").
+// from slow sched_yield()s, each took 1.3-3 minutes here (docs/design/link.md, "Waiting").
 
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
