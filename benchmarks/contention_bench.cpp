@@ -83,8 +83,9 @@ class Hogs {
 };
 
 void run(benchmark::State& state, plumb::Mode mode, int workers, int hogs) {
-  plumb::Pipeline pipeline{plumb::stage(numbers, kNumbers), plumb::stage(plus, kPlus).workers(workers),
-                           plumb::stage(group, kGroup), plumb::stage(sum)};
+  plumb::Pipeline pipeline{plumb::stage(numbers, kNumbers),
+                           plumb::stage(plus, kPlus).workers(workers), plumb::stage(group, kGroup),
+                           plumb::stage(sum)};
   const Hogs running(hogs);
   for (auto _ : state) {
     const std::int64_t total = pipeline.run(mode);
@@ -104,8 +105,8 @@ void run(benchmark::State& state, plumb::Mode mode, int workers, int hogs) {
     for (const int workers : {3, 15, 31}) {
       for (const int hogs : {0, 2}) {
         if (workers == 31 && hogs != 0) continue;
-        const auto name =
-            fmt::format("contention/{}/workers:{}/{}", mode_name, workers, hogs == 0 ? "quiet" : "hogs");
+        const auto name = fmt::format("contention/{}/workers:{}/{}", mode_name, workers,
+                                      hogs == 0 ? "quiet" : "hogs");
         auto* benchmark = benchmark::RegisterBenchmark(
             name.c_str(), [mode = mode, workers, hogs](benchmark::State& state) {
               try {

@@ -56,11 +56,12 @@ struct SpinPolicy {
   std::chrono::nanoseconds yield_time = std::chrono::microseconds(100);
   // Instead of the yields after a slow yield and in a quiet period (yield_backoff.hpp): `naps`
   // sleeps of `nap` (plus the kernel's timer slack, 50 us by default), then the futex.
-  // Measured beside two busy loops (the pipeline of benchmarks/contention_bench.cpp at -O0,
-  // W = 3 and 15, and a 3-stage in_flight 1024 chain): 0 naps suited the former best (2.4-2.9 s against 3.8-5.3 s
-  // with 1 nap, 6.6-7.5 s with 8), but a deep link drained one futex wake-up per packet
-  // (250 ms against 120 ms with 1 nap, 60 ms with 8), and under a lighter foreign load (other
-  // builds) ran 3x slower than yielding did; one nap was never slower than yielding there.
+  // Measured beside two busy loops, with the pipeline of benchmarks/contention_bench.cpp
+  // (built -O0, W = 3 and 15) and a 3-stage in_flight 1024 chain: 0 naps suited the former
+  // best (2.4-2.9 s against 3.8-5.3 s with 1 nap, 6.6-7.5 s with 8, 13-59 s yielding), but
+  // the deep link then woke its consumer once per packet (250 ms against 120 ms with 1 nap,
+  // 60 ms with 8, 500 ms yielding), and under a lighter foreign load (other builds) ran 3x
+  // slower than yielding did; with one nap it was never slower than yielding there.
   int naps = 1;
   std::chrono::nanoseconds nap = std::chrono::microseconds(20);
 };

@@ -16,29 +16,30 @@ namespace plumb::detail {
 // threads compete, that is the peer a waiter waits for, and a yield returns within microseconds
 // (0.6 us alone on a core). Beside a foreign CPU-bound task (a compiler, another service) the
 // yield lets that task run out its slice: measured on the 2-vCPU target with a busy loop on
-// the same core, 10% of the yields took 4.0-8.0 ms (a 250 Hz tick) and the waiting thread,
-// still runnable, was not woken when its packet came (a futex sleeper is, and preempts the
-// hog), so each hand-off of a packet cost milliseconds: a 1 s pipeline took 59 s.
+// the same core, the median yield took 1 us but one in ten took 4-8 ms (a 250 Hz tick), and
+// the waiting thread, still runnable, was not woken when its packet came (a futex sleeper is,
+// and preempts the hog), so each hand-off of a packet cost milliseconds: a 1 s pipeline took
+// 59 s.
 //
 // So a wait measures each yield. One that took longer than `kSlowYield` ends the yield phase
 // of that wait (the waiter naps, SpinPolicy::naps, then sleeps on its futex) and starts a
-// *quiet period* in which this thread does not yield at all (it naps instead): 1 ms, doubling while slow yields keep coming back soon
-// after each period (up to ~1 s), so that under persistent foreign load a thread pays about one
-// slice per quiet period (<= 0.5% once the period has grown). A slow yield is "soon" when it comes within the first
-// `kProbesToForgive` waits that yielded after the period ended; that many yielding waits
-// without a slow yield forgive the history (the next slow yield starts again at 1 ms). Beside
-// a busy loop most single yields are fast (median 1 us: the scheduler lets the yielder run
-// again while the hog's lag is used up), so one fast yield proves nothing; a yielding wait
-// makes up to 128 yields, though, and 16 such waits in a row rarely pass without a slow one
-// under such load, while on a quiet machine they pass within a millisecond. On a quiet
-// machine no yield was slow in the benchmarks (pipeline_bench small/deep, contention_bench
-// quiet), so the policy changes nothing there.
+// *quiet period* in which this thread does not yield at all (it naps instead): 1 ms, doubling
+// while slow yields keep coming back soon after each period (up to ~1 s), so that under
+// persistent foreign load a thread pays about one slice per quiet period (0.4% once the period
+// has grown). A slow yield is "soon" when it comes within the first `kProbesToForgive` waits
+// that yielded after the period ended; that many yielding waits without a slow yield forgive
+// the history (the next slow yield starts again at 1 ms). Beside a busy loop most single
+// yields are fast (the scheduler lets the yielder run again while the hog's lag is used up),
+// so one fast yield proves nothing; a yielding wait makes up to 128 yields, though, and 16
+// such waits in a row rarely pass without a slow one under such load, while on a quiet machine
+// they pass within a millisecond. On a quiet machine no yield was slow in the benchmarks
+// (pipeline_bench small/deep, contention_bench quiet), so the policy changes nothing there.
 //
 // Why `kSlowYield` is 250 us: above the yield phase's whole time budget (SpinPolicy::yield_time,
 // 100 us) and ten wake-ups (15-30 us each), below the shortest slice a foreign task is given
 // (0.75 ms, EEVDF's base slice; 4 ms measured here). A yield to a peer of the pipeline that
 // keeps the core longer (a producer filling a deep link) also counts as slow; the waiter then
-// sleeps, and its wake-up costs a few percent of what the peer did meanwhile.
+// naps, and its wake-up costs a few percent of what the peer did meanwhile.
 //
 // Invariants (the fields are plain: each thread has its own YieldBackoff, thread_local):
 //   Y1: level_ == 0 <=> no slow yield since the history was last forgiven; then quiet_until_
@@ -46,7 +47,7 @@ namespace plumb::detail {
 //   Y2: level_ > 0 => quiet_until_ - (time of the last slow yield) == kFirstQuiet << (level_ - 1)
 //       <= kFirstQuiet << (kMaxLevel - 1); a stale state therefore delays yielding by at most
 //       that long, and is dropped at once when it was inherited through fork() (owner_, below).
-//   Y3: fast_probes_ counts the waits that yielded without a slow yield since quiet_until_.
+//   Y3: fast_probes_ counts the waits that yielded, none slowly, since the last slow yield.
 //
 // fork(): a child process starts on a copy of the forking thread, thread_locals included (plumb
 // forks its workers from a fresh thread, but a user's stage may fork from one that waited).
