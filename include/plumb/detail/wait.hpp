@@ -3,6 +3,8 @@
 // plumb/detail/wait.hpp: spin-then-block waiting on a futex, with a waiter count so that
 // notifying costs no system call while nobody sleeps.
 
+#include <plumb/detail/yield_backoff.hpp>
+
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <sched.h>
@@ -13,6 +15,7 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <thread>
 
 namespace plumb::detail {
 
@@ -43,11 +46,24 @@ inline void cpu_relax() noexcept {
 // task, and one that is not ours (a compiler, another service) may keep it for a whole time
 // slice (milliseconds). Measured with two niced compilers beside a 15-process pipeline: a
 // count-only bound of 128 yields made a 0.7 s run take 55 s. So the phase ends after
-// `yield_time` (100 us, a few wake-up costs) or 128 yields, whichever comes first.
+// `yield_time` (100 us, a few wake-up costs) or 128 yields, whichever comes first. That bound
+// is checked between yields, and beside busy loops one yield alone cost a slice (4 ms): the
+// same pipeline still took 13-59 s instead of 0.4-1.0 s. So the phase also ends at the first
+// slow yield, and the thread then naps instead of yielding for a while (yield_backoff.hpp).
 struct SpinPolicy {
   int pauses = 0;
   int yields = 128;
   std::chrono::nanoseconds yield_time = std::chrono::microseconds(100);
+  // Instead of the yields after a slow yield and in a quiet period (yield_backoff.hpp): `naps`
+  // sleeps of `nap` (plus the kernel's timer slack, 50 us by default), then the futex.
+  // Measured beside two busy loops, with the pipeline of benchmarks/contention_bench.cpp
+  // (built -O0, W = 3 and 15) and a 3-stage in_flight 1024 chain: 0 naps suited the former
+  // best (2.4-2.9 s against 3.8-5.3 s with 1 nap, 6.6-7.5 s with 8, 13-59 s yielding), but
+  // the deep link then woke its consumer once per packet (250 ms against 120 ms with 1 nap,
+  // 60 ms with 8, 500 ms yielding), and under a lighter foreign load (other builds) ran 3x
+  // slower than yielding did; with one nap it was never slower than yielding there.
+  int naps = 1;
+  std::chrono::nanoseconds nap = std::chrono::microseconds(20);
 };
 
 // A futex-backed event: waiters sleep until notified and re-check their condition; notifiers
@@ -83,20 +99,26 @@ class Event {
       if (ready()) return;
       cpu_relax();
     }
-    // One yielding waiter per event is enough to catch a quick answer; more would only take
-    // turns on the cores that the producing threads need (31 idle workers on 2 cores, say).
-    if (yielders_.fetch_add(1, std::memory_order_relaxed) == 0) {  // a hint: relaxed is enough
-      const auto deadline = std::chrono::steady_clock::now() + spin.yield_time;
-      for (int i = 0; i < spin.yields; ++i) {
-        if (ready()) {
-          yielders_.fetch_sub(1, std::memory_order_relaxed);
-          return;
-        }
-        if (i > 0 && std::chrono::steady_clock::now() >= deadline) break;
-        ::sched_yield();
+    // One yielding (or napping) waiter per event is enough to catch a quick answer; more would
+    // only take turns on the cores that the producing threads need (31 idle workers on 2
+    // cores, say). A hint: relaxed is enough (a wrong count lets one more or one fewer yield).
+    PhaseEnd end = PhaseEnd::over;
+    if (yielders_.fetch_add(1, std::memory_order_relaxed) == 0) {
+      // Yield, unless this thread is in a quiet period (yield_backoff.hpp: a recent yield let
+      // foreign work run out its slice); nap instead then, and after a slow yield.
+      YieldBackoff& backoff = YieldBackoff::this_thread();
+      const std::int64_t start = steady_ns();
+      end = PhaseEnd::slow;
+      if (backoff.may_yield(start)) {
+        end = yield_phase(ready, spin.yields, spin.yield_time.count(), backoff, start, &steady_ns,
+                          [] { ::sched_yield(); });
+      }
+      if (end == PhaseEnd::slow) {
+        end = nap_phase(ready, spin.naps, [&] { std::this_thread::sleep_for(spin.nap); });
       }
     }
-    yielders_.fetch_sub(1, std::memory_order_relaxed);
+    yielders_.fetch_sub(1, std::memory_order_relaxed);  // a hint, as above
+    if (end == PhaseEnd::ready) return;
     for (;;) {
       if (ready()) return;
       waiters_.fetch_add(1, std::memory_order_acq_rel);  // [sync E-W] pairs with [sync E-N] (E2)
