@@ -59,7 +59,9 @@ fi
 repeat=${repeat:-50}
 jobs=$(nproc)
 
-"$root/.ci/install-deps.sh" || { echo "plumb tests: installing the Debian packages failed" >&2; exit 1; }
+deps=()  # every group
+((quick)) && deps=(build tests)  # GCC only: no Clang, doxygen or benchmark libraries
+"$root/.ci/install-deps.sh" "${deps[@]}" || { echo "plumb tests: installing the Debian packages failed" >&2; exit 1; }
 report_start "$results_dir"
 
 # ctest with the given arguments in build directory $1, its results recorded for configuration $2.
