@@ -24,10 +24,24 @@ step_end() {
 }
 
 # report_ctest CONFIG LOG: the results that lines such as
-#   "  7/248 Test   #9: example.search ..........   Passed    0.08 sec" in LOG report.
+#   "  7/248 Test   #9: example.search ..........   Passed    0.08 sec"
+#   " 17/278 Test  #18: example.x.bad_option ....***Failed  Required regular expression not
+#   found. Regex=[...]  0.01 sec"   (the time may come lines later)
+# in LOG report.
 report_ctest() {
-  sed -nE 's/^ *[0-9]+\/[0-9]+ +Test +#[0-9]+: (.*[^ .]) \.+ *(\*\*\*)?([A-Za-z]+).* ([0-9.]+) sec$/\4\t\3\t\1/p' "$2" |
-    sed "s/^/$1\t/" >>"$results_dir/tests.tsv"
+  awk -v config="$1" '
+    function flush() { if (name != "") printf "%s\t%s\t%s\t%s\n", config, time, result, name; name = "" }
+    /^ *[0-9]+\/[0-9]+ +Test +#[0-9]+: / {
+      flush()
+      line = $0
+      sub(/^ *[0-9]+\/[0-9]+ +Test +#[0-9]+: /, "", line)
+      name = line; sub(/ \.+ *(\*\*\*)?[A-Z].*$/, "", name)
+      result = "Passed"
+      if (match(line, /\*\*\*[A-Za-z]+/)) result = substr(line, RSTART + 3, RLENGTH - 3)
+      time = 0
+    }
+    name != "" && / [0-9.]+ sec$/ { time = $(NF - 1); flush() }
+    END { flush() }' "$2" >>"$results_dir/tests.tsv"
 }
 
 # report_stress CONFIG REPEAT RUNS STATUS: the [stress] loop, one record for all its runs.
