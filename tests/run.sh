@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Builds and runs plumb's tests. Installs what it needs first (Debian packages).
 #
-#   tests/run.sh               the quick check (about 8 minutes on 2 cores): GCC 12 with warnings
+#   tests/run.sh               the quick check (about 7 minutes on 2 cores): GCC 12 with warnings
 #                              as errors; every behaviour test, the examples, the compile-fail
 #                              and package tests, the stress harness and the [stress] tests x3
 #   tests/run.sh --all         everything CI runs (.ci/run): docs gcc clang asan tsan
