@@ -47,7 +47,7 @@ report_ctest() {
 # report_stress CONFIG REPEAT RUNS STATUS: the [stress] loop, one record for all its runs.
 report_stress() {
   local result=Passed
-  (($4 == 0)) || result="Failed in run $3 of"
+  (($4 == 0)) || result="Failed in run $3"
   printf '%s\t%s\t%s\t%s\n' "$1" "0" "$result" "[stress] tests x$2" >>"$results_dir/tests.tsv"
 }
 
