@@ -159,7 +159,10 @@ plumb::Generator<std::vector<Passage>> batch(plumb::Stream<Passage> in, std::siz
   std::vector<Passage> batch;
   for (Passage& passage : in) {
     batch.push_back(std::move(passage));
-    if (batch.size() == size) co_yield std::exchange(batch, {});
+    if (batch.size() == size) {
+      std::vector<Passage> full = std::exchange(batch, {});
+      co_yield std::move(full);
+    }
   }
   if (!batch.empty()) co_yield std::move(batch);
 }

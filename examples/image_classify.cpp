@@ -88,7 +88,10 @@ plumb::Generator<std::vector<Tensor>> batch(plumb::Stream<Tensor> in, std::size_
   std::vector<Tensor> batch;
   for (Tensor& tensor : in) {
     batch.push_back(std::move(tensor));
-    if (batch.size() == size) co_yield std::exchange(batch, {});
+    if (batch.size() == size) {
+      std::vector<Tensor> full = std::exchange(batch, {});
+      co_yield std::move(full);
+    }
   }
   if (!batch.empty()) co_yield std::move(batch);
 }

@@ -120,7 +120,8 @@ plumb::Generator<Lines> read_lines(std::string path, std::size_t batch_bytes) {
     bytes += line.size() + sizeof(std::uint64_t);
     batch.push_back(std::move(line));
     if (bytes >= batch_bytes) {
-      co_yield std::exchange(batch, {});
+      auto full = std::exchange(batch, {});
+      co_yield std::move(full);
       bytes = 0;
     }
   }

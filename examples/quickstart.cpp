@@ -18,7 +18,10 @@ plumb::Generator<std::vector<int>> group(plumb::Stream<int> in, std::size_t size
   std::vector<int> batch;
   for (int x : in) {
     batch.push_back(x);
-    if (batch.size() == size) co_yield std::exchange(batch, {});
+    if (batch.size() == size) {
+      std::vector<int> full = std::exchange(batch, {});
+      co_yield std::move(full);
+    }
   }
   if (!batch.empty()) co_yield std::move(batch);
 }

@@ -57,7 +57,8 @@ plumb::Generator<std::vector<std::string>> read_lines(long count) {
     batch.push_back(log_line(i));
     if (batch.size() == 1000) {
       lines_read()->fetch_add(static_cast<long>(batch.size()), std::memory_order_relaxed);
-      co_yield std::exchange(batch, {});
+      auto full = std::exchange(batch, {});
+      co_yield std::move(full);
     }
   }
   if (!batch.empty()) co_yield std::move(batch);

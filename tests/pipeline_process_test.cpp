@@ -619,7 +619,10 @@ struct plumb::Codec<Growing> {
 
 TEST_CASE("process mode: a Codec that writes past what it counted is an error, not a corruption",
           "[process][errors]") {
-  auto make = []() -> Generator<Growing> { co_yield Growing{1}; };
+  auto make = []() -> Generator<Growing> {
+    Growing growing{1};
+    co_yield growing;
+  };
   auto take = [](Stream<Growing> in) {
     for (auto& item : in) (void)item;
   };

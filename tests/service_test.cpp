@@ -634,7 +634,10 @@ TEST_CASE("process mode: service: an output its Codec cannot encode fails only i
           "[service][process]") {
   plumb::Service service{
       plumb::stage([](Stream<int> in) -> Generator<Picky> {
-        for (int x : in) co_yield Picky{x};
+        for (int x : in) {
+          Picky picky{x};
+          co_yield picky;
+        }
       }).name("wrap"),
       plumb::stage([](Stream<Picky> in) -> Generator<int> {
         for (const Picky& picky : in) co_yield picky.value;
