@@ -3,6 +3,7 @@
 // plumb/detail/index_ring.hpp: a bounded lock-free MPMC queue of slot indices, laid out in one
 // block without pointers so that it can live in shared memory.
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstddef>
@@ -38,14 +39,21 @@ class IndexRing {
  public:
   static constexpr std::uint32_t kNone = UINT32_MAX;
 
-  // Bytes for a ring that holds up to `capacity` indices (rounded up to a power of two).
+  // The cells of a ring for `capacity` indices: a power of two, and at least 2. With one cell,
+  // "holds the value of position p" and "free for the producer of position p + 1" would be the
+  // same sequence number (p + 1), so a push into the full ring would overwrite its value.
+  static std::size_t cells_for(std::size_t capacity) noexcept {
+    return std::bit_ceil(std::max<std::size_t>(capacity, 2));
+  }
+
+  // Bytes for a ring that holds up to cells_for(capacity) indices.
   static std::size_t bytes_for(std::size_t capacity) noexcept {
-    return sizeof(IndexRing) + std::bit_ceil(capacity) * sizeof(Cell);
+    return sizeof(IndexRing) + cells_for(capacity) * sizeof(Cell);
   }
 
   // Builds an empty ring in `memory` (at least bytes_for(capacity) bytes, 64-byte aligned).
   static IndexRing* create(void* memory, std::size_t capacity) noexcept {
-    return new (memory) IndexRing(std::bit_ceil(capacity));
+    return new (memory) IndexRing(cells_for(capacity));
   }
 
   // --- Any thread or process ---
