@@ -5,6 +5,8 @@
 
 #include <plumb/detail/wait.hpp>
 
+#include "support/futexes.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -16,15 +18,10 @@
 namespace {
 
 using plumb::detail::Event;
-using plumb::detail::Sharing;
 using plumb::detail::SpinPolicy;
 
-template <Sharing S>
-struct Futexes {
-  static constexpr Sharing value = S;
-};
-using PrivateFutexes = Futexes<Sharing::process_private>;
-using SharedFutexes = Futexes<Sharing::process_shared>;
+using plumb::test::PrivateFutexes;
+using plumb::test::SharedFutexes;
 
 // Until `count` threads have said they are about to wait, then a little longer for them to
 // reach the futex (the tests pass either way; this makes them exercise the sleeping path).

@@ -10,6 +10,8 @@
 #include <plumb/detail/run_state.hpp>
 #include <plumb/detail/wait.hpp>
 
+#include "support/futexes.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -31,12 +33,8 @@ using plumb::detail::RunState;
 using plumb::detail::Sharing;
 using plumb::detail::Stopped;
 
-template <Sharing S>
-struct Futexes {
-  static constexpr Sharing value = S;
-};
-using PrivateFutexes = Futexes<Sharing::process_private>;
-using SharedFutexes = Futexes<Sharing::process_shared>;
+using plumb::test::PrivateFutexes;
+using plumb::test::SharedFutexes;
 
 // A LinkCore in its own aligned block, with the packets beside it (plain memory).
 template <Sharing S>

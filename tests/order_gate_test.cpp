@@ -74,6 +74,26 @@ struct OrderedStage {
   OrderedStage(const OrderedStage&) = delete;
   OrderedStage& operator=(const OrderedStage&) = delete;
 
+  // Queues inputs 0 .. count-1 (packets numbered as their groups will be).
+  void feed(std::uint64_t count, const RunState& state) {
+    for (std::uint64_t v = 0; v < count; ++v) {
+      const std::uint32_t slot = in.core.acquire_slot(state);
+      in.packets[slot] = {v, 0};
+      in.core.enqueue(slot, state);
+    }
+  }
+
+  // The worker of `cursor` takes its next input (its new group) and is done with it; returns
+  // the input, or nothing at the end of the stream.
+  std::optional<std::uint64_t> take(OrderCursor& cursor, const RunState& state) {
+    WaitTimer* const no_timer = nullptr;
+    const std::uint32_t slot = plumb::detail::take_from(in.core, state, no_timer, &cursor);
+    if (slot == Core::kEnd) return std::nullopt;
+    const std::uint64_t input = in.packets[slot].input;
+    in.core.recycle(slot, state);
+    return input;
+  }
+
   // One output packet of the worker's current group (or trailing), as the runner's
   // produce_ordered() does it: wait for the turn if needed, take a slot, fill it, publish.
   void yield(OrderCursor& cursor, Packet packet, const RunState& state) {
@@ -125,11 +145,7 @@ TEST_CASE("OrderGate: several workers' outputs leave in input order, whatever th
   // Input v yields v % 3 outputs (none, one, two); every worker yields one trailing packet
   // after its input ended, which leaves after every group.
   std::thread source([&] {
-    for (std::uint64_t v = 0; v < kInputs; ++v) {
-      const std::uint32_t slot = stage.in.core.acquire_slot(state);
-      stage.in.packets[slot] = {v, 0};
-      stage.in.core.enqueue(slot, state);
-    }
+    stage.feed(kInputs, state);
     stage.in.core.producer_done();
   });
   std::atomic<int> wrong_groups{0};  // Catch2's assertions are for the test's own thread
@@ -137,14 +153,9 @@ TEST_CASE("OrderGate: several workers' outputs leave in input order, whatever th
   for (std::size_t w = 0; w < workers; ++w) {
     threads.emplace_back([&, w] {
       Jitter jitter{w + 1};
-      WaitTimer* none = nullptr;
       OrderCursor cursor(stage.gate, OutputRef::of(stage.out.core));
-      for (;;) {
-        const std::uint32_t slot = plumb::detail::take_from(stage.in.core, state,
-                                                            none, &cursor);
-        if (slot == Core::kEnd) break;
-        const std::uint64_t input = stage.in.packets[slot].input;
-        stage.in.core.recycle(slot, state);
+      while (const std::optional<std::uint64_t> taken = stage.take(cursor, state)) {
+        const std::uint64_t input = *taken;
         if (cursor.group() != input) wrong_groups.fetch_add(1);  // its position is its group
         for (std::uint64_t part = 0; part < input % 3; ++part) {
           jitter();
@@ -190,17 +201,12 @@ TEST_CASE("OrderGate: a later group's packet is parked until the earlier group c
           "[order]") {
   OrderedStage stage(4, 2, 4);
   RunState state;
-  for (std::uint64_t v = 0; v < 2; ++v) {
-    const std::uint32_t slot = stage.in.core.acquire_slot(state);
-    stage.in.packets[slot] = {v, 0};
-    stage.in.core.enqueue(slot, state);
-  }
+  stage.feed(2, state);
   OrderCursor first(stage.gate, OutputRef::of(stage.out.core));
   OrderCursor second(stage.gate, OutputRef::of(stage.out.core));
-  WaitTimer* none = nullptr;
-  stage.in.core.recycle(plumb::detail::take_from(stage.in.core, state, none, &first), state);
-  stage.in.core.recycle(plumb::detail::take_from(stage.in.core, state, none, &second), state);
-  REQUIRE(first.group() == 0);
+  REQUIRE(stage.take(first, state) == 0u);
+  REQUIRE(stage.take(second, state) == 1u);
+  REQUIRE(first.group() == 0);  // a packet's position is its group
   REQUIRE(second.group() == 1);
 
   stage.yield(second, {1, 0}, state);  // not its turn: parked, not queued
@@ -242,16 +248,11 @@ TEST_CASE("OrderGate: stopping wakes a worker waiting for its turn, and its park
     stage.in.core.wake_all();
     stage.out.core.wake_all();
   });
-  for (std::uint64_t v = 0; v < 2; ++v) {
-    const std::uint32_t slot = stage.in.core.acquire_slot(state);
-    stage.in.packets[slot] = {v, 0};
-    stage.in.core.enqueue(slot, state);
-  }
+  stage.feed(2, state);
   OrderCursor first(stage.gate, OutputRef::of(stage.out.core));
   OrderCursor second(stage.gate, OutputRef::of(stage.out.core));
-  WaitTimer* none = nullptr;
-  stage.in.core.recycle(plumb::detail::take_from(stage.in.core, state, none, &first), state);
-  stage.in.core.recycle(plumb::detail::take_from(stage.in.core, state, none, &second), state);
+  REQUIRE(stage.take(first, state) == 0u);
+  REQUIRE(stage.take(second, state) == 1u);
   stage.yield(second, {1, 0}, state);  // parked: group 0 (first) never completes
 
   std::atomic<bool> stopped{false};
