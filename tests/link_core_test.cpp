@@ -77,7 +77,7 @@ TEMPLATE_TEST_CASE("LinkCore: every packet arrives exactly once, each producer's
     std::size_t producers, consumers;
   };
   const Shape shape = GENERATE(Shape{1, 1}, Shape{1, 3}, Shape{2, 1}, Shape{3, 2});
-  const std::size_t capacity = GENERATE(1, 4);
+  const std::size_t capacity = GENERATE(1, 3, 4);  // 3: the single path wraps mid-ring
   CAPTURE(shape.producers, shape.consumers, capacity);
   constexpr std::uint64_t kPerProducer = 3'000;
 
@@ -114,6 +114,12 @@ TEMPLATE_TEST_CASE("LinkCore: every packet arrives exactly once, each producer's
         if (shape.consumers == 1) positions.push_back(position);
         if (slot == L::kEnd) break;
         const auto packet = link.packets[slot];
+        if (packet.producer >= shape.producers || packet.number >= kPerProducer) {
+          out_of_order.fetch_add(1);  // corrupt: count it instead of indexing out of bounds
+          out.fetch_sub(1);
+          link.core.recycle(slot, state);
+          continue;
+        }
         seen[packet.producer * kPerProducer + packet.number].fetch_add(1);
         const auto number = static_cast<std::int64_t>(packet.number);
         if (number <= last[packet.producer]) out_of_order.fetch_add(1);
@@ -137,7 +143,6 @@ TEMPLATE_TEST_CASE("LinkCore: every packet arrives exactly once, each producer's
     REQUIRE(positions.size() == shape.producers * kPerProducer + 1);
     for (std::size_t i = 0; i < positions.size(); ++i) REQUIRE(positions[i] == i);
   }
-  CHECK(most_out.load() >= 1);
   CHECK(most_out.load() <= static_cast<int>(capacity));
   CHECK(out.load() == 0);
 }
