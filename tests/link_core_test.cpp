@@ -30,6 +30,7 @@ namespace {
 
 using plumb::detail::kCacheLine;
 using plumb::detail::RunState;
+using plumb::detail::StopFlag;
 using plumb::detail::Sharing;
 using plumb::detail::Stopped;
 
@@ -83,6 +84,7 @@ TEMPLATE_TEST_CASE("LinkCore: every packet arrives exactly once, each producer's
 
   L link(capacity, shape.producers, shape.consumers);
   RunState state;
+  const StopFlag stop = state.stop_flag();
   std::vector<std::atomic<int>> seen(shape.producers * kPerProducer);
   std::atomic<int> out_of_order{0};
   std::atomic<int> out{0};  // slots acquired and not yet recycled
@@ -94,13 +96,13 @@ TEMPLATE_TEST_CASE("LinkCore: every packet arrives exactly once, each producer's
   for (std::size_t p = 0; p < shape.producers; ++p) {
     threads.emplace_back([&, p] {
       for (std::uint64_t n = 0; n < kPerProducer; ++n) {
-        const std::uint32_t slot = link.core.acquire_slot(state);
+        const std::uint32_t slot = link.core.acquire_slot(stop);
         const int now = out.fetch_add(1) + 1;
         int most = most_out.load();
         while (now > most && !most_out.compare_exchange_weak(most, now)) {
         }
         link.packets[slot] = {p, n};
-        link.core.enqueue(slot, state);
+        link.core.enqueue(slot, stop);
       }
       link.core.producer_done();
     });
@@ -110,14 +112,14 @@ TEMPLATE_TEST_CASE("LinkCore: every packet arrives exactly once, each producer's
       std::vector<std::int64_t> last(shape.producers, -1);
       for (;;) {
         std::uint64_t position = 0;
-        const std::uint32_t slot = link.core.take(state, nullptr, &position);
+        const std::uint32_t slot = link.core.take(stop, nullptr, &position);
         if (shape.consumers == 1) positions.push_back(position);
         if (slot == L::kEnd) break;
         const auto packet = link.packets[slot];
         if (packet.producer >= shape.producers || packet.number >= kPerProducer) {
           out_of_order.fetch_add(1);  // corrupt: count it instead of indexing out of bounds
           out.fetch_sub(1);
-          link.core.recycle(slot, state);
+          link.core.recycle(slot, stop);
           continue;
         }
         seen[packet.producer * kPerProducer + packet.number].fetch_add(1);
@@ -125,7 +127,7 @@ TEMPLATE_TEST_CASE("LinkCore: every packet arrives exactly once, each producer's
         if (number <= last[packet.producer]) out_of_order.fetch_add(1);
         last[packet.producer] = number;
         out.fetch_sub(1);
-        link.core.recycle(slot, state);
+        link.core.recycle(slot, stop);
       }
       ended.fetch_add(1);
     });
@@ -157,11 +159,12 @@ TEMPLATE_TEST_CASE("LinkCore: stopping wakes a consumer waiting on an empty link
   L full(1, workers, workers);
   L empty(4, workers, workers);
   RunState state;
+  const StopFlag stop = state.stop_flag();
   state.on_stop([&] {
     full.core.wake_all();
     empty.core.wake_all();
   });
-  full.core.enqueue(full.core.acquire_slot(state), state);
+  full.core.enqueue(full.core.acquire_slot(stop), stop);
 
   std::atomic<int> waiting{0};
   std::atomic<int> stopped{0};
@@ -170,7 +173,7 @@ TEMPLATE_TEST_CASE("LinkCore: stopping wakes a consumer waiting on an empty link
     threads.emplace_back([&] {
       waiting.fetch_add(1);
       try {
-        (void)full.core.acquire_slot(state);
+        (void)full.core.acquire_slot(stop);
       } catch (const Stopped&) {
         stopped.fetch_add(1);
       }
@@ -178,7 +181,7 @@ TEMPLATE_TEST_CASE("LinkCore: stopping wakes a consumer waiting on an empty link
     threads.emplace_back([&] {
       waiting.fetch_add(1);
       try {
-        (void)empty.core.take(state);
+        (void)empty.core.take(stop);
       } catch (const Stopped&) {
         stopped.fetch_add(1);
       }
@@ -199,21 +202,22 @@ TEMPLATE_TEST_CASE("LinkCore: once stopped, take throws with packets queued, acq
   CAPTURE(workers);
   L link(3, workers, workers);
   RunState state;
+  const StopFlag stop = state.stop_flag();
   std::vector<std::uint32_t> queued;
   auto queue = [&](std::uint64_t n) {
-    const std::uint32_t slot = link.core.acquire_slot(state);
+    const std::uint32_t slot = link.core.acquire_slot(stop);
     link.packets[slot] = {0, n};
-    link.core.enqueue(slot, state);
+    link.core.enqueue(slot, stop);
     queued.push_back(slot);
   };
   queue(0);
   queue(1);
   // A slot taken and handed back unfilled (a generator that ended) is not queued.
-  link.core.return_slot(link.core.acquire_slot(state), state);
+  link.core.return_slot(link.core.acquire_slot(stop), stop);
   queue(2);  // the link is full now
   fail(state);
-  CHECK_THROWS_AS(link.core.take(state), Stopped);
-  CHECK_THROWS_AS(link.core.acquire_slot(state), Stopped);  // no waiting for room once stopped
+  CHECK_THROWS_AS(link.core.take(stop), Stopped);
+  CHECK_THROWS_AS(link.core.acquire_slot(stop), Stopped);  // no waiting for room once stopped
   std::vector<std::uint32_t> drained;
   link.core.drain([&](std::uint32_t slot) { drained.push_back(slot); });
   CHECK(drained == queued);  // in queue order
@@ -229,12 +233,13 @@ TEMPLATE_TEST_CASE("LinkCore: a stream without packets ends for every consumer",
   CAPTURE(workers);
   L link(2, workers, workers);
   RunState state;
+  const StopFlag stop = state.stop_flag();
   std::atomic<std::size_t> ended{0};
   std::vector<std::thread> threads;
   for (std::size_t c = 0; c < workers; ++c) {
     threads.emplace_back([&] {
       std::uint64_t position = 99;
-      if (link.core.take(state, nullptr, &position) == L::kEnd && position == 0) ended.fetch_add(1);
+      if (link.core.take(stop, nullptr, &position) == L::kEnd && position == 0) ended.fetch_add(1);
     });
   }
   for (std::size_t p = 0; p < workers; ++p) link.core.producer_done();  // the last one ends it

@@ -32,6 +32,7 @@ using plumb::detail::OrderCursor;
 using plumb::detail::OrderGate;
 using plumb::detail::OutputRef;
 using plumb::detail::RunState;
+using plumb::detail::StopFlag;
 using plumb::detail::Sharing;
 using plumb::detail::Stopped;
 using plumb::detail::WaitTimer;
@@ -75,37 +76,37 @@ struct OrderedStage {
   OrderedStage& operator=(const OrderedStage&) = delete;
 
   // Queues inputs 0 .. count-1 (packets numbered as their groups will be).
-  void feed(std::uint64_t count, const RunState& state) {
+  void feed(std::uint64_t count, StopFlag stop) {
     for (std::uint64_t v = 0; v < count; ++v) {
-      const std::uint32_t slot = in.core.acquire_slot(state);
+      const std::uint32_t slot = in.core.acquire_slot(stop);
       in.packets[slot] = {v, 0};
-      in.core.enqueue(slot, state);
+      in.core.enqueue(slot, stop);
     }
   }
 
   // The worker of `cursor` takes its next input (its new group) and is done with it; returns
   // the input, or nothing at the end of the stream. (The runner keeps the input's slot until
   // its next take; the gate only sees the groups, so freeing it at once tests the same.)
-  std::optional<std::uint64_t> take(OrderCursor& cursor, const RunState& state) {
+  std::optional<std::uint64_t> take(OrderCursor& cursor, StopFlag stop) {
     WaitTimer* const no_timer = nullptr;
-    const std::uint32_t slot = plumb::detail::take_from(in.core, state, no_timer, &cursor);
+    const std::uint32_t slot = plumb::detail::take_next(in.core, stop, no_timer, &cursor);
     if (slot == Core::kEnd) return std::nullopt;
     const std::uint64_t input = in.packets[slot].input;
-    in.core.recycle(slot, state);
+    in.core.recycle(slot, stop);
     return input;
   }
 
   // One output packet of the worker's current group (or trailing), as the runner's
   // produce_ordered() does it: wait for the turn if needed, take a slot, fill it, publish.
-  void yield(OrderCursor& cursor, Packet packet, const RunState& state) {
+  void yield(OrderCursor& cursor, Packet packet, StopFlag stop) {
     if (cursor.has_group()) {
-      gate.before_slot(cursor.group(), state);
+      gate.before_slot(cursor.group(), stop);
     } else {
-      gate.before_trailing_slot(cursor.total(), state);
+      gate.before_trailing_slot(cursor.total(), stop);
     }
-    const std::uint32_t slot = out.core.acquire_slot(state);
+    const std::uint32_t slot = out.core.acquire_slot(stop);
     out.packets[slot] = packet;
-    cursor.publish(slot, state);
+    cursor.publish(slot, stop);
   }
 
   Link in;
@@ -142,11 +143,12 @@ TEST_CASE("OrderGate: several workers' outputs leave in input order, whatever th
   constexpr std::uint64_t kInputs = 1'500;
   OrderedStage stage(4, workers, window);
   RunState state;
+  const StopFlag stop = state.stop_flag();
 
   // Input v yields v % 3 outputs (none, one, two); every worker yields one trailing packet
   // after its input ended, which leaves after every group.
   std::thread source([&] {
-    stage.feed(kInputs, state);
+    stage.feed(kInputs, stop);
     stage.in.core.producer_done();
   });
   std::atomic<int> wrong_groups{0};  // Catch2's assertions are for the test's own thread
@@ -155,26 +157,26 @@ TEST_CASE("OrderGate: several workers' outputs leave in input order, whatever th
     threads.emplace_back([&, w] {
       Jitter jitter{w + 1};
       OrderCursor cursor(stage.gate, OutputRef::of(stage.out.core));
-      while (const std::optional<std::uint64_t> taken = stage.take(cursor, state)) {
+      while (const std::optional<std::uint64_t> taken = stage.take(cursor, stop)) {
         const std::uint64_t input = *taken;
         if (cursor.group() != input) wrong_groups.fetch_add(1);  // its position is its group
         for (std::uint64_t part = 0; part < input % 3; ++part) {
           jitter();
-          stage.yield(cursor, {input, part}, state);
+          stage.yield(cursor, {input, part}, stop);
         }
         jitter();
       }
-      stage.yield(cursor, {kInputs + w, 0}, state);  // trailing
-      cursor.finish(state);
+      stage.yield(cursor, {kInputs + w, 0}, stop);  // trailing
+      cursor.finish(stop);
       stage.out.core.producer_done();
     });
   }
   std::vector<Packet> received;
   for (;;) {
-    const std::uint32_t slot = stage.out.core.take(state);
+    const std::uint32_t slot = stage.out.core.take(stop);
     if (slot == Core::kEnd) break;
     received.push_back(stage.out.packets[slot]);
-    stage.out.core.recycle(slot, state);
+    stage.out.core.recycle(slot, stop);
   }
   source.join();
   for (std::thread& thread : threads) thread.join();
@@ -202,34 +204,35 @@ TEST_CASE("OrderGate: a later group's packet is parked until the earlier group c
           "[order]") {
   OrderedStage stage(4, 2, 4);
   RunState state;
-  stage.feed(2, state);
+  const StopFlag stop = state.stop_flag();
+  stage.feed(2, stop);
   OrderCursor first(stage.gate, OutputRef::of(stage.out.core));
   OrderCursor second(stage.gate, OutputRef::of(stage.out.core));
-  REQUIRE(stage.take(first, state) == 0u);
-  REQUIRE(stage.take(second, state) == 1u);
+  REQUIRE(stage.take(first, stop) == 0u);
+  REQUIRE(stage.take(second, stop) == 1u);
   REQUIRE(first.group() == 0);  // a packet's position is its group
   REQUIRE(second.group() == 1);
 
-  stage.yield(second, {1, 0}, state);  // not its turn: parked, not queued
+  stage.yield(second, {1, 0}, stop);  // not its turn: parked, not queued
 
   // A second packet of group 1 waits for the turn (G2) ...
   std::atomic<bool> second_done{false};
   std::thread later([&] {
-    stage.yield(second, {1, 1}, state);
+    stage.yield(second, {1, 1}, stop);
     second_done = true;
   });
-  stage.yield(first, {0, 0}, state);  // group 0's turn: queued at once
+  stage.yield(first, {0, 0}, stop);  // group 0's turn: queued at once
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   CHECK_FALSE(second_done.load());
   // ... until group 0 completes: its parked packet leaves first, then the waiter goes on.
-  first.finish(state);
+  first.finish(stop);
   later.join();
-  second.finish(state);
+  second.finish(stop);
   std::vector<Packet> received;
   for (int i = 0; i < 3; ++i) {
-    const std::uint32_t slot = stage.out.core.take(state);
+    const std::uint32_t slot = stage.out.core.take(stop);
     received.push_back(stage.out.packets[slot]);
-    stage.out.core.recycle(slot, state);
+    stage.out.core.recycle(slot, stop);
   }
   CHECK(received[0].input == 0);
   CHECK((received[1].input == 1 && received[1].part == 0));
@@ -241,22 +244,23 @@ TEST_CASE("OrderGate: stopping wakes a worker waiting for its turn, and its park
           "[order]") {
   OrderedStage stage(4, 2, 4);
   RunState state;
+  const StopFlag stop = state.stop_flag();
   state.on_stop([&] {
     stage.gate.wake_all();
     stage.in.core.wake_all();
     stage.out.core.wake_all();
   });
-  stage.feed(2, state);
+  stage.feed(2, stop);
   OrderCursor first(stage.gate, OutputRef::of(stage.out.core));
   OrderCursor second(stage.gate, OutputRef::of(stage.out.core));
-  REQUIRE(stage.take(first, state) == 0u);
-  REQUIRE(stage.take(second, state) == 1u);
-  stage.yield(second, {1, 0}, state);  // parked: group 0 (first) never completes
+  REQUIRE(stage.take(first, stop) == 0u);
+  REQUIRE(stage.take(second, stop) == 1u);
+  stage.yield(second, {1, 0}, stop);  // parked: group 0 (first) never completes
 
   std::atomic<bool> stopped{false};
   std::thread waiter([&] {
     try {
-      stage.yield(second, {1, 1}, state);
+      stage.yield(second, {1, 1}, stop);
     } catch (const Stopped&) {
       stopped = true;
     }

@@ -27,7 +27,7 @@ namespace detail {
 // every call into and every resumption of a stage body, so that fused stages that share one
 // thread each see their own identity.
 inline constinit thread_local const WorkerInfo* current_worker = nullptr;
-// The stop word of that worker's run (RunState::stop_word(); in shared memory in a run with
+// The stop word of that worker's run (RunState::stop_flag(); in shared memory in a run with
 // worker processes), for stop_requested().
 inline constinit thread_local const std::atomic<std::uint32_t>* current_stop_word = nullptr;
 

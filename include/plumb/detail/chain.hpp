@@ -7,6 +7,7 @@
 #include <plumb/detail/monitor.hpp>
 #include <plumb/detail/order_gate.hpp>
 #include <plumb/detail/run_state.hpp>
+#include <plumb/detail/stop_flag.hpp>
 #include <plumb/detail/tally.hpp>
 #include <plumb/detail/type_rules.hpp>
 #include <plumb/error.hpp>
@@ -27,31 +28,24 @@
 
 namespace plumb::detail {
 
-// What one worker needs while it runs its group of stages: the run's shared state, its own
+// What one worker needs while it runs its group of stages: the run's stop flag, its own
 // WorkerInfo for each stage of the group, its tally (counters and times), and which stage an
 // exception in flight came from.
 //
 // Thread affinity: the worker's thread only.
 class WorkerContext {
  public:
-  WorkerContext(RunState& state, std::span<const WorkerInfo> infos, WorkerTally& tally,
+  WorkerContext(StopFlag stop, std::span<const WorkerInfo> infos, WorkerTally& tally,
                 Monitor* inline_monitor) noexcept
-      : state_(state), infos_(infos), tally_(tally), inline_monitor_(inline_monitor) {}
+      : stop_(stop), infos_(infos), tally_(tally), inline_monitor_(inline_monitor) {}
 
-  [[nodiscard]] RunState& state() noexcept { return state_; }
   [[nodiscard]] const WorkerInfo& info(std::size_t stage) const noexcept { return infos_[stage]; }
   [[nodiscard]] WorkerTally& tally() noexcept { return tally_; }
 
   // Throws Stopped once the run is stopping.
-  void check_stop() const {
-    if (state_.stopping()) throw Stopped{};
-  }
+  void check_stop() const { stop_.check(); }
 
-  // The run's stop word, for the per-packet path of a fused stage (one load instead of a chain
-  // through the run state).
-  [[nodiscard]] const std::atomic<std::uint32_t>& stop_word() const noexcept {
-    return state_.stop_word();
-  }
+  [[nodiscard]] StopFlag stop() const noexcept { return stop_; }
   [[nodiscard]] Monitor* inline_monitor() const noexcept { return inline_monitor_; }
 
   // The worker's place in its ordered group, if the group is ordered.
@@ -80,7 +74,7 @@ class WorkerContext {
   }
 
  private:
-  RunState& state_;
+  StopFlag stop_;
   std::span<const WorkerInfo> infos_;
   WorkerTally& tally_;
   Monitor* inline_monitor_;
@@ -114,7 +108,7 @@ class GeneratorInput final : public Input<T> {
         info_(info),
         upstream_(upstream),
         context_(context),
-        stop_word_(context.stop_word()),
+        stop_(context.stop()),
         slot_(context.tally().slot(info.stage_index)),
         monitor_(context.inline_monitor()),
         schedule_(feeds_fused && context.tally().timing(), info.stage_index,
@@ -124,8 +118,7 @@ class GeneratorInput final : public Input<T> {
   // The per-packet path of sequential mode: keep it to a stop check, the resume, a counter and
   // one compare for the timing schedule (whose path is out of line).
   T* pull() override {
-    // Relaxed: as RunState::stopping().
-    if (stop_word_.load(std::memory_order_relaxed) != 0) [[unlikely]] throw Stopped{};
+    if (stop_.stopping()) [[unlikely]] throw Stopped{};
     // One writer (this worker): the count read here is the one after() increments.
     const std::uint64_t count = slot_.out.load(std::memory_order_relaxed);
     if (schedule_.due(count)) [[unlikely]] return pull_timed(count);
@@ -163,7 +156,7 @@ class GeneratorInput final : public Input<T> {
   const WorkerInfo& info_;
   InputBase* upstream_;
   WorkerContext& context_;
-  const std::atomic<std::uint32_t>& stop_word_;
+  const StopFlag stop_;
   StageSlot& slot_;
   Monitor* monitor_;
   ResumeSchedule schedule_;

@@ -6,7 +6,7 @@
 
 #include <plumb/detail/assert.hpp>
 #include <plumb/detail/index_ring.hpp>
-#include <plumb/detail/run_state.hpp>
+#include <plumb/detail/stop_flag.hpp>
 #include <plumb/detail/tally.hpp>
 #include <plumb/detail/wait.hpp>
 
@@ -80,14 +80,14 @@ class LinkCore {
 
   // Waits for a free slot: the right to build one packet. Throws Stopped once the run stops.
   // `timer` (may be null) times the wait, if there is one.
-  std::uint32_t acquire_slot(const RunState& state, WaitTimer* timer = nullptr) {
-    if (single_) return single_acquire(state, timer);
+  std::uint32_t acquire_slot(StopFlag stop, WaitTimer* timer = nullptr) {
+    if (single_) return single_acquire(stop, timer);
     std::uint32_t slot = free_ring().try_pop();
     if (slot != kEnd) return slot;
     const WaitScope timing(timer);
     free_event_.wait(
         [&] {
-          if (state.stopping()) return true;
+          if (stop.stopping()) return true;
           slot = free_ring().try_pop();
           return slot != kEnd;
         },
@@ -97,7 +97,7 @@ class LinkCore {
   }
 
   // Queues `slot`, which now holds a packet, for a consumer.
-  void enqueue(std::uint32_t slot, const RunState& state) noexcept {
+  void enqueue(std::uint32_t slot, StopFlag stop) noexcept {
     if (single_) {
       PLUMB_ASSERT(slot == producer_slot_, "plumb: single-producer link enqueued out of turn");
       producer_slot_ = next_slot(producer_slot_);
@@ -105,14 +105,14 @@ class LinkCore {
       ready_event_.notify_one();
       return;
     }
-    push(ready_ring(), slot, state);
+    push(ready_ring(), slot, stop);
     ready_event_.notify_one();
   }
 
   // Gives back a slot from acquire_slot() that was not filled (the generator ended or threw).
-  void return_slot(std::uint32_t slot, const RunState& state) noexcept {
+  void return_slot(std::uint32_t slot, StopFlag stop) noexcept {
     if (single_) return;  // the slot was never counted (S1): the next acquire gets it again
-    push(free_ring(), slot, state);
+    push(free_ring(), slot, stop);
     free_event_.notify_one();
   }
 
@@ -132,13 +132,13 @@ class LinkCore {
   // `timer` (may be null) times the wait, if there is one. `position` (may be null) receives
   // the packet's number in the order packets were queued (0, 1, 2, ...), or at the end the
   // number of packets (OrderGate's groups).
-  std::uint32_t take(const RunState& state, WaitTimer* timer = nullptr,
+  std::uint32_t take(StopFlag stop, WaitTimer* timer = nullptr,
                      std::uint64_t* position = nullptr) {
     // One relaxed load per packet, like the fused path's check (chain.hpp); the queued packets
     // are destroyed by the link's drain after the workers are joined (L2).
-    if (state.stopping()) [[unlikely]] throw Stopped{};
+    if (stop.stopping()) [[unlikely]] throw Stopped{};
     if (single_) {
-      const std::uint32_t slot = single_take(state, timer);
+      const std::uint32_t slot = single_take(stop, timer);
       if (position != nullptr) *position = consumer_head_;
       return slot;
     }
@@ -148,7 +148,7 @@ class LinkCore {
     const WaitScope timing(timer);
     ready_event_.wait(
         [&] {
-          if (state.stopping()) return true;
+          if (stop.stopping()) return true;
           slot = ready_ring().try_pop(position);
           if (slot != kEnd) return true;
           // [sync L-E2] pairs with [sync L-E1]: seeing 0 means every push happened before, so
@@ -168,7 +168,7 @@ class LinkCore {
   }
 
   // Frees `slot` (its packet already destroyed) for a producer.
-  void recycle(std::uint32_t slot, const RunState& state) noexcept {
+  void recycle(std::uint32_t slot, StopFlag stop) noexcept {
     if (single_) {
       PLUMB_ASSERT(slot == consumer_slot_, "plumb: single-consumer link released out of turn");
       consumer_slot_ = next_slot(consumer_slot_);
@@ -176,7 +176,7 @@ class LinkCore {
       free_event_.notify_one();
       return;
     }
-    push(free_ring(), slot, state);
+    push(free_ring(), slot, stop);
     free_event_.notify_one();
   }
 
@@ -230,7 +230,7 @@ class LinkCore {
     return producer_tail_ - producer_head_cache_ < capacity_;
   }
 
-  std::uint32_t single_acquire(const RunState& state, WaitTimer* timer) {
+  std::uint32_t single_acquire(StopFlag stop, WaitTimer* timer) {
     if (producer_has_room()) return producer_slot_;
     // A second look after a pause before the wait is timed: a wait this short is not worth
     // two clock reads (it counts as busy).
@@ -240,7 +240,7 @@ class LinkCore {
     const WaitScope timing(timer);
     free_event_.wait(
         [&] {
-          if (state.stopping()) return true;
+          if (stop.stopping()) return true;
           room = producer_has_room();
           return room;
         },
@@ -255,7 +255,7 @@ class LinkCore {
     return consumer_head_ != consumer_tail_cache_;
   }
 
-  std::uint32_t single_take(const RunState& state, WaitTimer* timer) {
+  std::uint32_t single_take(StopFlag stop, WaitTimer* timer) {
     if (consumer_has_packet()) return consumer_slot_;
     cpu_relax();  // a second look before a timed wait, as in single_acquire()
     if (consumer_has_packet()) return consumer_slot_;
@@ -264,7 +264,7 @@ class LinkCore {
     const WaitScope timing(timer);
     ready_event_.wait(
         [&] {
-          if (state.stopping()) return true;
+          if (stop.stopping()) return true;
           packet = consumer_has_packet();
           if (packet) return true;
           // [sync L-E2]: seeing 0 means the producer's last enqueue happened before; one more
@@ -296,13 +296,13 @@ class LinkCore {
   // throttling, a lower priority) is waited for without burning a core. Across processes that
   // peer may have died in between, wedging the cell for good; the run is then failing (the
   // supervisor saw the death), so once it stops the push gives up: nobody will read the ring.
-  static void push(IndexRing& ring, std::uint32_t slot, const RunState& state) noexcept {
+  static void push(IndexRing& ring, std::uint32_t slot, StopFlag stop) noexcept {
     for (int attempt = 0; !ring.try_push(slot); ++attempt) {
       if (attempt < 16) {
         std::this_thread::yield();
         continue;
       }
-      if (Share == Sharing::process_shared && state.stopping()) return;
+      if (Share == Sharing::process_shared && stop.stopping()) return;
       std::this_thread::sleep_for(std::chrono::microseconds(1 << std::min(attempt - 16, 10)));
     }
   }

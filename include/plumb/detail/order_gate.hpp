@@ -6,7 +6,8 @@
 
 #include <plumb/detail/assert.hpp>
 #include <plumb/detail/index_ring.hpp>
-#include <plumb/detail/run_state.hpp>
+#include <plumb/detail/stop_flag.hpp>
+#include <plumb/detail/take.hpp>
 #include <plumb/detail/wait.hpp>
 
 #include <pthread.h>
@@ -66,13 +67,13 @@ class OrderGate {
   // Group `done` (if any) is complete; then waits for a ticket to take the next input. Throws
   // Stopped once the run stops.
   template <class Core>
-  void before_take(const std::uint64_t* done, Core& output, const RunState& state) {
-    if (done != nullptr) complete(*done, output, state);
+  void before_take(const std::uint64_t* done, Core& output, StopFlag stop) {
+    if (done != nullptr) complete(*done, output, stop);
     if (try_ticket()) return;
     bool got = false;
     tickets_event_.wait(
         [&] {
-          if (state.stopping()) return true;
+          if (stop.stopping()) return true;
           got = try_ticket();
           return got;
         },
@@ -90,42 +91,42 @@ class OrderGate {
 
   // Before taking a slot for a packet of group `group`: waits for its turn if the group already
   // parked a packet (G2). Throws Stopped once the run stops.
-  void before_slot(std::uint64_t group, const RunState& state) {
+  void before_slot(std::uint64_t group, StopFlag stop) {
     if (turn_.load(std::memory_order_acquire) == group) return;
     {
       const Lock lock(mutex_);
       if (cell(group).parked == kNone) return;
     }
     turn_event_.wait(
-        [&] { return state.stopping() || turn_.load(std::memory_order_acquire) == group; },
+        [&] { return stop.stopping() || turn_.load(std::memory_order_acquire) == group; },
         SpinPolicy{});
     if (turn_.load(std::memory_order_acquire) != group) throw Stopped{};
   }
 
   // Before taking a slot for a packet yielded after the worker's input ended, outside any group:
   // waits until every group of the `total` inputs has passed. Throws Stopped once the run stops.
-  void before_trailing_slot(std::uint64_t total, const RunState& state) {
+  void before_trailing_slot(std::uint64_t total, StopFlag stop) {
     turn_event_.wait(
-        [&] { return state.stopping() || turn_.load(std::memory_order_acquire) >= total; },
+        [&] { return stop.stopping() || turn_.load(std::memory_order_acquire) >= total; },
         SpinPolicy{});
     if (turn_.load(std::memory_order_acquire) < total) throw Stopped{};
   }
 
   // Queues a trailing packet (after before_trailing_slot()): every group has passed.
   template <class Core>
-  void publish_trailing(std::uint32_t slot, Core& output, const RunState& state) noexcept {
+  void publish_trailing(std::uint32_t slot, Core& output, StopFlag stop) noexcept {
     const Lock lock(mutex_);
-    output.enqueue(slot, state);
+    output.enqueue(slot, stop);
   }
 
   // `slot` holds a packet of group `group`: queues it now if it is the group's turn, else parks
   // it until then (G3).
   template <class Core>
   void publish(std::uint64_t group, std::uint32_t slot, Core& output,
-               const RunState& state) noexcept {
+               StopFlag stop) noexcept {
     const Lock lock(mutex_);
     if (group == turn_.load(std::memory_order_relaxed)) {
-      output.enqueue(slot, state);
+      output.enqueue(slot, stop);
       return;
     }
     PLUMB_ASSERT(cell(group).parked == kNone, "plumb: an ordered group parked a second packet");
@@ -134,7 +135,7 @@ class OrderGate {
 
   // Group `group` will yield nothing more; passes every complete group from the turn on.
   template <class Core>
-  void complete(std::uint64_t group, Core& output, const RunState& state) noexcept {
+  void complete(std::uint64_t group, Core& output, StopFlag stop) noexcept {
     bool moved = false;
     {
       const Lock lock(mutex_);
@@ -148,7 +149,7 @@ class OrderGate {
         moved = true;
         Cell& next = cell(turn);
         if (next.parked != kNone) {
-          output.enqueue(next.parked, state);
+          output.enqueue(next.parked, stop);
           next.parked = kNone;
         }
       }
@@ -238,15 +239,15 @@ static_assert(sizeof(OrderGate) % kCacheLine == 0, "the cells must follow the ga
 // The output link of an ordered group, as the gate queues into it (either kind of LinkCore).
 struct OutputRef {
   void* core = nullptr;
-  void (*queue)(void* core, std::uint32_t slot, const RunState& state) noexcept = nullptr;
+  void (*queue)(void* core, std::uint32_t slot, StopFlag stop) noexcept = nullptr;
 
   template <class Core>
   static OutputRef of(Core& output) noexcept {
-    return OutputRef{&output, [](void* core, std::uint32_t slot, const RunState& state) noexcept {
-                       static_cast<Core*>(core)->enqueue(slot, state);
+    return OutputRef{&output, [](void* core, std::uint32_t slot, StopFlag stop) noexcept {
+                       static_cast<Core*>(core)->enqueue(slot, stop);
                      }};
   }
-  void enqueue(std::uint32_t slot, const RunState& state) const noexcept { queue(core, slot, state); }
+  void enqueue(std::uint32_t slot, StopFlag stop) const noexcept { queue(core, slot, stop); }
 };
 
 // One worker's place in an ordered group: the group it works on. A packet yielded before the
@@ -254,7 +255,7 @@ struct OutputRef {
 // trails: it leaves after every group.
 //
 // Thread affinity: the worker's thread only.
-class OrderCursor {
+class OrderCursor final : public TakeHook {
  public:
   OrderCursor(OrderGate& gate, OutputRef output) noexcept : gate_(gate), output_(output) {}
 
@@ -265,32 +266,32 @@ class OrderCursor {
   [[nodiscard]] std::uint64_t total() const noexcept { return total_; }
 
   // The generator finished: its last group is complete.
-  void finish(const RunState& state) noexcept {
-    if (has_group_) gate_.complete(group_, output_, state);
+  void finish(StopFlag stop) noexcept {
+    if (has_group_) gate_.complete(group_, output_, stop);
     has_group_ = false;
   }
 
   // Queues `slot`, which holds the packet just yielded, in its group's order.
-  void publish(std::uint32_t slot, const RunState& state) noexcept {
+  void publish(std::uint32_t slot, StopFlag stop) noexcept {
     if (has_group_) {
-      gate_.publish(group_, slot, output_, state);
+      gate_.publish(group_, slot, output_, stop);
     } else {
-      gate_.publish_trailing(slot, output_, state);
+      gate_.publish_trailing(slot, output_, stop);
     }
   }
 
   // Before the input takes a packet: the current group is complete; wait for a ticket.
-  void before_take(const RunState& state) {
-    gate_.before_take(has_group_ ? &group_ : nullptr, output_, state);
+  void before_take(StopFlag stop) override {
+    gate_.before_take(has_group_ ? &group_ : nullptr, output_, stop);
     has_group_ = false;
   }
   // The input took the packet at ready-ring position `position`: the new group.
-  void took(std::uint64_t position) noexcept {
+  void took(std::uint64_t position) noexcept override {
     group_ = position;
     has_group_ = true;
   }
   // The input ended after `total` packets.
-  void ended(std::uint64_t total) noexcept {
+  void ended(std::uint64_t total) noexcept override {
     gate_.return_ticket();
     ended_ = true;
     total_ = total;
@@ -304,22 +305,5 @@ class OrderCursor {
   bool has_group_ = false;
   bool ended_ = false;
 };
-
-// Takes the next packet's slot from `core` for a consumer worker; in an ordered group
-// (`order` set) with a ticket first, numbering the packet as its group. One branch for the
-// unordered path (every link's take goes through here).
-template <class Core, class Timer>
-std::uint32_t take_from(Core& core, const RunState& state, Timer* timer, OrderCursor* order) {
-  if (order == nullptr) [[likely]] return core.take(state, timer);
-  order->before_take(state);
-  std::uint64_t position = 0;
-  const std::uint32_t slot = core.take(state, timer, &position);
-  if (slot == Core::kEnd) {
-    order->ended(position);
-  } else {
-    order->took(position);
-  }
-  return slot;
-}
 
 }  // namespace plumb::detail

@@ -6,8 +6,8 @@
 #include <plumb/detail/index_ring.hpp>
 #include <plumb/detail/input.hpp>
 #include <plumb/detail/link_core.hpp>
-#include <plumb/detail/order_gate.hpp>
-#include <plumb/detail/run_state.hpp>
+#include <plumb/detail/take.hpp>
+#include <plumb/detail/stop_flag.hpp>
 #include <plumb/detail/tally.hpp>
 
 #include <algorithm>
@@ -49,18 +49,18 @@ class RingLink {
   // --- Producer API ---------------------------------------------------------------------------
 
   // Moves `value` into `slot` (from acquire_slot) and queues it for a consumer.
-  void publish(std::uint32_t slot, T&& value, const RunState& state) {
-    fill(slot, std::move(value), state);
-    core_->enqueue(slot, state);
+  void publish(std::uint32_t slot, T&& value, StopFlag stop) {
+    fill(slot, std::move(value), stop);
+    core_->enqueue(slot, stop);
   }
 
   // Moves `value` into `slot` without queueing it (an ordered group queues it in turn). If the
   // move throws, the slot is given back.
-  void fill(std::uint32_t slot, T&& value, const RunState& state) {
+  void fill(std::uint32_t slot, T&& value, StopFlag stop) {
     try {
       std::construct_at(packet(slot), std::move(value));
     } catch (...) {
-      core_->return_slot(slot, state);
+      core_->return_slot(slot, stop);
       throw;
     }
   }
@@ -74,9 +74,9 @@ class RingLink {
   void destroy(std::uint32_t slot) noexcept { std::destroy_at(packet(slot)); }
 
   // Destroys the packet in `slot` and frees the slot for a producer.
-  void release(std::uint32_t slot, const RunState& state) noexcept {
+  void release(std::uint32_t slot, StopFlag stop) noexcept {
     std::destroy_at(packet(slot));
-    core_->recycle(slot, state);
+    core_->recycle(slot, stop);
   }
 
  private:
@@ -103,21 +103,21 @@ class RingLink {
 template <class T>
 class LinkInput final : public Input<T> {
  public:
-  LinkInput(RingLink<T>& link, const RunState& state, WorkerTally& tally) noexcept
-      : link_(link), state_(state), tally_(tally) {}
+  LinkInput(RingLink<T>& link, StopFlag stop, WorkerTally& tally) noexcept
+      : link_(link), stop_(stop), tally_(tally) {}
   LinkInput(const LinkInput&) = delete;
   LinkInput& operator=(const LinkInput&) = delete;
   ~LinkInput() override {
-    if (held_ != RingLink<T>::kEnd) link_.release(held_, state_);
+    if (held_ != RingLink<T>::kEnd) link_.release(held_, stop_);
   }
 
-  // The worker's group is ordered: its inputs are numbered, and taken with tickets.
-  void set_order(OrderCursor* order) noexcept { order_ = order; }
+  // An ordering layer numbers the packets this input takes (take.hpp).
+  void set_take_hook(TakeHook* hook) noexcept { hook_ = hook; }
 
  private:
   T* pull() override {
-    if (held_ != RingLink<T>::kEnd) link_.release(std::exchange(held_, RingLink<T>::kEnd), state_);
-    const std::uint32_t slot = take_from(link_.core(), state_, tally_.input_timer(), order_);
+    if (held_ != RingLink<T>::kEnd) link_.release(std::exchange(held_, RingLink<T>::kEnd), stop_);
+    const std::uint32_t slot = take_next(link_.core(), stop_, tally_.input_timer(), hook_);
     if (slot == RingLink<T>::kEnd) return nullptr;
     tally_.took();
     held_ = slot;
@@ -125,9 +125,9 @@ class LinkInput final : public Input<T> {
   }
 
   RingLink<T>& link_;
-  const RunState& state_;
+  StopFlag stop_;
   WorkerTally& tally_;
-  OrderCursor* order_ = nullptr;
+  TakeHook* hook_ = nullptr;
   std::uint32_t held_ = RingLink<T>::kEnd;
 };
 

@@ -6,6 +6,7 @@
 #include <plumb/detail/describe.hpp>
 #include <plumb/detail/remote_error.hpp>
 #include <plumb/detail/shared_memory.hpp>
+#include <plumb/detail/stop_flag.hpp>
 #include <plumb/worker.hpp>
 
 #include <fmt/format.h>
@@ -21,11 +22,6 @@
 #include <vector>
 
 namespace plumb::detail {
-
-// Thrown inside a worker to unwind it once the run is stopping (another worker failed, the run
-// was cancelled or timed out). Not derived from std::exception so that a stage's
-// `catch (const std::exception&)` does not swallow it. Never reported as the run's error.
-struct Stopped {};
 
 // The first error of a run and the stop flag every worker polls.
 //
@@ -45,10 +41,9 @@ class RunState {
   [[nodiscard]] bool stopping() const noexcept {
     return stop_word_->load(std::memory_order_relaxed) != 0;
   }
-  // The word stopping() reads; it moves only in share(), before any worker starts.
-  [[nodiscard]] const std::atomic<std::uint32_t>& stop_word() const noexcept {
-    return *stop_word_;
-  }
+  // The word stopping() reads, for links and gates. It moves in share(), before any worker
+  // starts: take the flag after that.
+  [[nodiscard]] StopFlag stop_flag() const noexcept { return StopFlag(*stop_word_); }
 
   // A run with worker processes: the stop flag and the first-error claim live in shared memory
   // from now on. Call before the first fork.

@@ -182,16 +182,16 @@ class Runner {
     if (!plan_.groups.back().caller) {
       // One sequential group: the caller resumes the chain of generators itself.
       Monitor* inline_monitor = Monitor::wanted_inline(options_) ? &*monitor_ : nullptr;
-      caller_context_.emplace(state_, infos_[id], *caller_tally_, inline_monitor);
+      caller_context_.emplace(stop(), infos_[id], *caller_tally_, inline_monitor);
       try {
-        const CurrentStopWordScope stop_word_scope(&state_.stop_word());
+        const CurrentStopWordScope stop_word_scope(&stop().word());
         caller_input_ = open_chain<0>(static_cast<Input<void>*>(nullptr), *caller_context_);
       } catch (...) {
         caller_failed();
       }
       return;
     }
-    caller_context_.emplace(state_, infos_[id], *caller_tally_, nullptr);
+    caller_context_.emplace(stop(), infos_[id], *caller_tally_, nullptr);
     start_helper();
     if (!supervised_) {
       // The caller cannot supervise while it iterates: without a supervisor a dead worker
@@ -202,9 +202,9 @@ class Runner {
     }
     constexpr std::size_t kLast = kSink - 1;
     if (!shared_link_[kLast]) {
-      caller_input_ = &caller_ring_input_.emplace(*std::get<kLast>(ring_links_), state_, *caller_tally_);
+      caller_input_ = &caller_ring_input_.emplace(*std::get<kLast>(ring_links_), stop(), *caller_tally_);
     } else if constexpr (is_serializable_v<Streamed>) {
-      caller_input_ = &caller_shm_input_.emplace(*std::get<kLast>(shm_links_), state_, *caller_tally_);
+      caller_input_ = &caller_shm_input_.emplace(*std::get<kLast>(shm_links_), stop(), *caller_tally_);
     }
   }
 
@@ -214,7 +214,7 @@ class Runner {
     if (caller_input_ != nullptr) {
       try {
         std::optional<CurrentStopWordScope> stop_word_scope;
-        if (!plan_.groups.back().caller) stop_word_scope.emplace(&state_.stop_word());
+        if (!plan_.groups.back().caller) stop_word_scope.emplace(&stop().word());
         if (Streamed* packet = caller_input_->next()) return packet;
       } catch (const Stopped&) {
         // the run's error is recorded elsewhere
@@ -425,6 +425,9 @@ class Runner {
   }
 
  private:
+  // The run's stop flag (in shared memory once map_shared_memory() ran).
+  StopFlag stop() const noexcept { return state_.stop_flag(); }
+
   // The final statistics, into the Pipeline's last_stats(). Losing them to a failed allocation
   // must not hide the run's outcome.
   void publish_stats(bool finished) noexcept {
@@ -777,8 +780,8 @@ class Runner {
   Outcome run_worker(const GroupPlan& group, std::size_t id, Monitor* inline_monitor) noexcept {
     WorkerTally tally(blocks_->clock(id), blocks_->slots(id), options_.timing, ns_per_tick_);
     tally.start();
-    WorkerContext context(state_, infos_[id], tally, inline_monitor);
-    const CurrentStopWordScope stop_word_scope(&context.stop_word());  // for stop_requested()
+    WorkerContext context(stop(), infos_[id], tally, inline_monitor);
+    const CurrentStopWordScope stop_word_scope(&context.stop().word());  // for stop_requested()
     Outcome outcome = Outcome::finished;
     std::optional<OrderCursor> order;
     if (group.ordered) {
@@ -795,16 +798,16 @@ class Runner {
         } else {
           using In = InputType<kFirst>;
           if (!shared_link_[kFirst - 1]) {
-            LinkInput<In> input(*std::get<kFirst - 1>(ring_links_), state_, tally);
-            input.set_order(cursor);
+            LinkInput<In> input(*std::get<kFirst - 1>(ring_links_), stop(), tally);
+            input.set_take_hook(cursor);
             run_viewed_or_not<kFirst>(input, context);
           } else if constexpr (is_serializable_v<In> && kReadsViews<kFirst>) {
-            ShmViewInput<In> input(*std::get<kFirst - 1>(shm_links_), state_, tally);
-            input.set_order(cursor);
+            ShmViewInput<In> input(*std::get<kFirst - 1>(shm_links_), stop(), tally);
+            input.set_take_hook(cursor);
             run_from<kFirst>(&input, context);
           } else if constexpr (is_serializable_v<In>) {
-            ShmInput<In> input(*std::get<kFirst - 1>(shm_links_), state_, tally);
-            input.set_order(cursor);
+            ShmInput<In> input(*std::get<kFirst - 1>(shm_links_), stop(), tally);
+            input.set_take_hook(cursor);
             run_from<kFirst>(&input, context);
           }
         }
@@ -892,7 +895,7 @@ class Runner {
           if (context.order() != nullptr) {
             produce_ordered(link.core(), output, context, info,
                             [&](std::uint32_t slot, Output<Index>& packet) {
-                              link.fill(slot, std::move(packet), state_);
+                              link.fill(slot, std::move(packet), stop());
                             });
           } else {
             produce(link, output, context.tally());
@@ -920,16 +923,16 @@ class Runner {
   template <class Core, class T, class Publish>
   void produce(Core& core, Input<T>& output, WorkerTally& tally, Publish&& publish) {
     for (;;) {
-      const std::uint32_t slot = core.acquire_slot(state_, tally.output_timer());
+      const std::uint32_t slot = core.acquire_slot(stop(), tally.output_timer());
       T* packet = nullptr;
       try {
         packet = output.next();
       } catch (...) {
-        core.return_slot(slot, state_);
+        core.return_slot(slot, stop());
         throw;
       }
       if (packet == nullptr) {
-        core.return_slot(slot, state_);
+        core.return_slot(slot, stop());
         return;
       }
       publish(slot, *packet);
@@ -939,7 +942,7 @@ class Runner {
   template <class T>
   void produce(RingLink<T>& link, Input<T>& output, WorkerTally& tally) {
     produce(link.core(), output, tally,
-            [&](std::uint32_t slot, T& packet) { link.publish(slot, std::move(packet), state_); });
+            [&](std::uint32_t slot, T& packet) { link.publish(slot, std::move(packet), stop()); });
   }
 
   // An ordered group's loop (OrderGate): the packet first, then a slot for it (a group that
@@ -953,13 +956,13 @@ class Runner {
     for (;;) {
       T* packet = output.next();
       if (packet == nullptr) {
-        order.finish(state_);
+        order.finish(stop());
         return;
       }
       if (order.has_group()) {
-        order.gate().before_slot(order.group(), state_);
+        order.gate().before_slot(order.group(), stop());
       } else if (order.ended()) {
-        order.gate().before_trailing_slot(order.total(), state_);
+        order.gate().before_trailing_slot(order.total(), stop());
       } else {
         auto error = std::make_exception_ptr(StageError(
             fmt::format("plumb.stage_error: {} worker {} yielded a packet before it took its "
@@ -971,9 +974,9 @@ class Runner {
         context.attribute(info, error);
         std::rethrow_exception(error);
       }
-      const std::uint32_t slot = core.acquire_slot(state_, context.tally().output_timer());
+      const std::uint32_t slot = core.acquire_slot(stop(), context.tally().output_timer());
       fill(slot, *packet);
-      order.publish(slot, state_);
+      order.publish(slot, stop());
     }
   }
 
@@ -985,12 +988,12 @@ class Runner {
     if (context.order() != nullptr) {
       return produce_ordered(link.core(), output, context, info,
                              [&](std::uint32_t slot, const T& packet) {
-                               const std::size_t size = link.publish(slot, packet, state_, false);
+                               const std::size_t size = link.publish(slot, packet, stop(), false);
                                if (size != 0) throw_too_big(link, context, info, size);
                              });
     }
     produce(link.core(), output, context.tally(), [&](std::uint32_t slot, const T& packet) {
-      const std::size_t size = link.publish(slot, packet, state_);
+      const std::size_t size = link.publish(slot, packet, stop());
       if (size != 0) throw_too_big(link, context, info, size);
     });
   }

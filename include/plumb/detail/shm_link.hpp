@@ -7,9 +7,9 @@
 #include <plumb/codec.hpp>
 #include <plumb/detail/input.hpp>
 #include <plumb/detail/link_core.hpp>
-#include <plumb/detail/order_gate.hpp>
+#include <plumb/detail/take.hpp>
 #include <plumb/detail/tally.hpp>
-#include <plumb/detail/run_state.hpp>
+#include <plumb/detail/stop_flag.hpp>
 #include <plumb/error.hpp>
 
 #include <cstddef>
@@ -56,12 +56,12 @@ class ShmLink {
   // Serializes `value` into `slot` (from acquire_slot) and queues it (unless not `queue`: an
   // ordered group queues it in turn); returns 0. If the message would not fit, writes nothing,
   // gives the slot back and returns its size (the caller raises the error).
-  std::size_t publish(std::uint32_t slot, const T& value, const RunState& state, bool queue = true) {
+  std::size_t publish(std::uint32_t slot, const T& value, StopFlag stop, bool queue = true) {
     std::size_t size = 0;
     try {
       size = serialized_size(value);
       if (size > slot_bytes_) {
-        core_->return_slot(slot, state);
+        core_->return_slot(slot, stop);
         return size;
       }
       Writer writer(std::span<std::byte>(slot_data(slot), size));
@@ -71,11 +71,11 @@ class ShmLink {
                     "must write the same bytes every time it is called for the same value)");
       }
     } catch (...) {
-      core_->return_slot(slot, state);
+      core_->return_slot(slot, stop);
       throw;
     }
     sizes_[slot] = size;  // published with the slot by enqueue ([sync R-P2], or [sync S-T1])
-    if (queue) core_->enqueue(slot, state);
+    if (queue) core_->enqueue(slot, stop);
     return 0;
   }
 
@@ -86,7 +86,7 @@ class ShmLink {
     return {slot_data(slot), static_cast<std::size_t>(sizes_[slot])};
   }
 
-  void release(std::uint32_t slot, const RunState& state) noexcept { core_->recycle(slot, state); }
+  void release(std::uint32_t slot, StopFlag stop) noexcept { core_->recycle(slot, stop); }
 
  private:
   static std::size_t round_slot(std::size_t bytes) noexcept {
@@ -115,20 +115,20 @@ class ShmLink {
 template <class T>
 class ShmSlotHolder {
  public:
-  ShmSlotHolder(ShmLink<T>& link, const RunState& state, WorkerTally& tally) noexcept
-      : link_(link), state_(state), tally_(tally) {}
+  ShmSlotHolder(ShmLink<T>& link, StopFlag stop, WorkerTally& tally) noexcept
+      : link_(link), stop_(stop), tally_(tally) {}
   ShmSlotHolder(const ShmSlotHolder&) = delete;
   ShmSlotHolder& operator=(const ShmSlotHolder&) = delete;
   ~ShmSlotHolder() = default;
 
-  // The worker's group is ordered: its inputs are numbered, and taken with tickets.
-  void set_order(OrderCursor* order) noexcept { order_ = order; }
+  // An ordering layer numbers the packets this input takes (take.hpp).
+  void set_take_hook(TakeHook* hook) noexcept { hook_ = hook; }
 
   // Releases the held slot and waits for the next message; empty at the end of the stream.
   template <class BeforeRelease>
   std::optional<std::span<const std::byte>> next(BeforeRelease&& before_release) {
     release(before_release);
-    const std::uint32_t slot = take_from(link_.core(), state_, tally_.input_timer(), order_);
+    const std::uint32_t slot = take_next(link_.core(), stop_, tally_.input_timer(), hook_);
     if (slot == ShmLink<T>::kEnd) return std::nullopt;
     tally_.took();
     held_ = slot;
@@ -139,14 +139,14 @@ class ShmSlotHolder {
   void release(BeforeRelease&& before_release) noexcept {
     if (held_ == ShmLink<T>::kEnd) return;
     before_release();
-    link_.release(std::exchange(held_, ShmLink<T>::kEnd), state_);
+    link_.release(std::exchange(held_, ShmLink<T>::kEnd), stop_);
   }
 
  private:
   ShmLink<T>& link_;
-  const RunState& state_;
+  StopFlag stop_;
   WorkerTally& tally_;
-  OrderCursor* order_ = nullptr;
+  TakeHook* hook_ = nullptr;
   std::uint32_t held_ = ShmLink<T>::kEnd;
 };
 
@@ -157,9 +157,9 @@ class ShmSlotHolder {
 template <class T>
 class ShmInput final : public Input<T> {
  public:
-  ShmInput(ShmLink<T>& link, const RunState& state, WorkerTally& tally) noexcept
-      : holder_(link, state, tally) {}
-  void set_order(OrderCursor* order) noexcept { holder_.set_order(order); }
+  ShmInput(ShmLink<T>& link, StopFlag stop, WorkerTally& tally) noexcept
+      : holder_(link, stop, tally) {}
+  void set_take_hook(TakeHook* hook) noexcept { holder_.set_take_hook(hook); }
   ~ShmInput() override {
     holder_.release([this] { current_.reset(); });
   }

@@ -5,7 +5,7 @@
 
 #include <plumb/codec.hpp>
 #include <plumb/detail/input.hpp>
-#include <plumb/detail/run_state.hpp>
+#include <plumb/detail/stop_flag.hpp>
 #include <plumb/detail/shm_link.hpp>
 #include <plumb/view.hpp>
 
@@ -42,9 +42,9 @@ class ViewInput final : public Input<View<T>> {
 template <class T>
 class ShmViewInput final : public Input<View<T>> {
  public:
-  ShmViewInput(ShmLink<T>& link, const RunState& state, WorkerTally& tally) noexcept
-      : holder_(link, state, tally) {}
-  void set_order(OrderCursor* order) noexcept { holder_.set_order(order); }
+  ShmViewInput(ShmLink<T>& link, StopFlag stop, WorkerTally& tally) noexcept
+      : holder_(link, stop, tally) {}
+  void set_take_hook(TakeHook* hook) noexcept { holder_.set_take_hook(hook); }
   ~ShmViewInput() override {
     holder_.release([this] { current_.reset(); });
   }
