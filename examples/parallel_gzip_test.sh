@@ -21,7 +21,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 printf x >one
 head -c 32768 /dev/urandom >chunk
 head -c 32769 /dev/urandom >chunk_plus_one
-for _ in 1 2 3; do cat "$root"/include/plumb/*.hpp "$root"/include/plumb/detail/*.hpp; done >text
+for _ in 1 2 3; do cat "$root"/include/plumb/*.hpp "$root"/include/plumb/detail/*/*.hpp; done >text
 head -c 300000 /dev/urandom >>text
 cat "$root"/docs/*.md "$root"/tests/*.cpp >>text
 

@@ -3,7 +3,7 @@
 // wake-up (a lost one hangs a test until its timeout), notify_all and wake_all reach every
 // sleeper, for both kinds of futex. Run under ThreadSanitizer too.
 
-#include <plumb/detail/wait.hpp>
+#include <plumb/detail/sync/wait.hpp>
 
 #include "support/futexes.hpp"
 

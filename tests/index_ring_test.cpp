@@ -3,7 +3,7 @@
 // every link: order, bounds, positions, and exactly-once delivery with several producers and
 // consumers (run under ThreadSanitizer too).
 
-#include <plumb/detail/index_ring.hpp>
+#include <plumb/detail/link/index_ring.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -6,9 +6,9 @@
 // (non-atomic) memory, so under ThreadSanitizer these tests also check that the link orders a
 // packet's writes before its reads.
 
-#include <plumb/detail/link_core.hpp>
-#include <plumb/detail/run_state.hpp>
-#include <plumb/detail/wait.hpp>
+#include <plumb/detail/link/link_core.hpp>
+#include <plumb/detail/run/run_state.hpp>
+#include <plumb/detail/sync/wait.hpp>
 
 #include "support/futexes.hpp"
 

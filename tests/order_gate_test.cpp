@@ -5,10 +5,10 @@
 // parked packet leaving on its turn, and stopping a worker that waits for its turn. Run under
 // ThreadSanitizer too.
 
-#include <plumb/detail/link_core.hpp>
-#include <plumb/detail/order_gate.hpp>
-#include <plumb/detail/run_state.hpp>
-#include <plumb/detail/tally.hpp>
+#include <plumb/detail/link/link_core.hpp>
+#include <plumb/detail/order/order_gate.hpp>
+#include <plumb/detail/run/run_state.hpp>
+#include <plumb/detail/stats/tally.hpp>
 
 #include <catch2/catch.hpp>
 

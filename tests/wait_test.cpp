@@ -2,7 +2,7 @@
 // tests/wait_test.cpp: the waits' yield policy (detail/yield_backoff.hpp), with a scripted
 // clock: each yield costs what the test says, so nothing here depends on the machine's timing.
 
-#include <plumb/detail/yield_backoff.hpp>
+#include <plumb/detail/sync/yield_backoff.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -2,12 +2,12 @@
 // SPDX-License-Identifier: MIT
 // plumb/pipeline.hpp: Pipeline<Stages...>, its compile-time type rules and run().
 
-#include <plumb/detail/assert.hpp>
-#include <plumb/detail/run_state.hpp>
-#include <plumb/detail/plan.hpp>
-#include <plumb/detail/runner.hpp>
-#include <plumb/detail/type_rules.hpp>
-#include <plumb/detail/validate.hpp>
+#include <plumb/detail/core/assert.hpp>
+#include <plumb/detail/run/run_state.hpp>
+#include <plumb/detail/run/plan.hpp>
+#include <plumb/detail/exec/runner.hpp>
+#include <plumb/detail/core/type_rules.hpp>
+#include <plumb/detail/run/validate.hpp>
 #include <plumb/error.hpp>
 #include <plumb/results.hpp>
 #include <plumb/run_options.hpp>

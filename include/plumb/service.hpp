@@ -4,15 +4,15 @@
 // a std::future (request/response use).
 
 #include <plumb/codec.hpp>
-#include <plumb/detail/assert.hpp>
-#include <plumb/detail/callable_traits.hpp>
-#include <plumb/detail/describe.hpp>
-#include <plumb/detail/plan.hpp>
-#include <plumb/detail/remote_error.hpp>
-#include <plumb/detail/run_state.hpp>
-#include <plumb/detail/runner.hpp>
-#include <plumb/detail/type_rules.hpp>
-#include <plumb/detail/validate.hpp>
+#include <plumb/detail/core/assert.hpp>
+#include <plumb/detail/core/callable_traits.hpp>
+#include <plumb/detail/core/describe.hpp>
+#include <plumb/detail/run/plan.hpp>
+#include <plumb/detail/run/remote_error.hpp>
+#include <plumb/detail/run/run_state.hpp>
+#include <plumb/detail/exec/runner.hpp>
+#include <plumb/detail/core/type_rules.hpp>
+#include <plumb/detail/run/validate.hpp>
 #include <plumb/error.hpp>
 #include <plumb/generator.hpp>
 #include <plumb/run_options.hpp>

@@ -2,8 +2,8 @@
 // SPDX-License-Identifier: MIT
 // plumb/stream.hpp: Stream<T>, the input of a processor or sink stage.
 
-#include <plumb/detail/assert.hpp>
-#include <plumb/detail/input.hpp>
+#include <plumb/detail/core/assert.hpp>
+#include <plumb/detail/core/input.hpp>
 #include <plumb/generator.hpp>
 
 #include <cstddef>

@@ -164,7 +164,7 @@ struct StageSpec {
 };
 
 // Where a stage ended up, as plumb's planner decides it (tests/stress/trial.hpp mirrors
-// plumb/detail/plan.hpp: a stage whose mode is sequential is fused into the one before it).
+// plumb/detail/run/plan.hpp: a stage whose mode is sequential is fused into the one before it).
 struct Placement {
   bool fused = false;
   std::size_t group_first = 0;  // the stage whose workers run this stage

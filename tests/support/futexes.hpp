@@ -3,7 +3,7 @@
 // tests/support/futexes.hpp: the two kinds of futex of the wait primitives, as types, so that
 // TEMPLATE_TEST_CASE runs a test with each.
 
-#include <plumb/detail/wait.hpp>
+#include <plumb/detail/sync/wait.hpp>
 
 namespace plumb::test {
 

@@ -1,0 +1,152 @@
+#pragma once
+// SPDX-License-Identifier: MIT
+// plumb/detail/run/shared_memory.hpp: the one anonymous shared mapping of a run that has worker
+// processes, and what every process of the run shares through it besides the links.
+
+#include <plumb/detail/core/cache_line.hpp>
+#include <plumb/error.hpp>
+
+#include <boost/interprocess/anonymous_shared_memory.hpp>
+#include <boost/interprocess/exceptions.hpp>
+#include <boost/interprocess/mapped_region.hpp>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cstddef>
+#include <optional>
+#include <cstdint>
+#include <system_error>
+
+namespace plumb::detail {
+
+// Offsets of the parts of a SharedArena, computed before the mapping exists. The sizes come
+// from user options (in_flight up to 2^20 slots of max_message_size up to 2^40 bytes, per link),
+// so their sum can exceed what a size_t holds: add() saturates and overflowed() says so, and
+// the caller must refuse the layout then (a wrapped size mapped too little, and the links were
+// built past its end: issue 18, item 5).
+class ArenaLayout {
+ public:
+  // Reserves `bytes` at a multiple of `alignment`; returns the offset (meaningless once
+  // overflowed()).
+  std::size_t add(std::size_t bytes, std::size_t alignment = kCacheLine) noexcept {
+    std::size_t padded = 0;
+    if (__builtin_add_overflow(size_, alignment - 1, &padded)) return saturate();
+    const std::size_t offset = padded / alignment * alignment;
+    if (__builtin_add_overflow(offset, bytes, &size_)) return saturate();
+    return offset;
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool overflowed() const noexcept { return overflowed_; }
+
+ private:
+  std::size_t saturate() noexcept {
+    overflowed_ = true;
+    size_ = SIZE_MAX;
+    return 0;
+  }
+
+  std::size_t size_ = 0;
+  bool overflowed_ = false;
+};
+
+// The most shared memory one run may ask for: 2^47 bytes (128 TiB), the user address space of
+// x86-64 and of AArch64 with 4 KiB pages. More can never be mapped, so a layout above it is a
+// configuration error, reported with the stages that ask for it rather than as a failed mmap.
+inline constexpr std::size_t kMaxArenaBytes = std::size_t{1} << 47;
+
+// An anonymous shared mapping (Boost.Interprocess), made before any fork() so that every worker
+// process inherits it at the same address. Nothing has a name, so nothing can be left behind in
+// /dev/shm, whatever kills the run; the pages go when the last process unmaps them.
+class SharedArena {
+ public:
+  explicit SharedArena(std::size_t bytes) : region_(map(bytes)) {}
+
+  [[nodiscard]] std::size_t size() const noexcept { return region_.get_size(); }
+
+  [[nodiscard]] std::byte* at(std::size_t offset) const noexcept {
+    return static_cast<std::byte*>(region_.get_address()) + offset;
+  }
+
+ private:
+  static boost::interprocess::mapped_region map(std::size_t bytes) {
+    try {
+      return boost::interprocess::anonymous_shared_memory(bytes == 0 ? 1 : bytes);
+    } catch (const boost::interprocess::interprocess_exception& error) {
+      throw IpcError(fmt::format("plumb.ipc_error: cannot map {} bytes of shared memory for the "
+                                 "links of a process-mode run: {}; lower in_flight or "
+                                 "max_message_size",
+                                 bytes, error.what()),
+                     std::error_code(error.get_native_error(), std::system_category()));
+    }
+  }
+
+  boost::interprocess::mapped_region region_;
+};
+
+// A Pipeline's mapping, kept between its runs: the next process-mode run reuses it when it is
+// large enough, so its pages are not faulted in again (a fresh 40 MB of shared memory costs
+// ~31 ms to touch, eight times a 40 MB memcpy). Every structure in it is constructed afresh
+// by each run; only the pages stay. Safe because no worker process outlives its run (every
+// child is reaped before run() returns), and a Pipeline runs once at a time (RunGuard).
+using ArenaCache = std::optional<SharedArena>;
+
+// The kinds of exception a worker process can report so that the caller rethrows the same type
+// (brief 3: the std::logic_error and std::runtime_error families, std::bad_alloc).
+enum class RemoteKind : std::uint32_t {
+  other,  // any other type: the caller gets a plumb::RemoteError with its name and message
+  logic_error,
+  invalid_argument,
+  domain_error,
+  length_error,
+  out_of_range,
+  runtime_error,
+  range_error,
+  overflow_error,
+  underflow_error,
+  bad_alloc,
+  plumb_error,  // raised by plumb itself in the worker: rebuilt as a StageError
+};
+
+// The first error of the run, as a worker process reports it (an exception_ptr cannot cross
+// fork()). Claimed once: state 0 -> 1 (claimed) -> 2 (written), by a worker or by the caller.
+struct SharedFailure {
+  std::atomic<std::uint32_t> state{0};
+  RemoteKind kind = RemoteKind::other;
+  std::uint64_t stage_index = 0;
+  std::uint64_t worker_index = 0;
+  std::int64_t pid = 0;
+  char stage_name[128] = {};
+  char type_name[256] = {};
+  char what[4096] = {};
+
+  // True for the one caller that gets to report the run's first error.
+  bool claim() noexcept {
+    std::uint32_t expected = 0;
+    // acq_rel: the winner's later writes are published by the release store of state 2.
+    return state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel,
+                                         std::memory_order_acquire);
+  }
+  // Publishes what the claimer wrote ([sync F-W] pairs with [sync F-R] in written()).
+  void publish() noexcept { state.store(2, std::memory_order_release); }
+  [[nodiscard]] bool written() const noexcept {
+    return state.load(std::memory_order_acquire) == 2;  // [sync F-R]
+  }
+};
+
+// What a worker process says of its own end, before _exit (its exit status alone could be
+// anybody's exit(70), or an earlier reaper's).
+enum class WorkerOutcome : std::uint8_t { running, finished, reported, stopped };
+
+// What every process of a run shares besides the links.
+struct SharedControl {
+  // Non-zero once the run stops; every worker polls it per packet (RunState::stopping()).
+  alignas(kCacheLine) std::atomic<std::uint32_t> stop{0};
+  alignas(kCacheLine) SharedFailure failure;
+};
+
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free &&
+                  std::atomic<std::uint64_t>::is_always_lock_free,
+              "plumb: shared memory needs lock-free 32- and 64-bit atomics");
+
+}  // namespace plumb::detail
