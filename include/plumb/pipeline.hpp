@@ -3,11 +3,9 @@
 // plumb/pipeline.hpp: Pipeline<Stages...>, its compile-time type rules and run().
 
 #include <plumb/detail/core/assert.hpp>
-#include <plumb/detail/run/run_state.hpp>
-#include <plumb/detail/run/plan.hpp>
+#include <plumb/detail/run/setup.hpp>
 #include <plumb/detail/exec/runner.hpp>
 #include <plumb/detail/core/type_rules.hpp>
-#include <plumb/detail/run/validate.hpp>
 #include <plumb/error.hpp>
 #include <plumb/results.hpp>
 #include <plumb/run_options.hpp>
@@ -15,20 +13,13 @@
 #include <plumb/stats.hpp>
 #include <plumb/worker.hpp>
 
-#include <fmt/format.h>
-
-#include <algorithm>
-#include <array>
 #include <memory>
-#include <span>
 #include <atomic>
 #include <cstddef>
 #include <optional>
 #include <stop_token>
-#include <string>
 #include <tuple>
 #include <utility>
-#include <vector>
 
 namespace plumb {
 
@@ -186,21 +177,12 @@ class Pipeline {
       const detail::RunGuard guard(running_);
       last_failure_.reset();
       last_stats_ = Stats{};
-      const std::vector<std::string> names = stage_names();
-      const std::array<const StageOptions*, size> stage_options = options_of_stages();
-      constexpr bool kSinkReturnsValue = !std::is_void_v<result_type>;
-      detail::validate_stages(stage_options, names, kSinkReturnsValue);
-      detail::validate_run_options(options);
-      const detail::Plan plan =
-          detail::make_plan(stage_options, names, options.mode, kSinkReturnsValue);
-
-      detail::RunState state;
+      const std::tuple<const Stages&...> specs = stage_refs();
+      detail::RunSetup<size> setup(specs, options, !std::is_void_v<result_type>);
       try {
-        return detail::Runner<Stages...>(stages_, options, state, names, plan, arena_,
-                                         last_stats_)
-            .run();
+        return detail::Runner<Stages...>(specs, setup, arena_, last_stats_).run();
       } catch (...) {
-        last_failure_ = state.failure();
+        last_failure_ = setup.failure();
         throw;
       }
     } else if constexpr (!std::is_void_v<result_type>) {
@@ -276,23 +258,9 @@ class Pipeline {
   [[nodiscard]] const std::tuple<Stages...>& stages() const noexcept { return stages_; }
 
  private:
-  std::vector<std::string> stage_names() const {
-    std::vector<std::string> names;
-    names.reserve(size);
-    std::apply(
-        [&](const auto&... stage) {
-          (names.push_back(stage.options().name.empty() ? fmt::format("stage {}", names.size())
-                                                        : stage.options().name),
-           ...);
-        },
-        stages_);
-    return names;
-  }
-
-  std::array<const StageOptions*, size> options_of_stages() const {
-    return std::apply(
-        [](const auto&... stage) { return std::array<const StageOptions*, size>{&stage.options()...}; },
-        stages_);
+  std::tuple<const Stages&...> stage_refs() const noexcept {
+    return std::apply([](const auto&... stage) { return std::tuple<const Stages&...>(stage...); },
+                      stages_);
   }
 
   // One stream() run: the pipeline's stages and a caller's stage after them.
@@ -313,35 +281,24 @@ class Pipeline<Stages...>::StreamRun final : public detail::ResultsSource<stream
 
  public:
   StreamRun(Pipeline& pipeline, const RunOptions& options)
-      : pipeline_(pipeline), guard_(pipeline.running_), options_(options) {
+      : pipeline_(pipeline), guard_(pipeline.running_) {
     pipeline_.last_failure_.reset();
     pipeline_.last_stats_ = Stats{};
-    names_ = pipeline_.stage_names();
-    names_.emplace_back(detail::kCallerStageName);
     // The caller is a stage of its own, unless every stage runs in the calling thread anyway.
     const bool all_sequential = std::apply(
         [&](const auto&... stage) {
-          return ((stage.options().mode.value_or(options_.mode) == Mode::sequential) && ...);
+          return ((stage.options().mode.value_or(options.mode) == Mode::sequential) && ...);
         },
         pipeline_.stages_);
     caller_.mode(all_sequential ? Mode::sequential : Mode::thread);
-    std::array<const StageOptions*, kCount> stage_options{};
-    const auto own = pipeline_.options_of_stages();
-    std::copy(own.begin(), own.end(), stage_options.begin());
-    stage_options[size] = &caller_.options();
-    detail::validate_stages(stage_options, names_, false);
-    detail::validate_run_options(options_);
-    plan_ = detail::make_plan(stage_options, names_, options_.mode, false, true);
+    setup_.emplace(specs_, options, false, true);
   }
   StreamRun(const StreamRun&) = delete;
   StreamRun& operator=(const StreamRun&) = delete;
   ~StreamRun() override = default;
 
   void start() {
-    runner_.emplace(std::apply([&](const auto&... stage) {
-                      return std::tuple<const Stages&..., const Caller&>(stage..., caller_);
-                    }, pipeline_.stages_),
-                    options_, state_, names_, plan_, pipeline_.arena_, pipeline_.last_stats_, true);
+    runner_.emplace(specs_, *setup_, pipeline_.arena_, pipeline_.last_stats_, true);
     guarded([&] { runner_->start_stream(); });
   }
 
@@ -363,18 +320,18 @@ class Pipeline<Stages...>::StreamRun final : public detail::ResultsSource<stream
     try {
       return f();
     } catch (...) {
-      pipeline_.last_failure_ = state_.failure();
+      pipeline_.last_failure_ = setup_->failure();
       throw;
     }
   }
 
   Pipeline& pipeline_;
   detail::RunGuard guard_;
-  RunOptions options_;
   Caller caller_ = plumb::stage(detail::CallerStage<streamed_type>{}).name(detail::kCallerStageName);
-  std::vector<std::string> names_;
-  detail::Plan plan_;
-  detail::RunState state_;
+  std::tuple<const Stages&..., const Caller&> specs_ = std::apply(
+      [this](const auto&... stage) { return std::tuple<const Stages&..., const Caller&>(stage..., caller_); },
+      pipeline_.stages_);
+  std::optional<detail::RunSetup<kCount>> setup_;
   std::optional<Runner> runner_;
 };
 

@@ -10,6 +10,7 @@
 #include <plumb/detail/run/plan.hpp>
 #include <plumb/detail/run/remote_error.hpp>
 #include <plumb/detail/run/run_state.hpp>
+#include <plumb/detail/run/setup.hpp>
 #include <plumb/detail/exec/runner.hpp>
 #include <plumb/detail/core/type_rules.hpp>
 #include <plumb/detail/run/validate.hpp>
@@ -830,46 +831,29 @@ class Service {
           "inactivity_timeout would stop an idle Service; leave RunOptions::inactivity_timeout "
           "at zero");
     }
-    options_ = options;
     // The submit and answers stages run in this process: in their own threads, or, when every
     // stage is sequential, in the Service's thread with the rest.
     const bool all_sequential =
-        options_.mode == Mode::sequential &&
+        options.mode == Mode::sequential &&
         std::apply([](const auto&... serve) {
           return ((serve.options().mode.value_or(Mode::sequential) == Mode::sequential) && ...);
         }, serve_);
-    if (options_.mode != Mode::sequential) submit_.mode(Mode::thread);
+    if (options.mode != Mode::sequential) submit_.mode(Mode::thread);
     if (!all_sequential) answer_.mode(Mode::thread);
 
-    names_.clear();
-    names_.emplace_back(detail::kSubmitStageName);
-    std::apply([&](const auto&... serve) {
-      (names_.push_back(serve.options().name.empty() ? fmt::format("stage {}", names_.size())
-                                                     : serve.options().name),
-       ...);
-    }, serve_);
-    names_.emplace_back(detail::kAnswerStageName);
-    const std::array<const StageOptions*, kCount> stage_options = std::apply(
-        [&](const auto&... serve) {
-          return std::array<const StageOptions*, kCount>{&submit_.options(), &serve.options()...,
-                                                         &answer_.options()};
-        },
-        serve_);
-    detail::validate_stages(stage_options, names_, false);
-    detail::validate_run_options(options_);
-    plan_ = detail::make_plan(stage_options, names_, options_.mode, false);
-    std::vector<std::size_t> limits = detail::process_link_limits(plan_, stage_options);
+    setup_.emplace(specs(), options, false);
+    std::vector<std::size_t> limits = detail::process_link_limits(setup_->plan(), setup_->stage_options());
     // Where items cross into a worker process right away, too large ones are refused in
     // submit(); a stage's output too large for its link fails its item (fit_to_link).
     size_limit_ = limits[0];
     core_.set_link_limits(std::move(limits));
 
     core_.set_service_process();
-    state_.on_stop([core = &core_] { core->on_stop(); });
+    setup_->state().on_stop([core = &core_] { core->on_stop(); });
     try {
       thread_ = std::thread([this] { run(); });
     } catch (...) {
-      state_.clear_wakers();
+      setup_->state().clear_wakers();
       throw;
     }
     // Release: submit() from other threads sees the set-up above once it sees started_.
@@ -923,7 +907,7 @@ class Service {
   void cancel() {
     if (!thread_.joinable()) return;
     if (core_.request_cancel()) {
-      state_.fail(std::make_exception_ptr(
+      setup_->state().fail(std::make_exception_ptr(
                       CancelledError("plumb.cancelled: Service::cancel() stopped the service")),
                   std::nullopt);
     }
@@ -971,31 +955,28 @@ class Service {
             "plumb.error: the item encodes to {} bytes, over the max_message_size({}) of {}, "
             "the Service's first stage, which runs in a worker process; raise its "
             ".max_message_size()",
-            counter.size(), size_limit_, detail::describe_stage(1, names_[1])));
+            counter.size(), size_limit_, detail::describe_stage(1, setup_->names()[1])));
       }
     }
   }
 
 
+  std::tuple<const Submit&, const Serve<Stages>&..., const Answer&> specs() const noexcept {
+    return std::apply(
+        [&](const auto&... serve) {
+          return std::tuple<const Submit&, const Serve<Stages>&..., const Answer&>(submit_, serve..., answer_);
+        },
+        serve_);
+  }
+
   // The Service's thread: one run of the stages, until the submit stage ends or the run fails.
   void run() {
     std::exception_ptr error;
     try {
-      std::apply(
-          [&](const auto&... serve) {
-            Runner(std::tuple<const Submit&, const Serve<Stages>&..., const Answer&>(
-                       submit_, serve..., answer_),
-                   options_, state_, names_, plan_, arena_, stats_)
-                .run();
-          },
-          serve_);
+      Runner(specs(), *setup_, arena_, stats_).run();
     } catch (...) {
       error = std::current_exception();
-      try {
-        failure_ = state_.failure();
-      } catch (...) {
-        // without the details: the error itself still reaches every future
-      }
+      failure_ = setup_->failure();
     }
     core_.end(error);
   }
@@ -1004,10 +985,7 @@ class Service {
   Submit submit_;
   std::tuple<Serve<Stages>...> serve_;
   Answer answer_;
-  RunOptions options_;
-  std::vector<std::string> names_;
-  detail::Plan plan_;
-  detail::RunState state_;
+  std::optional<detail::RunSetup<kCount>> setup_;  // from start()
   detail::ArenaCache arena_;
   Stats stats_;
   std::optional<Failure> failure_;

@@ -48,14 +48,8 @@ class RingLink {
 
   // --- Producer API ---------------------------------------------------------------------------
 
-  // Moves `value` into `slot` (from acquire_slot) and queues it for a consumer.
-  void publish(std::uint32_t slot, T&& value, StopFlag stop) {
-    fill(slot, std::move(value), stop);
-    core_->enqueue(slot, stop);
-  }
-
-  // Moves `value` into `slot` without queueing it (an ordered group queues it in turn). If the
-  // move throws, the slot is given back.
+  // Moves `value` into `slot` (from acquire_slot), not queued yet (the producer queues it, or an
+  // ordered group's gate does in turn). If the move throws, the slot is given back.
   void fill(std::uint32_t slot, T&& value, StopFlag stop) {
     try {
       std::construct_at(packet(slot), std::move(value));

@@ -53,10 +53,11 @@ class ShmLink {
 
   // --- Producer API ---------------------------------------------------------------------------
 
-  // Serializes `value` into `slot` (from acquire_slot) and queues it (unless not `queue`: an
-  // ordered group queues it in turn); returns 0. If the message would not fit, writes nothing,
-  // gives the slot back and returns its size (the caller raises the error).
-  std::size_t publish(std::uint32_t slot, const T& value, StopFlag stop, bool queue = true) {
+  // Serializes `value` into `slot` (from acquire_slot), not queued yet (the producer queues it,
+  // or an ordered group's gate does in turn); returns 0. If the message would not fit, writes
+  // nothing, gives the slot back and returns its size (the caller raises the error). If
+  // encoding throws, gives the slot back.
+  std::size_t fill(std::uint32_t slot, const T& value, StopFlag stop) {
     std::size_t size = 0;
     try {
       size = serialized_size(value);
@@ -75,7 +76,6 @@ class ShmLink {
       throw;
     }
     sizes_[slot] = size;  // published with the slot by enqueue ([sync R-P2], or [sync S-T1])
-    if (queue) core_->enqueue(slot, stop);
     return 0;
   }
 

@@ -1,7 +1,7 @@
 #pragma once
 // SPDX-License-Identifier: MIT
-// plumb/detail/exec/process_supervisor.hpp: the caller's view of its worker processes: fork, notice
-// each death at once (pidfd), judge it, kill the rest after the grace period, reap them all.
+// plumb/detail/exec/child_process.hpp: a worker process as its parent sees it: its pidfd, how its
+// exit status reads, how it is killed.
 
 #include <plumb/detail/core/describe.hpp>
 #include <plumb/error.hpp>
@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -78,52 +77,6 @@ inline bool pidfd_exited(int pidfd) noexcept {
 inline void kill_child(const Child& child) noexcept {
   if (child.pidfd >= 0 && ::syscall(SYS_pidfd_send_signal, child.pidfd, SIGKILL, nullptr, 0) == 0) return;
   if (child.pidfd < 0) ::kill(child.pid, SIGKILL);
-}
-
-// An eventfd that worker threads of the caller signal when they finish, so that one poll()
-// waits for threads and processes alike.
-class ThreadDoneSignal {
- public:
-  ThreadDoneSignal() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-    if (fd_ < 0) {
-      throw IpcError("plumb.ipc_error: eventfd failed", std::error_code(errno, std::system_category()));
-    }
-  }
-  ~ThreadDoneSignal() { ::close(fd_); }
-  ThreadDoneSignal(const ThreadDoneSignal&) = delete;
-  ThreadDoneSignal& operator=(const ThreadDoneSignal&) = delete;
-
-  void notify() noexcept {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const auto written = ::write(fd_, &one, sizeof one);
-  }
-  void drain() noexcept {
-    std::uint64_t value = 0;
-    [[maybe_unused]] const auto read = ::read(fd_, &value, sizeof value);
-  }
-  [[nodiscard]] int fd() const noexcept { return fd_; }
-
- private:
-  int fd_;
-};
-
-// Waits up to `timeout` for a child to exit or a thread to finish.
-inline void wait_for_events(const std::vector<Child>& children, const ThreadDoneSignal& threads,
-                            std::chrono::milliseconds timeout) {
-  std::vector<pollfd> fds;
-  fds.reserve(children.size() + 1);
-  fds.push_back(pollfd{threads.fd(), POLLIN, 0});
-  bool polling_blind = false;
-  for (const Child& child : children) {
-    if (child.reaped) continue;
-    if (child.pidfd >= 0) {
-      fds.push_back(pollfd{child.pidfd, POLLIN, 0});
-    } else {
-      polling_blind = true;
-    }
-  }
-  const auto limit = polling_blind ? std::min(timeout, std::chrono::milliseconds(5)) : timeout;
-  ::poll(fds.data(), fds.size(), static_cast<int>(limit.count()));
 }
 
 // Closes the pidfd of every child (after all are reaped).

@@ -1,0 +1,295 @@
+#pragma once
+// SPDX-License-Identifier: MIT
+// plumb/detail/exec/links.hpp: LinkSet, the owner of a run's links and order gates: the one place
+// that knows which kind of link joins two groups (a RingLink in one process, a ShmLink across a
+// process boundary).
+
+#include <plumb/codec.hpp>
+#include <plumb/detail/core/assert.hpp>
+#include <plumb/detail/core/describe.hpp>
+#include <plumb/detail/core/input.hpp>
+#include <plumb/detail/core/type_rules.hpp>
+#include <plumb/detail/core/with_index.hpp>
+#include <plumb/detail/link/ring_link.hpp>
+#include <plumb/detail/link/shm_link.hpp>
+#include <plumb/detail/link/view_input.hpp>
+#include <plumb/detail/order/order_gate.hpp>
+#include <plumb/detail/run/plan.hpp>
+#include <plumb/detail/run/run_state.hpp>
+#include <plumb/detail/run/shared_memory.hpp>
+#include <plumb/detail/stats/tally.hpp>
+#include <plumb/detail/worker/chain.hpp>
+#include <plumb/detail/worker/produce.hpp>
+#include <plumb/detail/worker/stage_chain.hpp>
+#include <plumb/error.hpp>
+#include <plumb/worker.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <span>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace plumb::detail {
+
+// Stands in for ShmLink<T> where T cannot be serialized (such a link is rejected before the
+// run starts, so it is never used).
+struct NoShmLink {};
+
+// The links after every group but the last, and the OrderGate of every ordered group.
+//
+// A link crosses a process boundary (a ShmLink in the run's shared mapping) when the group
+// before it or the one after it runs in worker processes; otherwise it is a RingLink in heap
+// memory. Nothing else in the engine asks which: workers open their input and drain their
+// output through this class.
+//
+// Lifetime: make() before any worker starts (after the shared mapping exists, if any); the
+// links and gates live until the LinkSet dies, after every worker ended. The RunState's wakers
+// that make() registers refer to them: the owner clears them first (RunState::clear_wakers()).
+template <class... Stages>
+class LinkSet {
+  static constexpr std::size_t kCount = sizeof...(Stages);
+  static constexpr std::size_t kSink = kCount - 1;
+  template <std::size_t Index>
+  using Output = typename StageRules<Index, Stages...>::output;
+  template <std::size_t Index>
+  using InputOf = typename StageRules<Index, Stages...>::input;
+  template <std::size_t Index>
+  static constexpr bool kReadsViews = IsView<typename StageRules<Index, Stages...>::element>::value;
+  template <std::size_t Index>
+  using ShmLinkOf =
+      std::conditional_t<is_serializable_v<Output<Index>>, ShmLink<Output<Index>>, NoShmLink>;
+  template <std::size_t... Index>
+  static auto ring_tuple(std::index_sequence<Index...>)
+      -> std::tuple<std::unique_ptr<RingLink<Output<Index>>>...>;
+  template <std::size_t... Index>
+  static auto shm_tuple(std::index_sequence<Index...>)
+      -> std::tuple<std::unique_ptr<ShmLinkOf<Index>>...>;
+
+ public:
+  // The element stage Index's Stream yields: its input type, or a View of it.
+  template <std::size_t Index>
+  using Element = typename StageRules<Index, Stages...>::element;
+
+  // `max_message_sizes[i]`: stage i's max_message_size (the slot size of a shared link after it).
+  LinkSet(const Plan& plan, std::span<const std::string> names,
+          std::span<const std::size_t> max_message_sizes)
+      : plan_(plan), names_(names), max_message_sizes_(max_message_sizes) {
+    shared_.assign(kCount, false);
+    for (std::size_t g = 0; g + 1 < plan_.groups.size(); ++g) {
+      shared_[plan_.groups[g].last] =
+          plan_.groups[g].mode == Mode::process || plan_.groups[g + 1].mode == Mode::process;
+    }
+  }
+  LinkSet(const LinkSet&) = delete;
+  LinkSet& operator=(const LinkSet&) = delete;
+
+  // Packets that ordered groups parked in their in-process output links never reached the ready
+  // ring, whose drain (~RingLink) destroys the rest (L2).
+  ~LinkSet() {
+    for (std::size_t g = 0; g < gates_.size(); ++g) {
+      if (gates_[g] == nullptr) continue;
+      with_index<kSink>(plan_.groups[g].last, [&](auto index) {
+        auto& link = std::get<decltype(index)::value>(rings_);
+        if (link) gates_[g]->drain_parked([&](std::uint32_t slot) { link->destroy(slot); });
+      });
+    }
+  }
+
+  // Per stage: whether the link after it crosses a process boundary (for the statistics).
+  [[nodiscard]] const std::vector<bool>& shared() const noexcept { return shared_; }
+
+  // A type that cannot cross a process boundary is rejected before anything starts.
+  void check_serializable() const {
+    for (std::size_t g = 0; g + 1 < plan_.groups.size(); ++g) {
+      const std::size_t producer = plan_.groups[g].last;
+      if (!shared_[producer]) continue;
+      with_index<kSink>(producer, [&](auto index) {
+        using T = Output<decltype(index)::value>;
+        if constexpr (!is_serializable_v<T>) {
+          throw ConfigError(fmt::format(
+              "plumb.config_error: {} sends {} to {} across a process boundary, but that type "
+              "cannot be serialized; specialize plumb::Codec<{}> for it, or run both stages in "
+              "one process (Mode::thread)",
+              describe_stage(producer, names_[producer]), type_name<T>(),
+              describe_stage(producer + 1, names_[producer + 1]), type_name<T>()));
+        }
+      });
+    }
+  }
+
+  // Places the shared links and every gate in `layout` (a run with worker processes).
+  void reserve(ArenaLayout& layout) {
+    offsets_.assign(kCount, 0);
+    bytes_.assign(kCount, 0);
+    gate_offsets_.assign(plan_.groups.size(), 0);
+    for (std::size_t g = 0; g + 1 < plan_.groups.size(); ++g) {
+      const std::size_t producer = plan_.groups[g].last;
+      if (shared_[producer]) {
+        with_index<kSink>(producer, [&](auto index) {
+          constexpr std::size_t kIndex = decltype(index)::value;
+          if constexpr (is_serializable_v<Output<kIndex>>) {
+            // Cannot overflow: at most 2^20 slots of 2^40 bytes (validate.hpp's limits).
+            bytes_[kIndex] = ShmLink<Output<kIndex>>::bytes_for(plan_.capacity[kIndex], slot_bytes<kIndex>());
+            offsets_[kIndex] = layout.add(bytes_[kIndex]);
+          }
+        });
+      }
+      if (plan_.groups[g].ordered) gate_offsets_[g] = layout.add(OrderGate::bytes_for(plan_.capacity[producer]));
+    }
+  }
+
+  // The link that needs the most shared memory, for the error when the mapping is too large:
+  // the stage it follows, and its bytes.
+  [[nodiscard]] std::pair<std::size_t, std::size_t> largest_shared() const noexcept {
+    const auto largest = std::max_element(bytes_.begin(), bytes_.end());
+    return {static_cast<std::size_t>(largest - bytes_.begin()), *largest};
+  }
+
+  // Builds every link and gate: the shared ones in `arena` (reserve() placed them), the others
+  // in heap memory; the run's stop wakes each.
+  void make(RunState& state, SharedArena* arena) {
+    gates_.assign(plan_.groups.size(), nullptr);
+    for (std::size_t g = 0; g + 1 < plan_.groups.size(); ++g) {
+      const GroupPlan& group = plan_.groups[g];
+      if (group.ordered) make_gate(g, state, arena);
+      with_index<kSink>(group.last, [&](auto index) {
+        constexpr std::size_t kIndex = decltype(index)::value;
+        const std::size_t consumers = plan_.groups[g + 1].workers;
+        if (!shared_[kIndex]) {
+          auto& link = std::get<kIndex>(rings_);
+          link = std::make_unique<RingLink<Output<kIndex>>>(plan_.capacity[kIndex], group.workers, consumers);
+          auto* core = &link->core();
+          state.on_stop([core] { core->wake_all(); });
+        } else if constexpr (is_serializable_v<Output<kIndex>>) {
+          auto& link = std::get<kIndex>(shms_);
+          link = std::make_unique<ShmLink<Output<kIndex>>>(arena->at(offsets_[kIndex]), plan_.capacity[kIndex],
+                                                           slot_bytes<kIndex>(), group.workers, consumers);
+          auto* core = &link->core();
+          state.on_stop([core] { core->wake_all(); });
+        }
+      });
+    }
+  }
+
+  // A consumer's end of the link before stage Index (> 0), kept in `store`: what stage Index's
+  // Stream reads (Views where it reads them). `hook`: the ordering layer, for an ordered group.
+  template <std::size_t Index>
+  Input<Element<Index>>* open_input(ChainStore& store, StopFlag stop, WorkerTally& tally,
+                                    TakeHook* hook) {
+    using In = InputOf<Index>;
+    if (!shared_[Index - 1]) {
+      auto& input = store.add<LinkInput<In>>(*std::get<Index - 1>(rings_), stop, tally);
+      input.set_take_hook(hook);
+      if constexpr (kReadsViews<Index>) {
+        return &store.add<ViewInput<In>>(static_cast<Input<In>&>(input));
+      } else {
+        return &input;
+      }
+    } else if constexpr (is_serializable_v<In>) {
+      using Reader = std::conditional_t<kReadsViews<Index>, ShmViewInput<In>, ShmInput<In>>;
+      auto& input = store.add<Reader>(*std::get<Index - 1>(shms_), stop, tally);
+      input.set_take_hook(hook);
+      return &input;
+    }
+    PLUMB_ASSERT(false, "plumb: unreachable: a link of a type that cannot be serialized");
+    return nullptr;
+  }
+
+  // Drains `output`, the generator of stage Index (the last of its worker's group), into the
+  // link after it. A packet too large for a shared link's slots is the stage's error.
+  template <std::size_t Index>
+  void drain(Input<Output<Index>>& output, WorkerContext& context, const WorkerInfo& info) {
+    using T = Output<Index>;
+    const StopFlag stop = context.stop();
+    if (!shared_[Index]) {
+      auto& link = *std::get<Index>(rings_);
+      drain_into(link.core(), output, context, info,
+                 [&](std::uint32_t slot, T& packet) { link.fill(slot, std::move(packet), stop); });
+    } else if constexpr (is_serializable_v<T>) {
+      auto& link = *std::get<Index>(shms_);
+      drain_into(link.core(), output, context, info, [&](std::uint32_t slot, const T& packet) {
+        if (const std::size_t size = link.fill(slot, packet, stop); size != 0) {
+          throw_oversized(context, info, size, link.slot_bytes());
+        }
+      });
+    }
+  }
+
+  // A producer worker of the link after `stage` is done (finished, failed or stopped).
+  void producer_done(std::size_t stage) noexcept {
+    with_core(stage, [](auto& core) { core.producer_done(); });
+  }
+
+  // The OrderGate of ordered group `group`, and the output link it queues into.
+  [[nodiscard]] OrderGate& gate(std::size_t group) noexcept { return *gates_[group]; }
+  [[nodiscard]] OutputRef gate_output(std::size_t group) noexcept {
+    OutputRef ref;
+    with_core(plan_.groups[group].last, [&](auto& core) { ref = OutputRef::of(core); });
+    return ref;
+  }
+
+ private:
+  template <class F>
+  void with_core(std::size_t stage, F&& f) noexcept {
+    with_index<kSink>(stage, [&](auto index) {
+      constexpr std::size_t kIndex = decltype(index)::value;
+      if (!shared_[kIndex]) {
+        f(std::get<kIndex>(rings_)->core());
+      } else if constexpr (is_serializable_v<Output<kIndex>>) {
+        f(std::get<kIndex>(shms_)->core());
+      }
+    });
+  }
+
+  // The slot size of the shared link after stage Index: the exact size of its messages when
+  // every message has the same size, else the stage's max_message_size.
+  template <std::size_t Index>
+  std::size_t slot_bytes() const {
+    const std::size_t limit = max_message_sizes_[Index];
+    const std::size_t fixed = kFixedEncodedSize<Output<Index>>;
+    return fixed != 0 ? std::min(fixed, limit) : limit;
+  }
+
+  void make_gate(std::size_t group, RunState& state, SharedArena* arena) {
+    const std::size_t window = plan_.capacity[plan_.groups[group].last];
+    if (arena != nullptr) {
+      gates_[group] = OrderGate::create(arena->at(gate_offsets_[group]), window);
+    } else {
+      auto& owned = owned_gates_.emplace_back(static_cast<std::byte*>(
+          ::operator new(OrderGate::bytes_for(window), std::align_val_t{kCacheLine})));
+      gates_[group] = OrderGate::create(owned.get(), window);
+    }
+    OrderGate* gate = gates_[group];
+    state.on_stop([gate] { gate->wake_all(); });
+  }
+
+  struct GateDelete {
+    void operator()(std::byte* block) const noexcept {
+      std::destroy_at(std::launder(reinterpret_cast<OrderGate*>(block)));
+      ::operator delete(block, std::align_val_t{kCacheLine});
+    }
+  };
+
+  const Plan& plan_;
+  std::span<const std::string> names_;
+  std::span<const std::size_t> max_message_sizes_;
+  std::vector<bool> shared_;             // per stage: the link after it is a ShmLink
+  std::vector<std::size_t> offsets_;     // per stage: its ShmLink in the arena
+  std::vector<std::size_t> bytes_;       // per stage: its ShmLink's size
+  std::vector<std::size_t> gate_offsets_;  // per group: its OrderGate in the arena
+  std::vector<std::unique_ptr<std::byte, GateDelete>> owned_gates_;  // without an arena
+  std::vector<OrderGate*> gates_;        // per group: its OrderGate, if it is ordered
+  decltype(ring_tuple(std::make_index_sequence<kSink>{})) rings_;
+  decltype(shm_tuple(std::make_index_sequence<kSink>{})) shms_;
+};
+
+}  // namespace plumb::detail
