@@ -21,63 +21,77 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <typeinfo>
 #include <utility>
 
 namespace plumb::detail {
 
+// The fields an exception crosses a process boundary as: `kind`, `type_name` (mangled, as
+// typeid().name()), `what`, `stage_index`, `stage_name`, `worker_index`, `pid`. A Report holds
+// them: SharedFailure (fixed arrays in shared memory, for the run's first error) or a Service's
+// ItemError (strings in a packet). Texts are cut to SharedFailure's sizes either way, so a
+// report's size is bounded.
 template <std::size_t Size>
-void copy_text(char (&out)[Size], std::string_view text) noexcept {
+void copy_text(char (&out)[Size], std::string_view text, std::size_t /*capacity*/ = Size) noexcept {
   const std::size_t length = std::min(text.size(), Size - 1);
   std::memcpy(out, text.data(), length);
   out[length] = '\0';
 }
+inline void copy_text(std::string& out, std::string_view text, std::size_t capacity) {
+  out.assign(text.substr(0, capacity - 1));
+}
 
-// In a worker process: describes the run's first error for the caller. Allocates nothing (it
-// may be reporting a std::bad_alloc): the type name is copied mangled and demangled by the
-// caller. The standard types are matched exactly (typeid), so that a user's class derived from,
-// say, std::runtime_error arrives as RemoteError with its own name instead of being sliced.
-inline void write_remote(SharedFailure& block, const std::exception_ptr& error,
-                         const std::optional<Failure>& failure) noexcept {
+// Describes `error` (raised by the worker `failure` names, if known) into `report`. Into a
+// SharedFailure it allocates nothing (it may be reporting a std::bad_alloc): the type name is
+// copied mangled and demangled by the caller. The standard types are matched exactly (typeid),
+// so that a user's class derived from, say, std::runtime_error arrives as RemoteError with its
+// own name instead of being sliced.
+template <class Report>
+void write_remote(Report& report, const std::exception_ptr& error,
+                  const std::optional<Failure>& failure) noexcept(std::is_same_v<Report, SharedFailure>) {
+  constexpr std::size_t kTypeName = sizeof(SharedFailure::type_name);
+  constexpr std::size_t kWhat = sizeof(SharedFailure::what);
   try {
     std::rethrow_exception(error);
   } catch (const Error& exception) {
-    block.kind = RemoteKind::plumb_error;
-    copy_text(block.type_name, typeid(exception).name());
-    copy_text(block.what, exception.what());
+    report.kind = RemoteKind::plumb_error;
+    copy_text(report.type_name, typeid(exception).name(), kTypeName);
+    copy_text(report.what, exception.what(), kWhat);
   } catch (const std::exception& exception) {
     const std::type_info& type = typeid(exception);
-    block.kind = type == typeid(std::logic_error)       ? RemoteKind::logic_error
-                 : type == typeid(std::invalid_argument) ? RemoteKind::invalid_argument
-                 : type == typeid(std::domain_error)     ? RemoteKind::domain_error
-                 : type == typeid(std::length_error)     ? RemoteKind::length_error
-                 : type == typeid(std::out_of_range)     ? RemoteKind::out_of_range
-                 : type == typeid(std::runtime_error)    ? RemoteKind::runtime_error
-                 : type == typeid(std::range_error)      ? RemoteKind::range_error
-                 : type == typeid(std::overflow_error)   ? RemoteKind::overflow_error
-                 : type == typeid(std::underflow_error)  ? RemoteKind::underflow_error
-                 : type == typeid(std::bad_alloc)        ? RemoteKind::bad_alloc
-                                                         : RemoteKind::other;
-    copy_text(block.type_name, type.name());
-    copy_text(block.what, exception.what());
+    report.kind = type == typeid(std::logic_error)       ? RemoteKind::logic_error
+                  : type == typeid(std::invalid_argument) ? RemoteKind::invalid_argument
+                  : type == typeid(std::domain_error)     ? RemoteKind::domain_error
+                  : type == typeid(std::length_error)     ? RemoteKind::length_error
+                  : type == typeid(std::out_of_range)     ? RemoteKind::out_of_range
+                  : type == typeid(std::runtime_error)    ? RemoteKind::runtime_error
+                  : type == typeid(std::range_error)      ? RemoteKind::range_error
+                  : type == typeid(std::overflow_error)   ? RemoteKind::overflow_error
+                  : type == typeid(std::underflow_error)  ? RemoteKind::underflow_error
+                  : type == typeid(std::bad_alloc)        ? RemoteKind::bad_alloc
+                                                          : RemoteKind::other;
+    copy_text(report.type_name, type.name(), kTypeName);
+    copy_text(report.what, exception.what(), kWhat);
   } catch (...) {
     const std::type_info* type = abi::__cxa_current_exception_type();
-    block.kind = RemoteKind::other;
-    copy_text(block.type_name, type != nullptr ? type->name() : "");
-    copy_text(block.what, "(not a std::exception: no message)");
+    report.kind = RemoteKind::other;
+    copy_text(report.type_name, type != nullptr ? type->name() : "", kTypeName);
+    copy_text(report.what, "(not a std::exception: no message)", kWhat);
   }
-  block.pid = ::getpid();
+  report.pid = ::getpid();
   if (failure) {
-    block.stage_index = failure->stage_index;
-    block.worker_index = failure->worker_index;
-    copy_text(block.stage_name, failure->stage_name);
+    report.stage_index = failure->stage_index;
+    report.worker_index = failure->worker_index;
+    copy_text(report.stage_name, failure->stage_name, sizeof(SharedFailure::stage_name));
   }
 }
 
-// In the caller: the exception a worker process reported, rebuilt.
-inline std::pair<std::exception_ptr, Failure> rebuild_remote(const SharedFailure& block) {
-  const std::string what = block.what;
-  const std::string name = block.stage_name;
+// In the caller: the exception that `report` describes, rebuilt.
+template <class Report>
+std::pair<std::exception_ptr, Failure> rebuild_remote(const Report& block) {
+  const std::string what(block.what);
+  const std::string name(block.stage_name);
   const auto stage = static_cast<std::size_t>(block.stage_index);
   const auto worker = static_cast<std::size_t>(block.worker_index);
   Failure failure{stage, name, worker, what, static_cast<long>(block.pid)};
@@ -97,7 +111,8 @@ inline std::pair<std::exception_ptr, Failure> rebuild_remote(const SharedFailure
         return std::make_exception_ptr(StageError(what, stage, name, worker));
       case RemoteKind::other: break;
     }
-    const std::string type = block.type_name[0] != '\0' ? demangle(block.type_name) : "an unknown type";
+    const std::string mangled(block.type_name);
+    const std::string type = !mangled.empty() ? demangle(mangled.c_str()) : "an unknown type";
     return std::make_exception_ptr(RemoteError(
         fmt::format("plumb.remote_error: {} worker {} (pid {}) threw {}: {}",
                     describe_stage(stage, name), worker, block.pid, type, what),
