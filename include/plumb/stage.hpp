@@ -14,8 +14,8 @@
 
 namespace plumb {
 
-/// Default `max_message_size`: 128 KiB per slot of a link that crosses a process boundary
-/// (the Python reference's DEFAULT_BUF_SIZE). Links inside one process ignore it.
+/// Default `max_message_size`: 128 KiB per slot of a link that crosses a process boundary.
+/// Links inside one process ignore it.
 inline constexpr std::size_t kDefaultMaxMessageSize = std::size_t{128} * 1024;
 /// Most workers a stage may have (128).
 inline constexpr int kMaxWorkers = 128;

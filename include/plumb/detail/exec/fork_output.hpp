@@ -21,8 +21,8 @@
 
 namespace plumb::detail {
 
-// Why (issue 18, items 2 and 3): a fork copies every buffer of the caller, and a worker that
-// flushed its copies wrote the caller's pending output once more. So the caller flushes before
+// Why: a fork copies every buffer of the caller, and a worker that flushed its copies would
+// write the caller's pending output once more. So the caller flushes before
 // the forks (its output then comes out once, and before the workers'), and a worker drops the
 // copies of the standard streams' buffers before anything of its own runs: what another thread
 // of the caller buffered between that flush and the fork is written by the caller alone.

@@ -15,10 +15,10 @@
 
 namespace plumb::detail {
 
-// Why a thread of the run's own (issue 18, item 1): a worker process arms PR_SET_PDEATHSIG,
-// which fires when the *thread* that forked it exits, not its process (prctl(2)). Forked from
-// the thread that called stream(), the workers were killed when that thread ended while the
-// Results lived on in another one. Forked from this thread, which the Runner lets go only after
+// Why a thread of the run's own: a worker process arms PR_SET_PDEATHSIG, which fires when the
+// *thread* that forked it exits, not its process (prctl(2)). Forked from the thread that called
+// stream(), the workers would die when that thread ends while the Results live on in another
+// one. Forked from this thread, which the Runner lets go only after
 // every child exited, the signal still comes with the death of the caller's process by any
 // means (SIGKILL included: every thread dies with it), and never during the run.
 //

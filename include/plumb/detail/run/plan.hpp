@@ -104,7 +104,7 @@ inline Plan make_plan(std::span<const StageOptions* const> stages,
       plan.fused[index] = true;
       plan.groups.back().last = index;
     } else {
-      // A whole-pipeline sequential run ignores workers (the brief: validated, then unused).
+      // A whole-pipeline sequential run ignores workers (validated, then unused).
       const std::size_t workers =
           mode == Mode::sequential ? 1 : static_cast<std::size_t>(options.workers);
       plan.groups.push_back(GroupPlan{index, index, workers, mode, options.ordered && workers > 1});
@@ -125,7 +125,7 @@ inline Plan make_plan(std::span<const StageOptions* const> stages,
     plan.groups.back().caller = true;
   }
   // A fused sink runs in every worker of its group, and each would return a value of its own,
-  // of which run() could return only one (found by plumb_stress, seed 12).
+  // of which run() could return only one.
   const GroupPlan& last = plan.groups.back();
   if (sink_returns_value && last.first != last.last && last.workers > 1) {
     throw_config_error(count - 1, names[count - 1],

@@ -23,8 +23,8 @@ namespace plumb::detail {
 // Offsets of the parts of a SharedArena, computed before the mapping exists. The sizes come
 // from user options (in_flight up to 2^20 slots of max_message_size up to 2^40 bytes, per link),
 // so their sum can exceed what a size_t holds: add() saturates and overflowed() says so, and
-// the caller must refuse the layout then (a wrapped size mapped too little, and the links were
-// built past its end: issue 18, item 5).
+// the caller must refuse the layout then (a wrapped size would map too little, and the links
+// would be built past its end).
 class ArenaLayout {
  public:
   // Reserves `bytes` at a multiple of `alignment`; returns the offset (meaningless once
@@ -92,7 +92,7 @@ class SharedArena {
 using ArenaCache = std::optional<SharedArena>;
 
 // The kinds of exception a worker process can report so that the caller rethrows the same type
-// (brief 3: the std::logic_error and std::runtime_error families, std::bad_alloc).
+// (the std::logic_error and std::runtime_error families, std::bad_alloc).
 enum class RemoteKind : std::uint32_t {
   other,  // any other type: the caller gets a plumb::RemoteError with its name and message
   logic_error,

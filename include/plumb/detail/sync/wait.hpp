@@ -33,35 +33,20 @@ inline void cpu_relax() noexcept {
 // How long a waiter keeps trying before it sleeps on the futex: `pauses` rounds with a CPU
 // pause, then `yields` rounds that give the core away (sched_yield), then sleep.
 //
-// Measured on the 2-vCPU machine this library targets (benchmarks/pipeline_bench.cpp, 3 stage
-// threads and 2-stage runs, in_flight 1, 4 and 1024): pause-spinning of any length (32 to 4000)
-// lost to yielding, by 2-25x at in_flight 1 and 4, even with one thread per core; a bounded
-// yield phase before the futex gained 13-30x over going to sleep at once, because a wake-up
-// costs 15-30 us while the peer usually answers within a few yields. Yielding also adapts to
-// oversubscription by itself: it hands the core to the very peer the waiter waits for, where a
-// pause loop would burn that peer's time slice (machine-limits: 3 spinners on 2 cores cost
-// 2.67 ms per hop). 128 yields bound the busy phase to ~50-150 us, a few wake-up costs.
-//
-// The yield phase is bounded by time as well: sched_yield() hands the core to *any* runnable
-// task, and one that is not ours (a compiler, another service) may keep it for a whole time
-// slice (milliseconds). Measured with two niced compilers beside a 15-process pipeline: a
-// count-only bound of 128 yields made a 0.7 s run take 55 s. So the phase ends after
-// `yield_time` (100 us, a few wake-up costs) or 128 yields, whichever comes first. That bound
-// is checked between yields, and beside busy loops one yield alone cost a slice (4 ms): the
-// same pipeline still took 13-59 s instead of 0.4-1.0 s. So the phase also ends at the first
-// slow yield, and the thread then naps instead of yielding for a while (yield_backoff.hpp).
+// Why these defaults (the measurements are in docs/design/link.md, "Waiting"): on two cores a
+// wake-up costs 15-30 us while the peer usually answers within a few yields, so a bounded yield
+// phase beats both sleeping at once and pause-spinning (which burns the very peer's time
+// slice). sched_yield() may hand the core to a task that is not ours for a whole slice, so the
+// phase is bounded by time as well as by count, and a slow yield ends it (the thread then naps
+// instead for a while: yield_backoff.hpp).
 struct SpinPolicy {
   int pauses = 0;
   int yields = 128;
   std::chrono::nanoseconds yield_time = std::chrono::microseconds(100);
   // Instead of the yields after a slow yield and in a quiet period (yield_backoff.hpp): `naps`
-  // sleeps of `nap` (plus the kernel's timer slack, 50 us by default), then the futex.
-  // Measured beside two busy loops, with the pipeline of benchmarks/contention_bench.cpp
-  // (built -O0, W = 3 and 15) and a 3-stage in_flight 1024 chain: 0 naps suited the former
-  // best (2.4-2.9 s against 3.8-5.3 s with 1 nap, 6.6-7.5 s with 8, 13-59 s yielding), but
-  // the deep link then woke its consumer once per packet (250 ms against 120 ms with 1 nap,
-  // 60 ms with 8, 500 ms yielding), and under a lighter foreign load (other builds) ran 3x
-  // slower than yielding did; with one nap it was never slower than yielding there.
+  // sleeps of `nap` (plus the kernel's timer slack, 50 us by default), then the futex. One nap:
+  // with none a deep link wakes its consumer once per packet; with more, a waiter beside a busy
+  // foreign task sleeps longer than it waits (docs/design/link.md).
   int naps = 1;
   std::chrono::nanoseconds nap = std::chrono::microseconds(20);
 };
