@@ -98,10 +98,10 @@ class ProcessExecutor final : public Executor {
   // --- Forking ---------------------------------------------------------------------------------
 
   // Forks one process per worker; each runs `child_main(id)` (noexcept, returns its Outcome)
-  // and exits. Never throws: a failure becomes the run's error, and the workers forked so far
-  // run on (the supervisor reaps them).
+  // and exits. Throws only before the first fork (std::bad_alloc); from then on a failure
+  // becomes the run's error, and the workers forked so far run on (the supervisor reaps them).
   template <class ChildMain>
-  void fork(std::span<const ForkedWorker> workers, ChildMain& child_main) noexcept {
+  void fork(std::span<const ForkedWorker> workers, ChildMain& child_main) {
     children_.reserve(workers.size());  // nothing may throw between two forks
     flush_before_fork();  // or what the caller buffered would be written once per process
     auto fork_all = [&]() noexcept { fork_each(workers, child_main); };

@@ -195,7 +195,11 @@ class Runner {
 
     template <std::size_t Index, class In>
     void at_sink(Input<In>* in) {
-      if constexpr (std::is_same_v<In, Streamed>) input = in;
+      if constexpr (std::is_same_v<In, Streamed>) {
+        input = in;
+      } else {
+        PLUMB_ASSERT(false, "plumb: unreachable: the caller's stage reads what it streams");
+      }
     }
     template <std::size_t Index, class Out>
     void at_output(Input<Out>& /*output*/) {
