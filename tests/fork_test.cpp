@@ -295,7 +295,7 @@ TEST_CASE("process mode: a Service started on a thread that ended answers others
   check_service_outlives_its_thread(Mode::sequential);
 }
 
-TEST_CASE("process mode: output buffered before a run is written once and first; each worker's "
+TEST_CASE("process mode: output buffered before a run is written once and first, each worker's "
           "own once",
           "[process][fork][output]") {
   // Regression (issue 18): with sync_with_stdio(false) std::cout and std::clog buffer on their

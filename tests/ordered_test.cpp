@@ -5,6 +5,7 @@
 #include <plumb/plumb.hpp>
 
 #include "support/eventually.hpp"
+#include "support/modes.hpp"
 #include "support/stages.hpp"
 
 #include <catch2/catch.hpp>
@@ -96,10 +97,10 @@ void check_groups_in_order(Mode mode, std::optional<Mode> ordered_mode = std::nu
   CHECK(pipeline.run(mode) == expected_jitter(400));
 }
 
-void check_map_in_order(Mode mode) {
-  plumb::Pipeline pipeline{plumb::stage(numbers, 500),
-                           plumb::stage(slow_square, 300).workers(3).in_flight(6).ordered(),
-                           plumb::stage(gather)};
+void check_map_in_order(Mode mode, std::optional<Mode> ordered_mode = std::nullopt) {
+  auto ordered = plumb::stage(slow_square, 300).workers(3).in_flight(6).ordered();
+  if (ordered_mode) ordered.mode(*ordered_mode);
+  plumb::Pipeline pipeline{plumb::stage(numbers, 500), ordered, plumb::stage(gather)};
   const std::vector<int> out = pipeline.run(mode);
   REQUIRE(out.size() == 500);
   for (int i = 0; i < 500; ++i) CHECK(out[static_cast<std::size_t>(i)] == i * i);
@@ -107,26 +108,34 @@ void check_map_in_order(Mode mode) {
 
 }  // namespace
 
-TEST_CASE("ordered, sequential: groups of 0 to 3 packets keep the input order", "[ordered]") {
-  check_groups_in_order(Mode::sequential);
-  // (sequential runs fuse everything: ordered() is satisfied by construction)
-}
+namespace {
 
-TEST_CASE("ordered, thread: groups of 0 to 3 packets keep the input order under random delays",
-          "[ordered]") {
-  for (int round = 0; round < 3; ++round) check_groups_in_order(Mode::thread);
-  check_map_in_order(Mode::thread);
-}
+// The run's mode, and the ordered stage's own mode (nullopt: the run's).
+struct Layout {
+  const char* name;
+  Mode mode;
+  std::optional<Mode> ordered;
+  friend bool forks(const Layout& layout) {
+    return layout.mode == Mode::process || layout.ordered == Mode::process;
+  }
+};
 
-TEST_CASE("process mode: ordered: groups keep the input order under random delays",
+}  // namespace
+
+// Three rounds: each is a new draw of the random delays. In a sequential run everything is fused
+// into the caller, so ordered() holds by construction there.
+TEST_CASE("ordered: groups of 0 to 3 packets and a parallel map keep the input order under random "
+          "delays",
           "[ordered][process]") {
-  check_groups_in_order(Mode::process);
-  check_map_in_order(Mode::process);
-}
-
-TEST_CASE("mixed: ordered worker processes between threads keep the input order",
-          "[ordered][process]") {
-  check_groups_in_order(Mode::thread, Mode::process);
+  const Layout layout = GENERATE(modes<Layout>({
+      {"sequential", Mode::sequential, std::nullopt},
+      {"thread", Mode::thread, std::nullopt},
+      {"process", Mode::process, std::nullopt},
+      {"mixed: ordered worker processes between threads", Mode::thread, Mode::process},
+  }));
+  INFO(layout.name);
+  for (int round = 0; round < 3; ++round) check_groups_in_order(layout.mode, layout.ordered);
+  check_map_in_order(layout.mode, layout.ordered);
 }
 
 TEST_CASE("ordered, thread: the control: without ordered() a slow first item arrives late",
@@ -245,20 +254,17 @@ TEST_CASE("ordered: stream() of an ordered last stage, with an early exit", "[or
   CHECK_FALSE(pipeline.last_failure().has_value());
 }
 
-TEST_CASE("ordered, thread: an error in an ordered stage stops the run", "[ordered]") {
-  plumb::Pipeline pipeline{plumb::stage(numbers, 1000),
-                           plumb::stage(fail_at_77).workers(3).in_flight(3).ordered().name("ord"),
-                           plumb::stage(gather)};
-  CHECK_THROWS_WITH(pipeline.run(), "ordered failure");
-  REQUIRE(pipeline.last_failure().has_value());
-  CHECK(pipeline.last_failure()->stage_name == "ord");
-}
-
-TEST_CASE("process mode: ordered: an error in an ordered stage stops the run", "[ordered][process]") {
+// The same exception type and message in every mode: a std::runtime_error crosses a process
+// boundary as itself.
+TEST_CASE("ordered: an error in an ordered stage stops the run", "[ordered][process]") {
+  const Mode mode = GENERATE(modes({Mode::thread, Mode::process}));
+  INFO("mode " << mode_name(mode));
   plumb::Pipeline pipeline{plumb::stage(numbers, 1000),
                            plumb::stage(fail_at_77).workers(3).in_flight(3).ordered().name("ord"),
                            plumb::stage(gather).mode(Mode::thread)};
-  CHECK_THROWS_WITH(pipeline.run(Mode::process), Catch::Contains("ordered failure"));
+  CHECK_THROWS_WITH(pipeline.run(mode), "ordered failure");
+  REQUIRE(pipeline.last_failure().has_value());
+  CHECK(pipeline.last_failure()->stage_name == "ord");
 }
 
 TEST_CASE("process mode: ordered: a worker that dies in the middle of its group fails the run",

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// tests/pipeline_process_test.cpp: Pipeline::run in process mode and in mixed pipelines:
-// forked workers, shared-memory links, errors across processes, deaths, the grace period.
+// tests/pipeline_process_test.cpp: what only worker processes do, in process mode and in mixed
+// pipelines: shared-memory links, deaths, the grace period, signals, leaks of processes and
+// mappings. The behaviour every mode shares is tested in each mode in pipeline_test.cpp.
 
 #include <plumb/plumb.hpp>
 
@@ -10,7 +11,6 @@
 
 #include <dirent.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,11 +22,9 @@
 #include <sstream>
 #include <chrono>
 #include <map>
-#include <new>
 #include <optional>
 #include <set>
 #include <stdexcept>
-#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -71,35 +69,8 @@ bool has_children() {
 
 }  // namespace
 
-TEST_CASE("process mode: the exact total through +5 (15 processes), groups of 10, one sink",
-          "[process][stress]") {
-  plumb::Pipeline pipeline{plumb::stage(numbers, 30'000), plumb::stage(plus, 5).workers(15),
-                           plumb::stage(group, std::size_t{10}), plumb::stage(sum_batches)};
-  const long n = 30'000;
-  CHECK(pipeline.run(Mode::process) == n * (n - 1) / 2 + 5 * n);
-}
-
-TEST_CASE("mixed: processes in the middle, 16 sink threads in the caller keep the exact total",
-          "[process][stress]") {
-  std::atomic<long> total{0};
-  auto sink = [&total](Stream<std::vector<int>> in) {
-    for (auto& batch : in) {
-      long sum = 0;
-      for (int x : batch) sum += x;
-      total += sum;
-    }
-  };
-  plumb::Pipeline pipeline{plumb::stage(numbers, 30'000).workers(2),
-                           plumb::stage(plus, 5).workers(15).mode(Mode::process),
-                           plumb::stage(group, std::size_t{10}).mode(Mode::process),
-                           plumb::stage(sink).workers(16)};
-  pipeline.run();
-  const long n = 30'000;
-  CHECK(total == n * (n - 1) / 2 + 5 * n);
-}
-
 TEST_CASE("process mode: structs, strings, maps and zero-length vectors survive the trip",
-          "[process][stress]") {
+          "[process]") {
   auto make = [](int count) -> Generator<Message> {
     for (int i = 0; i < count; ++i) {
       Message message{"m" + std::to_string(i), std::vector<double>(static_cast<std::size_t>(i % 3), 0.5),
@@ -132,101 +103,8 @@ TEST_CASE("process mode: structs, strings, maps and zero-length vectors survive 
   for (const std::string& name : names) CHECK(name.rfind("corrupt", 0) == std::string::npos);
 }
 
-TEST_CASE("process mode: workers see their own identity", "[process]") {
-  auto who = [](Stream<int> in) -> Generator<std::string> {
-    for (int x : in) (void)x;  // every worker reaches the end of the stream, packets or not
-    const auto& me = plumb::this_worker();
-    std::string identity = me.stage_name + "/" + std::to_string(me.index) + "/" +
-                           std::to_string(me.count) + "/" + std::to_string(::getpid());
-    co_yield std::move(identity);
-  };
-  auto collect = [](Stream<std::string> in) {
-    std::set<std::string> seen;
-    for (std::string& text : in) seen.insert(text);
-    return seen;
-  };
-  plumb::Pipeline pipeline{plumb::stage(numbers, 400), plumb::stage(who).workers(3).name("who"),
-                           plumb::stage(collect).mode(Mode::thread)};
-  const std::set<std::string> seen = pipeline.run(Mode::process);
-  std::set<std::string> workers;
-  std::set<std::string> pids;
-  for (const std::string& text : seen) {
-    workers.insert(text.substr(0, text.rfind('/')));
-    pids.insert(text.substr(text.rfind('/') + 1));
-  }
-  CHECK(workers == std::set<std::string>{"who/0/3", "who/1/3", "who/2/3"});
-  CHECK(pids.size() == 3);
-  CHECK(pids.count(std::to_string(::getpid())) == 0);
-}
-
-TEST_CASE("process mode: standard exceptions arrive as the same type and message",
-          "[process][errors]") {
-  auto thrower = [](Stream<int> in, int kind) -> Generator<int> {
-    for (int x : in) {
-      if (x == 10) {
-        switch (kind) {
-          case 0: throw std::invalid_argument("invalid 10");
-          case 1: throw std::out_of_range("range 10");
-          case 2: throw std::runtime_error("runtime 10");
-          case 3: throw std::overflow_error("overflow 10");
-          case 4: throw std::logic_error("logic 10");
-          default: throw std::bad_alloc();
-        }
-      }
-      co_yield x;
-    }
-  };
-  auto run = [&](int kind) {
-    plumb::Pipeline pipeline{plumb::stage(numbers, 100), plumb::stage(thrower, kind).workers(2).name("throw"),
-                             plumb::stage(sum_ints)};
-    try {
-      pipeline.run(Mode::process);
-    } catch (...) {
-      REQUIRE(pipeline.last_failure().has_value());
-      CHECK(pipeline.last_failure()->stage_index == 1);
-      CHECK(pipeline.last_failure()->stage_name == "throw");
-      CHECK(pipeline.last_failure()->pid > 0);
-      CHECK(pipeline.last_failure()->pid != ::getpid());
-      throw;
-    }
-  };
-  CHECK_THROWS_MATCHES(run(0), std::invalid_argument, Catch::Matchers::Message("invalid 10"));
-  CHECK_THROWS_MATCHES(run(1), std::out_of_range, Catch::Matchers::Message("range 10"));
-  CHECK_THROWS_MATCHES(run(2), std::runtime_error, Catch::Matchers::Message("runtime 10"));
-  CHECK_THROWS_MATCHES(run(3), std::overflow_error, Catch::Matchers::Message("overflow 10"));
-  CHECK_THROWS_MATCHES(run(4), std::logic_error, Catch::Matchers::Message("logic 10"));
-  CHECK_THROWS_AS(run(5), std::bad_alloc);
-}
-
-namespace {
-struct CustomFailure : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-}  // namespace
-
-TEST_CASE("process mode: other exception types arrive as RemoteError with their name",
-          "[process][errors]") {
-  auto thrower = [](Stream<int> in) -> Generator<int> {
-    for (int x : in) {
-      if (x == 3) throw CustomFailure("custom 3");
-      co_yield x;
-    }
-  };
-  plumb::Pipeline pipeline{plumb::stage(numbers, 100), plumb::stage(thrower).name("custom"),
-                           plumb::stage(sum_ints)};
-  try {
-    pipeline.run(Mode::process);
-    FAIL("run() returned");
-  } catch (const plumb::RemoteError& error) {
-    CHECK_THAT(std::string(error.type_name()), Catch::Matchers::Contains("CustomFailure"));
-    CHECK_THAT(error.what(), Catch::Matchers::Contains("stage 1 ('custom') worker 0"));
-    CHECK_THAT(error.what(), Catch::Matchers::Contains("custom 3"));
-    CHECK(error.stage_index() == 1);
-  }
-}
-
 TEST_CASE("process mode: a worker killed by SIGKILL under heavy traffic is reported at once",
-          "[process][errors][stress]") {
+          "[process][errors]") {
   auto victim = [](Stream<int> in) -> Generator<int> {
     const auto& me = plumb::this_worker();
     int seen = 0;
@@ -251,7 +129,7 @@ TEST_CASE("process mode: a worker killed by SIGKILL under heavy traffic is repor
 }
 
 TEST_CASE("process mode: a worker exiting with status 0 mid-stream is an error, not a hang",
-          "[process][errors][stress]") {
+          "[process][errors]") {
   auto quitter = [](Stream<int> in) -> Generator<int> {
     int seen = 0;
     for (int x : in) {
@@ -307,113 +185,8 @@ TEST_CASE("process mode: a message over max_message_size names the stage, size a
   CHECK(roomy.run(Mode::process) == 5000);
 }
 
-TEST_CASE("process mode: a consumer returning early, cancellation and inactivity", "[process][errors]") {
-  auto head = [](Stream<int> in) -> Generator<int> {
-    int taken = 0;
-    for (int x : in) {
-      co_yield x;
-      if (++taken == 3) co_return;
-    }
-  };
-  plumb::Pipeline early{plumb::stage(forever), plumb::stage(head).name("head"), plumb::stage(sum_ints)};
-  CHECK_THROWS_WITH(early.run(Mode::process),
-                    Catch::Matchers::Contains("stage 1 ('head') worker 0 returned while its input still had packets"));
-
-  std::stop_source stop;
-  std::thread canceller([&] {
-    std::this_thread::sleep_for(100ms);
-    stop.request_stop();
-  });
-  plumb::Pipeline endless{plumb::stage(forever), plumb::stage(plus, 1).workers(2), plumb::stage(sum_ints)};
-  CHECK_THROWS_AS(endless.run({.mode = Mode::process, .stop_token = stop.get_token()}), plumb::CancelledError);
-  canceller.join();
-
-  auto sleepy = [](Stream<int> in) -> Generator<int> {
-    for (int x : in) {
-      std::this_thread::sleep_for(5s);
-      co_yield x;
-    }
-  };
-  plumb::Pipeline stalled{plumb::stage(numbers, 10), plumb::stage(sleepy), plumb::stage(sum_ints)};
-  const auto start = Clock::now();
-  CHECK_THROWS_AS(stalled.run({.mode = Mode::process, .inactivity_timeout = 200ms, .grace_period = 200ms}),
-                  plumb::InactivityError);
-  CHECK(Clock::now() - start < 3s);  // the stuck process is killed, not waited for
-}
-
-// As in thread mode: every packet is queued at once (in_flight 6), then only the consumer
-// moves, one packet per 100 ms under a 250 ms timeout; its takes count as activity.
-TEST_CASE("process mode: a consumer draining its input after the source finished is activity",
-          "[process][timeout]") {
-  const std::vector<int> all{0, 1, 2, 3, 4, 5};
-  auto slow_collect = [](Stream<int> in) {
-    std::vector<int> got;
-    for (int x : in) {
-      std::this_thread::sleep_for(100ms);
-      got.push_back(x);
-    }
-    return got;
-  };
-  plumb::Pipeline sink_bound{plumb::stage(numbers, 6).in_flight(6), plumb::stage(slow_collect)};
-  CHECK(sink_bound.run({.mode = Mode::process, .inactivity_timeout = 250ms}) == all);
-
-  auto slow_last = [](Stream<int> in) -> Generator<int> {
-    for (int x : in) {
-      std::this_thread::sleep_for(100ms);
-      if (x == 5) co_yield x;
-    }
-  };
-  plumb::Pipeline filter_bound{plumb::stage(numbers, 6).in_flight(6), plumb::stage(slow_last),
-                               plumb::stage(collect)};
-  CHECK(filter_bound.run({.mode = Mode::process, .inactivity_timeout = 250ms}) == std::vector<int>(1, 5));
-
-  // A sink stuck on one packet still times out (and is killed after the grace period).
-  auto stuck_collect = [](Stream<int> in) {
-    std::vector<int> got;
-    for (int x : in) {
-      if (x == 1) std::this_thread::sleep_for(5s);
-      got.push_back(x);
-    }
-    return got;
-  };
-  plumb::Pipeline stuck{plumb::stage(numbers, 6).in_flight(6), plumb::stage(stuck_collect)};
-  const auto start = Clock::now();
-  CHECK_THROWS_AS(stuck.run({.mode = Mode::process, .inactivity_timeout = 250ms, .grace_period = 200ms}),
-                  plumb::InactivityError);
-  CHECK(Clock::now() - start < 3s);
-}
-
-TEST_CASE("process mode: after an error a sink does not work through the packets queued for it",
-          "[process][errors]") {
-  // As the thread-mode case: the sink worker process is on its first packet when the source
-  // fails; working through the 7 queued packets would take 2.1 s more.
-  auto eight_then_fail = []() -> Generator<int> {
-    for (int x = 0; x < 8; ++x) co_yield x;
-    std::this_thread::sleep_for(100ms);  // the sink is on its first packet by now
-    throw std::runtime_error("source failed after 8 packets");
-  };
-  // The sink is a worker process: it counts the packets it starts in memory shared with this one.
-  void* page = mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  REQUIRE(page != MAP_FAILED);
-  auto* started = new (page) std::atomic<int>(0);
-  auto slow_sink = [started](Stream<int> in) {
-    for (int x : in) {
-      started->fetch_add(1, std::memory_order_relaxed);
-      if (x >= 0) std::this_thread::sleep_for(300ms);
-    }
-  };
-  plumb::Pipeline pipeline{plumb::stage(eight_then_fail).in_flight(9), plumb::stage(slow_sink)};
-  const auto start = Clock::now();
-  CHECK_THROWS_WITH(pipeline.run(Mode::process), "source failed after 8 packets");
-  // Without the stop check in take() the sink works through all 8 (2.4 s); with it, it stops
-  // after the packet it holds (none if it had not started yet on a loaded machine).
-  CHECK(started->load() <= 1);
-  CHECK(Clock::now() - start < 10s);  // a bound, not a measurement
-  munmap(page, sizeof(std::atomic<int>));
-}
-
 TEST_CASE("process mode: 50 runs, failing ones included, leave no zombie, fd or /dev/shm entry",
-          "[process][stress]") {
+          "[process]") {
   const std::size_t fds_before = open_fds();
   const std::set<std::string> shm_before = shm_entries();
   auto maybe_fail = [](Stream<int> in, int at) -> Generator<int> {

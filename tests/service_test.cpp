@@ -5,6 +5,7 @@
 #include <plumb/plumb.hpp>
 
 #include "support/eventually.hpp"
+#include "support/modes.hpp"
 #include "support/shared_counter.hpp"
 
 #include <catch2/catch.hpp>
@@ -16,6 +17,7 @@
 #include <cstdlib>
 #include <exception>
 #include <future>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -40,6 +42,8 @@ using plumb::Generator;
 using plumb::Mode;
 using plumb::Stream;
 using plumb::test::eventually;
+using plumb::test::mode_name;
+using plumb::test::modes;
 
 namespace {
 
@@ -328,82 +332,80 @@ void check_cancel(Mode mode) {
 
 }  // namespace
 
-TEST_CASE("service, sequential: every future gets its item's answer, from three threads",
-          "[service]") {
-  check_answers(Mode::sequential, Mode::sequential);
-}
-TEST_CASE("service, thread: every future gets its item's answer, from three threads",
-          "[service]") {
-  check_answers(Mode::thread, Mode::thread);
-}
-TEST_CASE("process mode: service: every future gets its item's answer, from three threads",
-          "[service][process]") {
-  check_answers(Mode::process, Mode::process);
-}
-TEST_CASE("mixed: service: a thread stage between stages in worker processes", "[service][process]") {
-  check_answers(Mode::process, Mode::thread);
-}
-TEST_CASE("service, thread: a stage fused into the one before it", "[service]") {
-  check_answers(Mode::thread, Mode::sequential);
+namespace {
+
+// The run's mode and the mode of the middle stage.
+struct Layout {
+  const char* name;
+  Mode mode;
+  Mode middle;
+  friend bool forks(const Layout& layout) { return layout.mode == Mode::process || layout.middle == Mode::process; }
+};
+
+}  // namespace
+
+TEST_CASE("service: every future gets its item's answer, from three threads", "[service][process]") {
+  const Layout layout = GENERATE(modes<Layout>({
+      {"sequential", Mode::sequential, Mode::sequential},
+      {"thread", Mode::thread, Mode::thread},
+      {"process", Mode::process, Mode::process},
+      {"mixed: a thread stage between stages in worker processes", Mode::process, Mode::thread},
+      {"thread, the middle stage fused into the one before it", Mode::thread, Mode::sequential},
+  }));
+  INFO(layout.name);
+  check_answers(layout.mode, layout.middle);
 }
 
-TEST_CASE("service, sequential: an item's exception reaches its future only, and service goes on",
-          "[service]") {
-  check_item_error<std::invalid_argument>(Mode::sequential);
-}
-TEST_CASE("service, thread: an item's exception reaches its future only, and service goes on",
-          "[service]") {
-  check_item_error<std::invalid_argument>(Mode::thread);
-}
-TEST_CASE("process mode: service: an item's exception reaches its future only, and service goes on",
+// The same exception type in every mode: a std::invalid_argument crosses a process boundary as
+// itself.
+TEST_CASE("service: an item's exception reaches its future only, and service goes on",
           "[service][process]") {
-  check_item_error<std::invalid_argument>(Mode::process);
+  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread, Mode::process}));
+  INFO("mode " << mode_name(mode));
+  check_item_error<std::invalid_argument>(mode);
 }
 
-TEST_CASE("service, thread: an item's future gets the original exception object", "[service]") {
-  plumb::Service service{plumb::stage(fail_unusually, 1)};
-  service.start();
+// An exception of a user type reaches its future as the thrown object in one process; from a
+// worker process, as a RemoteError naming its type (no object crosses the boundary).
+TEST_CASE("service: an item's exception of another type reaches its future, the original in "
+          "threads and a RemoteError naming it from a worker process",
+          "[service][process]") {
+  const Mode mode = GENERATE(modes({Mode::thread, Mode::process}));
+  INFO("mode " << mode_name(mode));
+  plumb::Service service{plumb::stage(fail_unusually, 1).name("odd")};
+  service.start(mode);
   auto good = service.submit(0);
   auto bad = service.submit(1);
   CHECK(good.get() == 0);
-  CHECK_THROWS_MATCHES(bad.get(), Unusual, Catch::Matchers::Predicate<Unusual>([](const Unusual& e) {
-                         return e.text == "unusual 1";
-                       }));
-  service.close();
-}
-
-TEST_CASE("process mode: service: an exception of another type becomes a RemoteError naming it",
-          "[service][process]") {
-  plumb::Service service{plumb::stage(fail_unusually, 1).name("odd")};
-  service.start(Mode::process);
-  auto bad = service.submit(1);
-  try {
-    bad.get();
-    FAIL("no error");
-  } catch (const plumb::RemoteError& error) {
-    CHECK_THAT(std::string(error.type_name()), Catch::Contains("Unusual"));
-    CHECK(error.stage_name() == "odd");
-    CHECK(error.stage_index() == 1);
+  if (mode == Mode::process) {
+    try {
+      bad.get();
+      FAIL("no error");
+    } catch (const plumb::RemoteError& error) {
+      CHECK_THAT(std::string(error.type_name()), Catch::Contains("Unusual"));
+      CHECK(error.stage_name() == "odd");
+      CHECK(error.stage_index() == 1);
+    }
+  } else {
+    CHECK_THROWS_MATCHES(bad.get(), Unusual, Catch::Matchers::Predicate<Unusual>([](const Unusual& e) {
+                           return e.text == "unusual 1";
+                         }));
   }
   CHECK(service.submit(2).get() == 2);
   service.close();
 }
 
-TEST_CASE("service, thread: two outputs for one input end the service, naming the stage",
-          "[service]") {
-  check_rule(Mode::thread, twice_on, "yielded two outputs for one input");
-}
-TEST_CASE("process mode: service: two outputs for one input end the service, naming the stage",
+TEST_CASE("service: two outputs for one input end the service, naming the stage",
           "[service][process]") {
-  check_rule(Mode::process, twice_on, "yielded two outputs for one input");
+  const Mode mode = GENERATE(modes({Mode::thread, Mode::process}));
+  INFO("mode " << mode_name(mode));
+  check_rule(mode, twice_on, "yielded two outputs for one input");
 }
-TEST_CASE("service, sequential: no output for an input ends the service, naming the stage",
-          "[service]") {
-  check_rule(Mode::sequential, drop_on, "took a second input before it yielded");
-}
-TEST_CASE("service, thread: no output for an input ends the service, naming the stage",
-          "[service]") {
-  check_rule(Mode::thread, drop_on, "took a second input before it yielded");
+
+TEST_CASE("service: no output for an input ends the service, naming the stage", "[service]") {
+  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  INFO("mode " << mode_name(mode));
+  check_rule(mode, drop_on, "took a second input before it yielded");
 }
 
 TEST_CASE("process mode: service: a crashed worker fails the unanswered futures, nothing restarts",
@@ -486,12 +488,10 @@ TEST_CASE("service, thread: submit() waits while the service is full", "[service
   service.close();
 }
 
-TEST_CASE("service, thread: cancel() fails unanswered futures with CancelledError", "[service]") {
-  check_cancel(Mode::thread);
-}
-TEST_CASE("process mode: service: cancel() fails unanswered futures with CancelledError",
-          "[service][process]") {
-  check_cancel(Mode::process);
+TEST_CASE("service: cancel() fails unanswered futures with CancelledError", "[service][process]") {
+  const Mode mode = GENERATE(modes({Mode::thread, Mode::process}));
+  INFO("mode " << mode_name(mode));
+  check_cancel(mode);
 }
 
 TEST_CASE("service, thread: the destructor answers every accepted item", "[service]") {
@@ -575,13 +575,36 @@ TEST_CASE("process mode: service: an item over the first stage's max_message_siz
   CHECK_FALSE(service.broken());
 }
 
-TEST_CASE("process mode: service: an output over its stage's max_message_size fails only its item",
+namespace {
+
+// Where worker processes are in a Service of `inflate` then `measure`: the run's mode, and the
+// mode of each stage (nullopt: the run's).
+struct Crossing {
+  const char* name;
+  Mode mode;
+  std::optional<Mode> inflate;
+  std::optional<Mode> measure;
+};
+
+}  // namespace
+
+TEST_CASE("process mode: service: an output over the limit of a link into or between worker "
+          "processes fails only its item",
           "[service][process]") {
-  plumb::Service service{
-      plumb::stage(inflate).workers(2).max_message_size(plumb::kItemErrorRoom).name("inflate"),
-      plumb::stage(measure)};
-  check_oversize_output(service, Mode::process, [](int size) { return std::size_t(size); });
+  const Crossing crossing = GENERATE(values<Crossing>({
+      {"process: both stages in worker processes", Mode::process, std::nullopt, std::nullopt},
+      {"mixed: a thread stage's output into a worker process", Mode::thread, std::nullopt, Mode::process},
+      {"mixed: a worker process's output into a thread stage", Mode::thread, Mode::process, std::nullopt},
+  }));
+  INFO(crossing.name);
+  auto inflating = plumb::stage(inflate).workers(2).max_message_size(plumb::kItemErrorRoom).name("inflate");
+  if (crossing.inflate) inflating.mode(*crossing.inflate).workers(1);
+  auto measuring = plumb::stage(measure);
+  if (crossing.measure) measuring.mode(*crossing.measure);
+  plumb::Service service{inflating, measuring};
+  check_oversize_output(service, crossing.mode, [](int size) { return std::size_t(size); });
 }
+
 TEST_CASE("process mode: service: an output over the last stage's max_message_size fails only its "
           "item",
           "[service][process]") {
@@ -589,24 +612,6 @@ TEST_CASE("process mode: service: an output over the last stage's max_message_si
       plumb::stage(inflate).max_message_size(plumb::kItemErrorRoom).name("inflate")};
   check_oversize_output(service, Mode::process,
                         [](int size) { return std::string(std::size_t(size), 'z'); });
-}
-TEST_CASE("mixed: service: a thread stage's output over the limit of the link into a worker "
-          "process fails only its item",
-          "[service][process]") {
-  plumb::Service service{
-      plumb::stage(inflate).workers(2).max_message_size(plumb::kItemErrorRoom).name("inflate"),
-      plumb::stage(measure).mode(Mode::process)};
-  check_oversize_output(service, Mode::thread, [](int size) { return std::size_t(size); });
-}
-TEST_CASE("mixed: service: a worker process's output over the limit of the link into a thread "
-          "stage fails only its item",
-          "[service][process]") {
-  plumb::Service service{plumb::stage(inflate)
-                             .mode(Mode::process)
-                             .max_message_size(plumb::kItemErrorRoom)
-                             .name("inflate"),
-                         plumb::stage(measure)};
-  check_oversize_output(service, Mode::thread, [](int size) { return std::size_t(size); });
 }
 
 TEST_CASE("service, thread: max_message_size does not limit an output that stays in the process",

@@ -108,7 +108,7 @@ TEST_CASE("one slow yield ends the wait's yield phase and stops the thread yield
   CHECK(wait.yielded == 1);
 }
 
-TEST_CASE("a yield at the threshold is not slow; one just above it is", "[wait]") {
+TEST_CASE("a yield at the threshold is not slow, one just above it is", "[wait]") {
   YieldBackoff backoff;
   ScriptedWait wait{.costs = {YieldBackoff::kSlowYield}, .ready_at = 2};
   CHECK(wait.run(backoff));

@@ -3,6 +3,8 @@
 
 #include <plumb/plumb.hpp>
 
+#include "support/modes.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -109,13 +111,10 @@ TEST_CASE("stop_requested is false outside a pipeline", "[worker]") {
 }
 
 TEST_CASE("stop_requested lets a source that waits outside plumb end once another stage failed",
-          "[worker][thread]") {
-  check_stop_requested(plumb::Mode::thread);
-}
-
-TEST_CASE("process mode: stop_requested lets a source that waits outside plumb end once another stage failed",
-          "[worker][process]") {
-  check_stop_requested(plumb::Mode::process);
+          "[worker][thread][process]") {
+  const plumb::Mode mode = GENERATE(plumb::test::modes({plumb::Mode::thread, plumb::Mode::process}));
+  INFO("mode " << plumb::test::mode_name(mode));
+  check_stop_requested(mode);
 }
 
 TEST_CASE("stop_requested is true in a source after the run was cancelled", "[worker][thread]") {
