@@ -102,7 +102,7 @@ TEMPLATE_TEST_CASE("Event: tokens handed to several sleeping consumers with noti
   CHECK(tokens.load() == 0);
 }
 
-TEMPLATE_TEST_CASE("Event: notify_all wakes every sleeper; wake_all wakes them to see a stop",
+TEMPLATE_TEST_CASE("Event: notify_all wakes every sleeper, and wake_all wakes them to see a stop",
                    "[wait]", PrivateFutexes, SharedFutexes) {
   Event<TestType::value> event;
   std::atomic<bool> ready{false};

@@ -19,7 +19,8 @@
 #             threads sharing 2 cores with another test starve; hangs still fail, after 120 s).
 #             Not the process-mode tests and examples (nor are those examples built): TSan
 #             sees one process, so slots recycled through a worker process look like races to
-#             it; those rest on ASan and the stress loop.
+#             it; those rest on ASan and the stress loop. Tests that cover several modes leave
+#             out their worker-process rows in a TSan build (tests/support/modes.hpp).
 # docs:       the API reference (docs/api.sh: doxygen, any warning fails) and the Graphviz
 #             sources of docs/diagrams and docs/images (each must render). First: it takes
 #             seconds, and fails fast.
