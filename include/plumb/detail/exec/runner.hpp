@@ -78,8 +78,8 @@ class Runner {
         start_(std::chrono::steady_clock::now()),
         links_(plan_, setup.names(), setup.max_message_sizes()),
         processes_(state_, arena, infos_, done_),
-        threads_(state_, done_),
-        body_(specs_, plan_, infos_, group_of_, links_, state_) {
+        body_(specs_, plan_, infos_, group_of_, links_, state_),
+        threads_(state_, done_) {
     for (std::size_t g = 0; g < plan_.groups.size(); ++g) {
       const GroupPlan& group = plan_.groups[g];
       for (std::size_t worker = 0; worker < group.workers; ++worker) {
@@ -93,9 +93,12 @@ class Runner {
     }
   }
 
-  // A stop request that arrives after the run must not wake the links, which die with the
-  // Runner; what the caller held of a stream goes first (it refers to the links).
+  // A run that started and did not finish (an error between start() and the first packet of a
+  // stream) is stopped and waited for. A stop request that arrives after the run must not wake
+  // the links, which die with the Runner; what the caller held of a stream goes first (it
+  // refers to the links).
   ~Runner() {
+    if (started_ && !finished_) abandon();
     close_caller();
     state_.clear_wakers();
   }
@@ -113,7 +116,7 @@ class Runner {
       Monitor* inline_monitor = alone && Monitor::wanted_inline(options()) ? &*monitor_ : nullptr;
       if (!alone) start_helper();
       run_worker(0, inline_monitor);
-      threads_.leave();
+      caller_leaves();
     }
     return finish();
   }
@@ -229,7 +232,30 @@ class Runner {
   void end_stream() noexcept {
     close_caller();
     if (caller_tally_) caller_tally_->finish();
+    caller_leaves();
+  }
+
+  // The calling thread no longer works as a worker (it was counted from start()).
+  void caller_leaves() noexcept {
+    if (!caller_working_) return;
+    caller_working_ = false;
     threads_.leave();
+  }
+
+  // Stops a run that started and was not finished, and waits for every worker (errors are
+  // dropped: the Runner is going away because of another one).
+  void abandon() noexcept {
+    try {
+      state_.fail(std::make_exception_ptr(StreamClosed{}), std::nullopt);
+    } catch (...) {
+      state_.fail(std::current_exception(), std::nullopt);
+    }
+    close_caller();
+    caller_leaves();
+    try {
+      finish();
+    } catch (...) {
+    }
   }
 
   void close_caller() noexcept {
@@ -240,6 +266,7 @@ class Runner {
   // --- Start and finish ----------------------------------------------------------------------------
 
   void start() {
+    PLUMB_ASSERT(!started_, "plumb: a Runner runs once");
     links_.check_serializable();
     check_result_serializable();
     TickClock::init();  // before any fork (tally.hpp)
@@ -271,6 +298,7 @@ class Runner {
     // Worker processes first, before any thread of the run exists, and before the
     // stop_callback, which another thread could be running (holding RunState's mutex) at the
     // instant of a fork. From the first fork on, nothing may throw until finish() reaped them.
+    started_ = true;
     if (!forked.empty()) {
       auto child_main = [this](std::size_t id) noexcept { return run_in_process(id); };
       processes_.fork(forked, child_main);
@@ -278,7 +306,10 @@ class Runner {
     // The callback dies before the links (finish() resets it), and ~Runner clears the wakers it
     // could reach.
     on_cancel_.emplace(options().stop_token, CancelRun{this});
-    if (caller_runs_source_ || streams_) threads_.enter();
+    if (caller_runs_source_ || streams_) {
+      threads_.enter();
+      caller_working_ = true;
+    }
     threads_.start(thread_ids_.size(), [this](std::size_t i) noexcept { run_worker(thread_ids_[i], nullptr); });
   }
 
@@ -299,6 +330,7 @@ class Runner {
 
   // Waits for every worker, then returns the sink's value or rethrows the run's first error.
   Result finish() {
+    finished_ = true;
     if (!supervised_) supervise_workers();
     if (helper_.joinable()) helper_.join();
     threads_.join();
@@ -408,9 +440,12 @@ class Runner {
   LinkSet<Stages...> links_;
   DoneSignal done_;
   ProcessExecutor processes_;
-  ThreadExecutor threads_;  // joined by finish() (or its destructor), before the links die
   Body body_;
+  ThreadExecutor threads_;  // joined by finish(), before what the threads use dies
 
+  bool started_ = false;         // the workers were started: finish() must run
+  bool finished_ = false;
+  bool caller_working_ = false;  // the calling thread is counted as a running worker
   bool caller_runs_source_ = false;
   bool chain_in_caller_ = false;
   bool supervised_ = false;  // helper_ supervises
