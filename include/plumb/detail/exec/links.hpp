@@ -85,8 +85,7 @@ class LinkSet {
       : plan_(plan), names_(names), max_message_sizes_(max_message_sizes) {
     shared_.assign(kCount, false);
     for (std::size_t g = 0; g + 1 < plan_.groups.size(); ++g) {
-      shared_[plan_.groups[g].last] =
-          plan_.groups[g].mode == Mode::process || plan_.groups[g + 1].mode == Mode::process;
+      shared_[plan_.groups[g].last] = plan_.crosses_processes(g);
     }
   }
   LinkSet(const LinkSet&) = delete;

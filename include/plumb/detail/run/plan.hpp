@@ -38,6 +38,13 @@ struct Plan {
   // capacity[i]: slots of the link after stage i (0 where stage i + 1 is fused, and for the sink).
   std::vector<std::size_t> capacity;
 
+  // Whether the link after group `group` (not the last) crosses a process boundary: the group
+  // before it or the one after it runs in worker processes. Such a link is a ShmLink in the
+  // run's shared mapping, its packets serialized into slots of max_message_size bytes.
+  [[nodiscard]] bool crosses_processes(std::size_t group) const noexcept {
+    return groups[group].mode == Mode::process || groups[group + 1].mode == Mode::process;
+  }
+
   // Workers that run in processes of their own.
   [[nodiscard]] std::size_t process_workers() const noexcept {
     std::size_t count = 0;
