@@ -2,9 +2,9 @@
 // SPDX-License-Identifier: MIT
 // plumb/detail/core/describe.hpp: how errors name stages, exceptions and types.
 
-#include <cxxabi.h>
+#include <plumb/detail/core/format.hpp>
 
-#include <fmt/format.h>
+#include <cxxabi.h>
 
 #include <cstdlib>
 #include <exception>
@@ -17,8 +17,8 @@ namespace plumb::detail {
 
 // "stage 2 ('parse')" for a named stage, "stage 2" for one that kept its default name.
 inline std::string describe_stage(std::size_t index, std::string_view name) {
-  if (name == fmt::format("stage {}", index)) return fmt::format("stage {}", index);
-  return fmt::format("stage {} ('{}')", index, name);
+  if (name == detail::format("stage {}", index)) return detail::format("stage {}", index);
+  return detail::format("stage {} ('{}')", index, name);
 }
 
 inline std::string describe_exception(const std::exception_ptr& error) {

@@ -4,6 +4,7 @@
 // each death at once (pidfd), judge it, kill the rest after the grace period, reap them all.
 
 #include <plumb/detail/core/describe.hpp>
+#include <plumb/detail/core/format.hpp>
 #include <plumb/error.hpp>
 
 #include <fcntl.h>
@@ -15,8 +16,6 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <cerrno>
 #include <chrono>
@@ -39,8 +38,8 @@ enum class WorkerExit : int {
 
 inline std::string signal_name(int signal) {
   const char* abbreviation = ::sigabbrev_np(signal);
-  return abbreviation != nullptr ? fmt::format("SIG{} ({})", abbreviation, signal)
-                                 : fmt::format("signal {}", signal);
+  return abbreviation != nullptr ? detail::format("SIG{} ({})", abbreviation, signal)
+                                 : detail::format("signal {}", signal);
 }
 
 // One worker process.

@@ -26,7 +26,7 @@
 #include <plumb/stats.hpp>
 #include <plumb/worker.hpp>
 
-#include <fmt/format.h>
+#include <fmt/core.h>
 
 #include <algorithm>
 #include <chrono>

@@ -4,13 +4,12 @@
 // memory and rebuilt in the caller (an exception_ptr cannot cross fork()).
 
 #include <plumb/detail/core/describe.hpp>
+#include <plumb/detail/core/format.hpp>
 #include <plumb/detail/run/shared_memory.hpp>
 #include <plumb/error.hpp>
 
 #include <cxxabi.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -98,10 +97,10 @@ inline std::pair<std::exception_ptr, Failure> rebuild_remote(const SharedFailure
       case RemoteKind::other: break;
     }
     const std::string type = block.type_name[0] != '\0' ? demangle(block.type_name) : "an unknown type";
-    return std::make_exception_ptr(RemoteError(
-        fmt::format("plumb.remote_error: {} worker {} (pid {}) threw {}: {}",
-                    describe_stage(stage, name), worker, block.pid, type, what),
-        stage, name, worker, type));
+    return std::make_exception_ptr(
+        RemoteError(detail::format("plumb.remote_error: {} worker {} (pid {}) threw {}: {}",
+                                   describe_stage(stage, name), worker, block.pid, type, what),
+                    stage, name, worker, type));
   }();
   return {error, std::move(failure)};
 }

@@ -4,13 +4,12 @@
 // processes, and what every process of the run shares through it besides the links.
 
 #include <plumb/detail/core/cache_line.hpp>
+#include <plumb/detail/core/format.hpp>
 #include <plumb/error.hpp>
 
 #include <boost/interprocess/anonymous_shared_memory.hpp>
 #include <boost/interprocess/exceptions.hpp>
 #include <boost/interprocess/mapped_region.hpp>
-
-#include <fmt/format.h>
 
 #include <atomic>
 #include <cstddef>
@@ -73,10 +72,10 @@ class SharedArena {
     try {
       return boost::interprocess::anonymous_shared_memory(bytes == 0 ? 1 : bytes);
     } catch (const boost::interprocess::interprocess_exception& error) {
-      throw IpcError(fmt::format("plumb.ipc_error: cannot map {} bytes of shared memory for the "
-                                 "links of a process-mode run: {}; lower in_flight or "
-                                 "max_message_size",
-                                 bytes, error.what()),
+      throw IpcError(detail::format("plumb.ipc_error: cannot map {} bytes of shared memory for the "
+                                    "links of a process-mode run: {}; lower in_flight or "
+                                    "max_message_size",
+                                    bytes, error.what()),
                      std::error_code(error.get_native_error(), std::system_category()));
     }
   }

@@ -15,7 +15,7 @@
 #include <plumb/stream.hpp>
 #include <plumb/worker.hpp>
 
-#include <fmt/format.h>
+#include <fmt/core.h>
 
 #include <atomic>
 #include <cstddef>
