@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
-#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -194,7 +193,8 @@ inline std::string workers_label(const StageStats& stage, std::size_t index) {
 // A stage's box colour: white when idle, through yellow, to red when busy all the time.
 inline std::string heat_colour(double busy) {
   const double x = std::clamp(busy, 0.0, 1.0);
-  const auto channel = [](double value) { return static_cast<int>(std::lround(255 * value)); };
+  // value is in [0, 1]: rounds half up, as std::lround does for it (<cmath> is a big include).
+  const auto channel = [](double value) { return static_cast<int>(255 * value + 0.5); };
   // white (1,1,1) -> yellow (1,0.85,0.4) -> red (0.95,0.45,0.4)
   const double g = x < 0.5 ? 1.0 - 0.3 * x : 0.85 - 0.8 * (x - 0.5);
   const double b = x < 0.5 ? 1.0 - 1.2 * x : 0.4;
