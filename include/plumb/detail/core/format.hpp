@@ -13,8 +13,8 @@ namespace plumb::detail {
 // fmt checks a format string against its arguments at compile time, which costs a few
 // milliseconds per call: ~0.2 s (GCC 12) for plumb's calls, in every translation unit that
 // includes plumb. Those strings are plumb's own and fixed, so they are checked where plumb is
-// built and tested (PLUMB_CHECK_FORMAT_STRINGS, set for plumb's tests), and read at run time
-// everywhere else; a bad one would throw fmt::format_error there.
+// built and tested (PLUMB_CHECK_FORMAT_STRINGS, set for plumb's tests: for a whole program or
+// not at all), and read at run time everywhere else; a bad one would throw fmt::format_error.
 #if defined(PLUMB_CHECK_FORMAT_STRINGS)
 template <class... Args>
 using FormatString = fmt::format_string<Args...>;
