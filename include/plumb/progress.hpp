@@ -3,9 +3,8 @@
 // plumb/progress.hpp: ProgressLine, a ready-made RunOptions::progress callback that shows a
 // run's packets per second per stage on a terminal.
 
+#include <plumb/detail/core/format.hpp>
 #include <plumb/stats.hpp>
-
-#include <fmt/format.h>
 
 #include <unistd.h>
 
@@ -60,7 +59,8 @@ class ProgressLine {
     State& state = *state_;
     if (stats.elapsed < state.elapsed) state = State(state.out, state.in_place);  // a new run
     const std::optional<std::size_t> bottleneck = stats.bottleneck();
-    std::string line = fmt::format("plumb {:.1f} s", std::chrono::duration<double>(stats.elapsed).count());
+    std::string line =
+        detail::format("plumb {:.1f} s", std::chrono::duration<double>(stats.elapsed).count());
     const double interval = std::chrono::duration<double>(stats.elapsed - state.elapsed).count();
     state.counts.resize(stats.stages.size(), 0);
     for (std::size_t i = 0; i < stats.stages.size(); ++i) {
@@ -70,9 +70,8 @@ class ProgressLine {
       const double rate = !stats.finished && interval > 0
                               ? static_cast<double>(count - std::min(count, state.counts[i])) / interval
                               : stage.rate;
-      fmt::format_to(std::back_inserter(line), " | {}{} {}/s ({})", stage.name,
-                     bottleneck == i ? "*" : "", detail::compact(rate),
-                     detail::compact(static_cast<double>(count)));
+      detail::format_to(line, " | {}{} {}/s ({})", stage.name, bottleneck == i ? "*" : "",
+                        detail::compact(rate), detail::compact(static_cast<double>(count)));
       state.counts[i] = count;
     }
     if (stats.finished) line += " | done";

@@ -5,6 +5,7 @@
 
 #include <plumb/codec.hpp>
 #include <plumb/detail/core/describe.hpp>
+#include <plumb/detail/core/format.hpp>
 #include <plumb/detail/exec/runner.hpp>
 #include <plumb/detail/run/setup.hpp>
 #include <plumb/detail/service/core.hpp>
@@ -16,8 +17,6 @@
 #include <plumb/stage.hpp>
 #include <plumb/stats.hpp>
 #include <plumb/worker.hpp>
-
-#include <fmt/format.h>
 
 #include <array>
 #include <atomic>
@@ -267,7 +266,7 @@ class Service {
       if (size_limit_ == 0) return;
       const std::size_t size = Codec<detail::Tagged<input_type>>::size_with(item);
       if (size > size_limit_) {
-        throw Error(fmt::format(
+        throw Error(detail::format(
             "plumb.error: the item encodes to {} bytes, over the max_message_size({}) of {}, "
             "the Service's first stage, which runs in a worker process; raise its "
             ".max_message_size()",

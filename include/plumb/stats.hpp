@@ -3,16 +3,13 @@
 // plumb/stats.hpp: Stats, what a run measured per stage and per worker, its bottleneck, and
 // its renderings: a text table, a Graphviz dot graph and a Mermaid flowchart.
 
+#include <plumb/detail/core/format.hpp>
 #include <plumb/run_options.hpp>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
-#include <cmath>
 #include <cstdint>
-#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -171,15 +168,15 @@ inline std::string_view mode_label(const StageStats& stage, std::size_t index) {
   return "?";
 }
 
-inline std::string percent(double fraction) { return fmt::format("{:.0f}%", 100 * fraction); }
+inline std::string percent(double fraction) { return detail::format("{:.0f}%", 100 * fraction); }
 
 // 1234567 -> "1.23M": rates and counts in a few characters.
 inline std::string compact(double value) {
-  if (value >= 1e9) return fmt::format("{:.3g}G", value / 1e9);
-  if (value >= 1e6) return fmt::format("{:.3g}M", value / 1e6);
-  if (value >= 1e4) return fmt::format("{:.3g}k", value / 1e3);
-  if (value >= 100) return fmt::format("{:.0f}", value);
-  return fmt::format("{:.3g}", value);
+  if (value >= 1e9) return detail::format("{:.3g}G", value / 1e9);
+  if (value >= 1e6) return detail::format("{:.3g}M", value / 1e6);
+  if (value >= 1e4) return detail::format("{:.3g}k", value / 1e3);
+  if (value >= 100) return detail::format("{:.0f}", value);
+  return detail::format("{:.3g}", value);
 }
 
 // The stage's workers and mode in words: "4 processes", "1 thread", "fused", "caller".
@@ -188,20 +185,21 @@ inline std::string workers_label(const StageStats& stage, std::size_t index) {
   if (place == "fused") return "fused";
   if (place == "caller") return "calling thread";
   const bool one = stage.workers == 1;
-  return fmt::format("{} {}", stage.workers,
-                     stage.mode == Mode::process ? (one ? "process" : "processes")
-                                                 : (one ? "thread" : "threads"));
+  return detail::format(
+      "{} {}", stage.workers,
+      stage.mode == Mode::process ? (one ? "process" : "processes") : (one ? "thread" : "threads"));
 }
 
 // A stage's box colour: white when idle, through yellow, to red when busy all the time.
 inline std::string heat_colour(double busy) {
   const double x = std::clamp(busy, 0.0, 1.0);
-  const auto channel = [](double value) { return static_cast<int>(std::lround(255 * value)); };
+  // value is in [0, 1]: rounds half up, as std::lround does for it (<cmath> is a big include).
+  const auto channel = [](double value) { return static_cast<int>(255 * value + 0.5); };
   // white (1,1,1) -> yellow (1,0.85,0.4) -> red (0.95,0.45,0.4)
   const double g = x < 0.5 ? 1.0 - 0.3 * x : 0.85 - 0.8 * (x - 0.5);
   const double b = x < 0.5 ? 1.0 - 1.2 * x : 0.4;
   const double r = x < 0.5 ? 1.0 : 1.0 - 0.1 * (x - 0.5);
-  return fmt::format("#{:02x}{:02x}{:02x}", channel(r), channel(g), channel(b));
+  return detail::format("#{:02x}{:02x}{:02x}", channel(r), channel(g), channel(b));
 }
 
 // Text inside a dot "..." string.
@@ -243,8 +241,8 @@ void for_each_run(const std::vector<StageStats>& stages, OnRun&& on_run) {
 
 inline std::string link_label(const LinkStats& link) {
   const double fill = link.capacity == 0 ? 0 : link.mean_queued / static_cast<double>(link.capacity);
-  return fmt::format("{} slots{}, {} full", link.capacity, link.shared ? " (shm)" : "",
-                     percent(std::clamp(fill, 0.0, 1.0)));
+  return detail::format("{} slots{}, {} full", link.capacity, link.shared ? " (shm)" : "",
+                        percent(std::clamp(fill, 0.0, 1.0)));
 }
 
 }  // namespace detail
@@ -253,56 +251,56 @@ inline std::string Stats::bottleneck_summary() const {
   const std::optional<std::size_t> index = bottleneck();
   if (!index) return timed ? "bottleneck: none measured" : "bottleneck: not timed (RunOptions::timing is off)";
   const StageStats& stage = stages[*index];
-  std::string text = fmt::format("bottleneck: stage '{}' busy {}", stage.name,
-                                 detail::percent(stage.busy_fraction));
+  std::string text = detail::format("bottleneck: stage '{}' busy {}", stage.name,
+                                    detail::percent(stage.busy_fraction));
   // The neighbours across links (a fused neighbour shares the stage's workers: it does not wait).
   if (*index > 0 && stages[*index - 1].output) {
-    fmt::format_to(std::back_inserter(text), ", upstream blocked {}",
-                   detail::percent(stages[*index - 1].blocked_fraction));
+    detail::format_to(text, ", upstream blocked {}",
+                      detail::percent(stages[*index - 1].blocked_fraction));
   }
   if (stage.output) {
-    fmt::format_to(std::back_inserter(text), ", downstream starved {}",
-                   detail::percent(stages[*index + 1].starved_fraction));
+    detail::format_to(text, ", downstream starved {}",
+                      detail::percent(stages[*index + 1].starved_fraction));
   }
   // Stages nearly as busy: speeding up the bottleneck alone will not help much.
   std::string close;
   for (std::size_t i = 0; i < stages.size(); ++i) {
     if (i == *index || stage.busy_fraction - stages[i].busy_fraction > kCloseToBottleneck) continue;
-    fmt::format_to(std::back_inserter(close), "{}'{}' {}", close.empty() ? "" : ", ", stages[i].name,
-                   detail::percent(stages[i].busy_fraction));
+    detail::format_to(close, "{}'{}' {}", close.empty() ? "" : ", ", stages[i].name,
+                      detail::percent(stages[i].busy_fraction));
   }
-  if (!close.empty()) fmt::format_to(std::back_inserter(text), "; nearly as busy: {}", close);
+  if (!close.empty()) detail::format_to(text, "; nearly as busy: {}", close);
   return text;
 }
 
 inline std::string Stats::table() const {
-  std::string text = fmt::format("plumb: {} stages, {:.3f} s, {}\n", stages.size(),
-                                 std::chrono::duration<double>(elapsed).count(),
-                                 finished ? "finished" : "not finished");
+  std::string text = detail::format("plumb: {} stages, {:.3f} s, {}\n", stages.size(),
+                                    std::chrono::duration<double>(elapsed).count(),
+                                    finished ? "finished" : "not finished");
   std::size_t width = 5;
   for (const StageStats& stage : stages) width = std::max(width, stage.name.size());
-  fmt::format_to(std::back_inserter(text),
-                 "{:>2}  {:<{}}  {:<7} {:>7} {:>9} {:>10} {:>10} {:>9} {:>6} {:>8} {:>8} {:>11}\n",
-                 "#", "stage", width, "mode", "workers", "in_flight", "in", "out", "per s",
-                 "busy", "starved", "blocked", "queue");
+  detail::format_to(
+      text, "{:>2}  {:<{}}  {:<7} {:>7} {:>9} {:>10} {:>10} {:>9} {:>6} {:>8} {:>8} {:>11}\n", "#",
+      "stage", width, "mode", "workers", "in_flight", "in", "out", "per s", "busy", "starved",
+      "blocked", "queue");
   const auto fraction = [&](double value) {
-    return timed ? fmt::format("{:.1f}%", 100 * value) : std::string("-");
+    return timed ? detail::format("{:.1f}%", 100 * value) : std::string("-");
   };
   for (std::size_t i = 0; i < stages.size(); ++i) {
     const StageStats& stage = stages[i];
     const std::string in_flight =
-        stage.output ? fmt::format("{}", stage.output->capacity) : std::string("-");
-    const std::string in = i == 0 ? std::string("-") : fmt::format("{}", stage.packets_in);
+        stage.output ? detail::format("{}", stage.output->capacity) : std::string("-");
+    const std::string in = i == 0 ? std::string("-") : detail::format("{}", stage.packets_in);
     const std::string out =
-        i + 1 == stages.size() ? std::string("-") : fmt::format("{}", stage.packets_out);
-    const std::string queue =
-        stage.output ? fmt::format("{:.1f}/{}", stage.output->mean_queued, stage.output->capacity)
-                     : std::string("-");
-    fmt::format_to(std::back_inserter(text),
-                   "{:>2}  {:<{}}  {:<7} {:>7} {:>9} {:>10} {:>10} {:>9} {:>6} {:>8} {:>8} {:>11}\n",
-                   i, stage.name, width, detail::mode_label(stage, i), stage.workers, in_flight,
-                   in, out, detail::compact(stage.rate), fraction(stage.busy_fraction),
-                   fraction(stage.starved_fraction), fraction(stage.blocked_fraction), queue);
+        i + 1 == stages.size() ? std::string("-") : detail::format("{}", stage.packets_out);
+    const std::string queue = stage.output ? detail::format("{:.1f}/{}", stage.output->mean_queued,
+                                                            stage.output->capacity)
+                                           : std::string("-");
+    detail::format_to(
+        text, "{:>2}  {:<{}}  {:<7} {:>7} {:>9} {:>10} {:>10} {:>9} {:>6} {:>8} {:>8} {:>11}\n", i,
+        stage.name, width, detail::mode_label(stage, i), stage.workers, in_flight, in, out,
+        detail::compact(stage.rate), fraction(stage.busy_fraction),
+        fraction(stage.starved_fraction), fraction(stage.blocked_fraction), queue);
   }
   text += bottleneck_summary();
   text += '\n';
@@ -316,20 +314,21 @@ inline std::string Stats::dot() const {
       "  rankdir=LR;\n  fontname=\"Helvetica\";\n  fontsize=11;\n"
       "  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=11];\n"
       "  edge [fontname=\"Helvetica\", fontsize=10];\n";
-  fmt::format_to(std::back_inserter(text), "  label=\"{}\";\n  labelloc=b;\n",
-                 detail::dot_escape(bottleneck_summary()));
+  detail::format_to(text, "  label=\"{}\";\n  labelloc=b;\n",
+                    detail::dot_escape(bottleneck_summary()));
   const auto node = [&](std::size_t i, std::string_view indent) {
     const StageStats& stage = stages[i];
-    std::string label = fmt::format("{}\\n{}", detail::dot_escape(stage.name), detail::workers_label(stage, i));
-    if (stage.output) fmt::format_to(std::back_inserter(label), ", in_flight {}", stage.output->capacity);
+    std::string label =
+        detail::format("{}\\n{}", detail::dot_escape(stage.name), detail::workers_label(stage, i));
+    if (stage.output) detail::format_to(label, ", in_flight {}", stage.output->capacity);
     if (timed) {
-      fmt::format_to(std::back_inserter(label), "\\nbusy {}, {}/s", detail::percent(stage.busy_fraction),
-                     detail::compact(stage.rate));
+      detail::format_to(label, "\\nbusy {}, {}/s", detail::percent(stage.busy_fraction),
+                        detail::compact(stage.rate));
     }
     const bool bottleneck = slowest == i;
-    return fmt::format("{}s{} [label=\"{}\", fillcolor=\"{}\"{}];\n", indent, i, label,
-                       detail::heat_colour(stage.busy_fraction),
-                       bottleneck ? ", penwidth=3, color=\"#b00000\"" : "");
+    return detail::format("{}s{} [label=\"{}\", fillcolor=\"{}\"{}];\n", indent, i, label,
+                          detail::heat_colour(stage.busy_fraction),
+                          bottleneck ? ", penwidth=3, color=\"#b00000\"" : "");
   };
   // A run of fused stages shares its workers: one cluster per run of length > 1.
   detail::for_each_run(stages, [&](std::size_t first, std::size_t last) {
@@ -337,25 +336,25 @@ inline std::string Stats::dot() const {
       text += node(first, "  ");
       return;
     }
-    fmt::format_to(std::back_inserter(text),
-                   "  subgraph cluster_{} {{\n    label=\"fused: one worker runs stages {}-{}\";\n"
-                   "    style=dashed; fontname=\"Helvetica\"; fontsize=10;\n",
-                   first, first, last);
+    detail::format_to(
+        text,
+        "  subgraph cluster_{} {{\n    label=\"fused: one worker runs stages {}-{}\";\n"
+        "    style=dashed; fontname=\"Helvetica\"; fontsize=10;\n",
+        first, first, last);
     for (std::size_t i = first; i <= last; ++i) text += node(i, "    ");
     text += "  }\n";
   });
   for (std::size_t i = 0; i + 1 < stages.size(); ++i) {
     const StageStats& stage = stages[i];
     if (!stage.output) {
-      fmt::format_to(std::back_inserter(text), "  s{} -> s{} [style=dashed, label=\"no link\"];\n", i,
-                     i + 1);
+      detail::format_to(text, "  s{} -> s{} [style=dashed, label=\"no link\"];\n", i, i + 1);
       continue;
     }
     const double fill = stage.output->capacity == 0
                             ? 0
                             : stage.output->mean_queued / static_cast<double>(stage.output->capacity);
-    fmt::format_to(std::back_inserter(text), "  s{} -> s{} [label=\"{}\", penwidth={:.1f}];\n", i,
-                   i + 1, detail::link_label(*stage.output), 1 + 3 * std::clamp(fill, 0.0, 1.0));
+    detail::format_to(text, "  s{} -> s{} [label=\"{}\", penwidth={:.1f}];\n", i, i + 1,
+                      detail::link_label(*stage.output), 1 + 3 * std::clamp(fill, 0.0, 1.0));
   }
   text += "}\n";
   return text;
@@ -366,37 +365,37 @@ inline std::string Stats::mermaid() const {
   std::string text = "flowchart LR\n";
   const auto node = [&](std::size_t i, std::string_view indent) {
     const StageStats& stage = stages[i];
-    std::string label =
-        fmt::format("<b>{}</b><br/>{}", detail::mermaid_escape(stage.name), detail::workers_label(stage, i));
-    if (stage.output) fmt::format_to(std::back_inserter(label), ", in_flight {}", stage.output->capacity);
+    std::string label = detail::format("<b>{}</b><br/>{}", detail::mermaid_escape(stage.name),
+                                       detail::workers_label(stage, i));
+    if (stage.output) detail::format_to(label, ", in_flight {}", stage.output->capacity);
     if (timed) {
-      fmt::format_to(std::back_inserter(label), "<br/>busy {}, {}/s",
-                     detail::percent(stage.busy_fraction), detail::compact(stage.rate));
+      detail::format_to(label, "<br/>busy {}, {}/s", detail::percent(stage.busy_fraction),
+                        detail::compact(stage.rate));
     }
-    return fmt::format("{}s{}[\"{}\"]\n", indent, i, label);
+    return detail::format("{}s{}[\"{}\"]\n", indent, i, label);
   };
   detail::for_each_run(stages, [&](std::size_t first, std::size_t last) {
     if (last == first) {
       text += node(first, "  ");
       return;
     }
-    fmt::format_to(std::back_inserter(text), "  subgraph fused{}[\"fused: one worker runs stages {}-{}\"]\n",
-                   first, first, last);
+    detail::format_to(text, "  subgraph fused{}[\"fused: one worker runs stages {}-{}\"]\n", first,
+                      first, last);
     for (std::size_t i = first; i <= last; ++i) text += node(i, "    ");
     text += "  end\n";
   });
   for (std::size_t i = 0; i + 1 < stages.size(); ++i) {
     if (stages[i].output) {
-      fmt::format_to(std::back_inserter(text), "  s{} -->|\"{}\"| s{}\n", i,
-                     detail::link_label(*stages[i].output), i + 1);
+      detail::format_to(text, "  s{} -->|\"{}\"| s{}\n", i, detail::link_label(*stages[i].output),
+                        i + 1);
     } else {
-      fmt::format_to(std::back_inserter(text), "  s{} -.->|no link| s{}\n", i, i + 1);
+      detail::format_to(text, "  s{} -.->|no link| s{}\n", i, i + 1);
     }
   }
   for (std::size_t i = 0; i < stages.size(); ++i) {
-    fmt::format_to(std::back_inserter(text), "  style s{} fill:{}{}\n", i,
-                   detail::heat_colour(stages[i].busy_fraction),
-                   slowest == i ? ",stroke:#b00000,stroke-width:3px" : "");
+    detail::format_to(text, "  style s{} fill:{}{}\n", i,
+                      detail::heat_colour(stages[i].busy_fraction),
+                      slowest == i ? ",stroke:#b00000,stroke-width:3px" : "");
   }
   return text;
 }

@@ -4,8 +4,6 @@
 
 #include <cxxabi.h>
 
-#include <fmt/format.h>
-
 #include <cstdlib>
 #include <exception>
 #include <memory>
@@ -17,8 +15,8 @@ namespace plumb::detail {
 
 // "stage 2 ('parse')" for a named stage, "stage 2" for one that kept its default name.
 inline std::string describe_stage(std::size_t index, std::string_view name) {
-  if (name == fmt::format("stage {}", index)) return fmt::format("stage {}", index);
-  return fmt::format("stage {} ('{}')", index, name);
+  if (name == detail::format("stage {}", index)) return detail::format("stage {}", index);
+  return detail::format("stage {} ('{}')", index, name);
 }
 
 inline std::string describe_exception(const std::exception_ptr& error) {

@@ -4,6 +4,7 @@
 // exit status reads, how it is killed.
 
 #include <plumb/detail/core/describe.hpp>
+#include <plumb/detail/core/format.hpp>
 #include <plumb/error.hpp>
 
 #include <fcntl.h>
@@ -14,8 +15,6 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <cerrno>
 #include <chrono>
@@ -38,8 +37,8 @@ enum class WorkerExit : int {
 
 inline std::string signal_name(int signal) {
   const char* abbreviation = ::sigabbrev_np(signal);
-  return abbreviation != nullptr ? fmt::format("SIG{} ({})", abbreviation, signal)
-                                 : fmt::format("signal {}", signal);
+  return abbreviation != nullptr ? detail::format("SIG{} ({})", abbreviation, signal)
+                                 : detail::format("signal {}", signal);
 }
 
 // One worker process.

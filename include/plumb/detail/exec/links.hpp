@@ -7,6 +7,7 @@
 #include <plumb/codec.hpp>
 #include <plumb/detail/core/assert.hpp>
 #include <plumb/detail/core/describe.hpp>
+#include <plumb/detail/core/format.hpp>
 #include <plumb/detail/core/input.hpp>
 #include <plumb/detail/core/type_rules.hpp>
 #include <plumb/detail/core/with_index.hpp>
@@ -23,8 +24,6 @@
 #include <plumb/detail/worker/stage_chain.hpp>
 #include <plumb/error.hpp>
 #include <plumb/worker.hpp>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -114,7 +113,7 @@ class LinkSet {
       with_index<kSink>(producer, [&](auto index) {
         using T = Output<decltype(index)::value>;
         if constexpr (!is_serializable_v<T>) {
-          throw ConfigError(fmt::format(
+          throw ConfigError(detail::format(
               "plumb.config_error: {} sends {} to {} across a process boundary, but that type "
               "cannot be serialized; specialize plumb::Codec<{}> for it, or run both stages in "
               "one process (Mode::thread)",

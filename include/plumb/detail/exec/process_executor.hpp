@@ -5,19 +5,18 @@
 // every exit.
 
 #include <plumb/detail/core/describe.hpp>
+#include <plumb/detail/core/format.hpp>
+#include <plumb/detail/exec/child_process.hpp>
 #include <plumb/detail/exec/done_signal.hpp>
 #include <plumb/detail/exec/executor.hpp>
 #include <plumb/detail/exec/fork_output.hpp>
 #include <plumb/detail/exec/fork_thread.hpp>
-#include <plumb/detail/exec/child_process.hpp>
 #include <plumb/detail/exec/remote_result.hpp>
 #include <plumb/detail/run/remote_error.hpp>
 #include <plumb/detail/run/run_state.hpp>
 #include <plumb/detail/run/shared_memory.hpp>
 #include <plumb/error.hpp>
 #include <plumb/worker.hpp>
-
-#include <fmt/format.h>
 
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -184,7 +183,7 @@ class ProcessExecutor final : public Executor {
       const int fork_errno = errno;
       if (pid < 0) {
         try {
-          fail_with(IpcError(fmt::format("plumb.ipc_error: fork() failed for {} worker {}",
+          fail_with(IpcError(detail::format("plumb.ipc_error: fork() failed for {} worker {}",
                                          describe_stage(info.stage_index, info.stage_name), info.index),
                              std::error_code(fork_errno, std::system_category())));
         } catch (...) {
@@ -247,10 +246,10 @@ class ProcessExecutor final : public Executor {
       if (status == WorkerExit::finished) {
         return report_death(child, "exited with status 0 before finishing its stream");
       }
-      return report_death(child, fmt::format("exited with status {}", info.si_status));
+      return report_death(child, detail::format("exited with status {}", info.si_status));
     }
     if (killed_) return;  // we killed it: the run's error is already recorded
-    report_death(child, fmt::format("was killed by signal {}", signal_name(info.si_status)));
+    report_death(child, detail::format("was killed by signal {}", signal_name(info.si_status)));
   }
 
   // A child whose exit status somebody else took (SIGCHLD ignored, or a waitpid(-1) elsewhere
@@ -280,7 +279,7 @@ class ProcessExecutor final : public Executor {
   void report_death(const Child& child, const std::string& how) {
     const WorkerInfo& worker = infos_[child.worker_id][child.stage_index];
     state_.fail(std::make_exception_ptr(WorkerDiedError(
-                    fmt::format("plumb.stage_error: {} worker {} (pid {}) {}",
+                    detail::format("plumb.stage_error: {} worker {} (pid {}) {}",
                                 describe_stage(worker.stage_index, worker.stage_name), worker.index,
                                 child.pid, how),
                     worker.stage_index, worker.stage_name, worker.index, child.pid)),

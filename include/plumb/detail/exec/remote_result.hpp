@@ -6,11 +6,10 @@
 #include <plumb/codec.hpp>
 #include <plumb/detail/core/assert.hpp>
 #include <plumb/detail/core/describe.hpp>
+#include <plumb/detail/core/format.hpp>
 #include <plumb/detail/run/run_state.hpp>
 #include <plumb/error.hpp>
 #include <plumb/worker.hpp>
-
-#include <fmt/format.h>
 
 #include <atomic>
 #include <cstddef>
@@ -40,7 +39,7 @@ bool write_remote_result(ResultBlock& block, std::size_t capacity, const Result&
     const std::size_t size = serialized_size(value);
     if (size > capacity) {
       throw StageError(
-          fmt::format("plumb.stage_error: {} worker {} returned a value of {} bytes, over its "
+          detail::format("plumb.stage_error: {} worker {} returned a value of {} bytes, over its "
                       "max_message_size({}); raise .max_message_size() on {}",
                       describe_stage(info.stage_index, info.stage_name), info.index, size,
                       capacity, describe_stage(info.stage_index, info.stage_name)),

@@ -7,6 +7,7 @@
 #include <plumb/codec.hpp>
 #include <plumb/detail/core/assert.hpp>
 #include <plumb/detail/core/describe.hpp>
+#include <plumb/detail/core/format.hpp>
 #include <plumb/detail/core/type_rules.hpp>
 #include <plumb/detail/exec/done_signal.hpp>
 #include <plumb/detail/exec/executor.hpp>
@@ -28,8 +29,6 @@
 #include <plumb/run_options.hpp>
 #include <plumb/stats.hpp>
 #include <plumb/worker.hpp>
-
-#include <fmt/format.h>
 
 #include <chrono>
 #include <cstddef>
@@ -387,7 +386,7 @@ class Runner {
   void check_result_serializable() const {
     if constexpr (!std::is_void_v<Result>) {
       if (plan_.groups.back().mode == Mode::process && !is_serializable_v<Result>) {
-        throw ConfigError(fmt::format(
+        throw ConfigError(detail::format(
             "plumb.config_error: {} runs in a worker process and returns {}, which cannot be "
             "serialized back to the caller; specialize plumb::Codec<{}> for it, or run the sink "
             "in Mode::thread",
@@ -413,8 +412,8 @@ class Runner {
   [[noreturn]] void throw_arena_too_large(const ArenaLayout& layout) const {
     const auto [largest, bytes] = links_.largest_shared();
     const std::string total = layout.overflowed() ? std::string("more than 2^64 bytes")
-                                                  : fmt::format("{} bytes", layout.size());
-    throw ConfigError(fmt::format(
+                                                  : detail::format("{} bytes", layout.size());
+    throw ConfigError(detail::format(
         "plumb.config_error: the links between this run's worker processes need {} of shared "
         "memory, over the {} bytes a process can map; the largest is the output link of {}: "
         "in_flight({}) slots of max_message_size({}) bytes ({} bytes); lower in_flight or "

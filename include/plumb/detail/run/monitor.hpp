@@ -5,14 +5,13 @@
 // packet moved (was yielded or taken) for inactivity_timeout.
 
 #include <plumb/detail/core/deadline.hpp>
+#include <plumb/detail/core/format.hpp>
 #include <plumb/detail/run/plan.hpp>
 #include <plumb/detail/run/run_state.hpp>
 #include <plumb/detail/stats/tally.hpp>
 #include <plumb/error.hpp>
 #include <plumb/run_options.hpp>
 #include <plumb/stats.hpp>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <atomic>
@@ -27,7 +26,7 @@
 namespace plumb::detail {
 
 inline std::string format_seconds(std::chrono::steady_clock::duration duration) {
-  return fmt::format("{:.3f} s", std::chrono::duration<double>(duration).count());
+  return detail::format("{:.3f} s", std::chrono::duration<double>(duration).count());
 }
 
 // Who does what in a run, as the monitor needs it to read the tallies: worker ids are numbered
@@ -136,7 +135,7 @@ class Monitor {
   }
 
   [[nodiscard]] InactivityError inactivity_error(Clock::duration idle) const {
-    return InactivityError(fmt::format(
+    return InactivityError(detail::format(
         "plumb.inactivity_error: no packet moved on any link for {} (inactivity_timeout is {}); "
         "raise RunOptions::inactivity_timeout if a stage legitimately takes longer",
         format_seconds(idle), format_seconds(options_.inactivity_timeout)));

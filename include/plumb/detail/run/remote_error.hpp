@@ -4,13 +4,12 @@
 // memory and rebuilt in the caller (an exception_ptr cannot cross fork()).
 
 #include <plumb/detail/core/describe.hpp>
+#include <plumb/detail/core/format.hpp>
 #include <plumb/detail/run/shared_memory.hpp>
 #include <plumb/error.hpp>
 
 #include <cxxabi.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -113,10 +112,10 @@ std::pair<std::exception_ptr, Failure> rebuild_remote(const Report& block) {
     }
     const std::string mangled(block.type_name);
     const std::string type = !mangled.empty() ? demangle(mangled.c_str()) : "an unknown type";
-    return std::make_exception_ptr(RemoteError(
-        fmt::format("plumb.remote_error: {} worker {} (pid {}) threw {}: {}",
-                    describe_stage(stage, name), worker, block.pid, type, what),
-        stage, name, worker, type));
+    return std::make_exception_ptr(
+        RemoteError(detail::format("plumb.remote_error: {} worker {} (pid {}) threw {}: {}",
+                                   describe_stage(stage, name), worker, block.pid, type, what),
+                    stage, name, worker, type));
   }();
   return {error, std::move(failure)};
 }

@@ -9,8 +9,6 @@
 #include <plumb/detail/sync/stop_flag.hpp>
 #include <plumb/worker.hpp>
 
-#include <fmt/format.h>
-
 #include <atomic>
 #include <exception>
 #include <functional>

@@ -3,14 +3,13 @@
 // plumb/detail/run/setup.hpp: RunSetup, everything a run needs before it starts, prepared once
 // the same way for Pipeline::run(), Pipeline::stream() and Service::start().
 
+#include <plumb/detail/core/format.hpp>
 #include <plumb/detail/run/plan.hpp>
 #include <plumb/detail/run/run_state.hpp>
 #include <plumb/detail/run/validate.hpp>
 #include <plumb/error.hpp>
 #include <plumb/run_options.hpp>
 #include <plumb/stage.hpp>
-
-#include <fmt/format.h>
 
 #include <array>
 #include <cstddef>
@@ -40,7 +39,7 @@ class RunSetup {
           std::size_t index = 0;
           ((stage_options_[index] = &spec.options(),
             max_message_sizes_[index] = spec.options().max_message_size,
-            names_.push_back(spec.options().name.empty() ? fmt::format("stage {}", index)
+            names_.push_back(spec.options().name.empty() ? detail::format("stage {}", index)
                                                          : spec.options().name),
             ++index),
            ...);

@@ -4,19 +4,18 @@
 // processes, and what every process of the run shares through it besides the links.
 
 #include <plumb/detail/core/cache_line.hpp>
+#include <plumb/detail/core/format.hpp>
 #include <plumb/error.hpp>
 
-#include <boost/interprocess/anonymous_shared_memory.hpp>
-#include <boost/interprocess/exceptions.hpp>
-#include <boost/interprocess/mapped_region.hpp>
-
-#include <fmt/format.h>
+#include <sys/mman.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
-#include <optional>
 #include <cstdint>
+#include <optional>
 #include <system_error>
+#include <utility>
 
 namespace plumb::detail {
 
@@ -55,33 +54,55 @@ class ArenaLayout {
 // configuration error, reported with the stages that ask for it rather than as a failed mmap.
 inline constexpr std::size_t kMaxArenaBytes = std::size_t{1} << 47;
 
-// An anonymous shared mapping (Boost.Interprocess), made before any fork() so that every worker
-// process inherits it at the same address. Nothing has a name, so nothing can be left behind in
-// /dev/shm, whatever kills the run; the pages go when the last process unmaps them.
+// An anonymous shared mapping, made before any fork() so that every worker process inherits it
+// at the same address. Nothing has a name, so nothing can be left behind in /dev/shm, whatever
+// kills the run; the pages go when the last process unmaps them. A plain mmap: Boost.Interprocess's
+// anonymous_shared_memory does the same, but every translation unit that includes plumb would
+// parse its headers for this one call.
 class SharedArena {
  public:
-  explicit SharedArena(std::size_t bytes) : region_(map(bytes)) {}
+  // Throws IpcError when the mapping cannot be made (its code() is mmap's errno).
+  explicit SharedArena(std::size_t bytes)
+      : size_(bytes == 0 ? 1 : bytes), memory_(map(size_, bytes)) {}
 
-  [[nodiscard]] std::size_t size() const noexcept { return region_.get_size(); }
+  SharedArena(SharedArena&& other) noexcept
+      : size_(std::exchange(other.size_, 0)), memory_(std::exchange(other.memory_, nullptr)) {}
+  SharedArena& operator=(SharedArena&& other) noexcept {
+    std::swap(size_, other.size_);
+    std::swap(memory_, other.memory_);
+    return *this;
+  }
+  SharedArena(const SharedArena&) = delete;
+  SharedArena& operator=(const SharedArena&) = delete;
+  ~SharedArena() {
+    if (memory_ != nullptr) ::munmap(memory_, size_);
+  }
+
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
 
   [[nodiscard]] std::byte* at(std::size_t offset) const noexcept {
-    return static_cast<std::byte*>(region_.get_address()) + offset;
+    return static_cast<std::byte*>(memory_) + offset;
   }
 
  private:
-  static boost::interprocess::mapped_region map(std::size_t bytes) {
-    try {
-      return boost::interprocess::anonymous_shared_memory(bytes == 0 ? 1 : bytes);
-    } catch (const boost::interprocess::interprocess_exception& error) {
-      throw IpcError(fmt::format("plumb.ipc_error: cannot map {} bytes of shared memory for the "
-                                 "links of a process-mode run: {}; lower in_flight or "
-                                 "max_message_size",
-                                 bytes, error.what()),
-                     std::error_code(error.get_native_error(), std::system_category()));
+  // `asked` is the size the caller asked for, for the message (`bytes` is at least 1: a
+  // zero-length mmap fails).
+  static void* map(std::size_t bytes, std::size_t asked) {
+    void* const memory =
+        ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) {
+      const std::error_code code(errno, std::system_category());
+      throw IpcError(detail::format("plumb.ipc_error: cannot map {} bytes of shared memory for the "
+                                    "links of a process-mode run: {}; lower in_flight or "
+                                    "max_message_size",
+                                    asked, code.message()),
+                     code);
     }
+    return memory;
   }
 
-  boost::interprocess::mapped_region region_;
+  std::size_t size_;
+  void* memory_;
 };
 
 // A Pipeline's mapping, kept between its runs: the next process-mode run reuses it when it is

@@ -3,11 +3,10 @@
 // plumb/detail/run/validate.hpp: the run-time configuration checks done before anything starts.
 
 #include <plumb/detail/core/describe.hpp>
+#include <plumb/detail/core/format.hpp>
 #include <plumb/error.hpp>
 #include <plumb/run_options.hpp>
 #include <plumb/stage.hpp>
-
-#include <fmt/format.h>
 
 #include <chrono>
 #include <cstddef>
@@ -18,9 +17,9 @@ namespace plumb::detail {
 
 template <class... Args>
 [[noreturn]] void throw_config_error(std::size_t index, std::string_view name,
-                                     fmt::format_string<Args...> format, Args&&... args) {
-  throw ConfigError(fmt::format("plumb.config_error: {}: {}", describe_stage(index, name),
-                                fmt::format(format, std::forward<Args>(args)...)));
+                                     FormatString<Args...> format, Args&&... args) {
+  throw ConfigError(detail::format("plumb.config_error: {}: {}", describe_stage(index, name),
+                                   detail::format(format, std::forward<Args>(args)...)));
 }
 
 // The in_flight a stage runs with: the one it set, else its worker count.
@@ -72,9 +71,10 @@ inline void validate_stages(std::span<const StageOptions* const> stages,
 inline void validate_run_options(const RunOptions& options) {
   const auto check = [](std::chrono::steady_clock::duration value, std::string_view what) {
     if (value < std::chrono::steady_clock::duration::zero()) {
-      throw ConfigError(fmt::format("plumb.config_error: RunOptions::{} is negative; use zero or "
-                                    "a positive duration",
-                                    what));
+      throw ConfigError(
+          detail::format("plumb.config_error: RunOptions::{} is negative; use zero or "
+                         "a positive duration",
+                         what));
     }
   };
   check(options.inactivity_timeout, "inactivity_timeout");

@@ -6,6 +6,7 @@
 
 #include <plumb/codec.hpp>
 #include <plumb/detail/core/describe.hpp>
+#include <plumb/detail/core/format.hpp>
 #include <plumb/detail/run/plan.hpp>
 #include <plumb/detail/service/core.hpp>
 #include <plumb/detail/service/items.hpp>
@@ -15,8 +16,6 @@
 #include <plumb/stage.hpp>
 #include <plumb/stream.hpp>
 #include <plumb/worker.hpp>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
@@ -94,7 +93,7 @@ class ItemInput final : public Input<T> {
 [[noreturn]] inline void throw_rule_broken(std::string_view what) {
   const WorkerInfo& worker = this_worker();
   throw StageError(
-      fmt::format("plumb.service_error: {} worker {} {}; every stage of a plumb::Service yields "
+      detail::format("plumb.service_error: {} worker {} {}; every stage of a plumb::Service yields "
                   "exactly one output per input (a stage that splits, drops or merges items "
                   "belongs in a Pipeline)",
                   describe_stage(worker.stage_index, worker.stage_name), worker.index, what),
@@ -117,7 +116,7 @@ void fit_to_link(Tagged<Out>& packet, ServiceErrors& errors) {
       const std::size_t size = serialized_size(packet);
       if (size <= limit) return;
       throw StageError(
-          fmt::format("plumb.stage_error: {} worker {} yielded an output of {} bytes for one item, "
+          detail::format("plumb.stage_error: {} worker {} yielded an output of {} bytes for one item, "
                       "over the max_message_size({}) of the link after it, which crosses a "
                       "process boundary; that item fails and the Service goes on; raise "
                       ".max_message_size() on {}",

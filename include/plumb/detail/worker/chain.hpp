@@ -3,19 +3,18 @@
 // plumb/detail/worker/chain.hpp: the pieces a worker chains its stages with: its context, a fused
 // stage's generator as the next stage's input, and the call of a stage body.
 
+#include <plumb/detail/core/format.hpp>
 #include <plumb/detail/core/input.hpp>
-#include <plumb/detail/run/monitor.hpp>
-#include <plumb/detail/order/order_gate.hpp>
-#include <plumb/detail/run/run_state.hpp>
-#include <plumb/detail/sync/stop_flag.hpp>
-#include <plumb/detail/stats/tally.hpp>
 #include <plumb/detail/core/type_rules.hpp>
+#include <plumb/detail/order/order_gate.hpp>
+#include <plumb/detail/run/monitor.hpp>
+#include <plumb/detail/run/run_state.hpp>
+#include <plumb/detail/stats/tally.hpp>
+#include <plumb/detail/sync/stop_flag.hpp>
 #include <plumb/error.hpp>
 #include <plumb/generator.hpp>
 #include <plumb/stream.hpp>
 #include <plumb/worker.hpp>
-
-#include <fmt/format.h>
 
 #include <atomic>
 #include <cstddef>
@@ -86,7 +85,7 @@ class WorkerContext {
 // A processor or sink returned while its input still had packets.
 [[noreturn]] inline void throw_returned_early(WorkerContext& context, const WorkerInfo& info) {
   auto error = std::make_exception_ptr(StageError(
-      fmt::format("plumb.stage_error: {} worker {} returned while its input still had packets, "
+      detail::format("plumb.stage_error: {} worker {} returned while its input still had packets, "
                   "which would be lost; read the whole plumb::Stream to its end before returning",
                   describe_stage(info.stage_index, info.stage_name), info.index),
       info.stage_index, info.stage_name, info.index));

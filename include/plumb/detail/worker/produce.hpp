@@ -4,13 +4,12 @@
 // group's output link, in order of production or, for an ordered group, in order of input.
 
 #include <plumb/detail/core/describe.hpp>
+#include <plumb/detail/core/format.hpp>
 #include <plumb/detail/core/input.hpp>
 #include <plumb/detail/order/order_gate.hpp>
 #include <plumb/detail/worker/chain.hpp>
 #include <plumb/error.hpp>
 #include <plumb/worker.hpp>
-
-#include <fmt/format.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -23,7 +22,7 @@ namespace plumb::detail {
 [[noreturn]] inline void throw_oversized(WorkerContext& context, const WorkerInfo& info,
                                          std::size_t size, std::size_t limit) {
   auto error = std::make_exception_ptr(StageError(
-      fmt::format("plumb.stage_error: {} worker {} produced a message of {} bytes, over the "
+      detail::format("plumb.stage_error: {} worker {} produced a message of {} bytes, over the "
                   "max_message_size({}) of its output link; raise .max_message_size() on {}",
                   describe_stage(info.stage_index, info.stage_name), info.index, size, limit,
                   describe_stage(info.stage_index, info.stage_name)),
@@ -35,7 +34,7 @@ namespace plumb::detail {
 // An ordered group's packet yielded before its worker took any input has no place in the order.
 [[noreturn]] inline void throw_yield_before_input(WorkerContext& context, const WorkerInfo& info) {
   auto error = std::make_exception_ptr(StageError(
-      fmt::format("plumb.stage_error: {} worker {} yielded a packet before it took its first "
+      detail::format("plumb.stage_error: {} worker {} yielded a packet before it took its first "
                   "input, so the packet has no place in the order of its input (ordered()); "
                   "read from the plumb::Stream before yielding, or remove .ordered()",
                   describe_stage(info.stage_index, info.stage_name), info.index),
