@@ -2,6 +2,8 @@
 // SPDX-License-Identifier: MIT
 // plumb/detail/core/describe.hpp: how errors name stages, exceptions and types.
 
+#include <plumb/detail/core/format.hpp>
+
 #include <cxxabi.h>
 
 #include <cstdlib>
