@@ -395,31 +395,15 @@ class Runner {
     }
   }
 
-  // One anonymous shared mapping for everything the processes share, made before any fork.
+  // One anonymous shared mapping for everything the processes share, made before any fork:
+  // the process executor's parts, the statistics blocks and the links between processes.
   void map_shared_memory() {
-    ArenaLayout layout;
     const bool sink_in_process = plan_.groups.back().mode == Mode::process;
-    processes_.reserve(layout, sink_in_process ? setup_.max_message_sizes()[kSink] : 0);
-    const std::size_t blocks_at = layout.add(StatsBlocks::bytes_for(infos_.size(), kCount));
-    links_.reserve(layout);
-    if (layout.overflowed() || layout.size() > kMaxArenaBytes) throw_arena_too_large(layout);
-    processes_.map(layout);
-    blocks_.emplace(infos_.size(), kCount, processes_.arena().at(blocks_at));
-  }
-
-  // The links between processes need more shared memory than a process can map: a
-  // ConfigError naming the stage whose link is the largest, before anything starts.
-  [[noreturn]] void throw_arena_too_large(const ArenaLayout& layout) const {
-    const auto [largest, bytes] = links_.largest_shared();
-    const std::string total = layout.overflowed() ? std::string("more than 2^64 bytes")
-                                                  : detail::format("{} bytes", layout.size());
-    throw ConfigError(detail::format(
-        "plumb.config_error: the links between this run's worker processes need {} of shared "
-        "memory, over the {} bytes a process can map; the largest is the output link of {}: "
-        "in_flight({}) slots of max_message_size({}) bytes ({} bytes); lower in_flight or "
-        "max_message_size there or on the other process links",
-        total, kMaxArenaBytes, describe_stage(largest, setup_.names()[largest]),
-        plan_.capacity[largest], setup_.max_message_sizes()[largest], bytes));
+    std::byte* blocks = processes_.map_run(
+        links_, StatsBlocks::bytes_for(infos_.size(), kCount),
+        sink_in_process ? setup_.max_message_sizes()[kSink] : 0, plan_, setup_.names(),
+        setup_.max_message_sizes());
+    blocks_.emplace(infos_.size(), kCount, blocks);
   }
 
   std::tuple<const Stages&...> specs_;
