@@ -35,9 +35,9 @@ class ViewInput final : public Input<View<T>> {
 };
 
 // Views each message of a ShmLink in its slot, without decoding it: the zero-copy read path
-// across processes. The layout read here is codec.hpp's (take_elements: a u64 count, checked
-// against the message; for bulk arrays padding to kBulkAlignment from the slot start, as slots
-// are 64-byte aligned; then the elements). Where a user Codec decides the bytes, there is no
+// across processes. The layout read here is the codec's (detail/codec/encode.hpp's
+// take_elements: a u64 count, checked against the message; for bulk arrays padding to
+// kBulkAlignment from the slot start, as slots are 64-byte aligned; then the elements). Where a user Codec decides the bytes, there is no
 // such layout: each message is decoded with it into a T of this input's own, and viewed there.
 template <class T>
 class ShmViewInput final : public Input<View<T>> {
