@@ -5,7 +5,6 @@
 
 #include <fmt/core.h>
 
-#include <iterator>
 #include <string>
 
 namespace plumb::detail {
@@ -29,10 +28,12 @@ std::string format(FormatString<Args...> pattern, Args&&... args) {
   return fmt::vformat(pattern, fmt::make_format_args(args...));
 }
 
-// Appends to `out` (fmt::format_to with a back inserter).
+// Appends to `out`.
 template <class... Args>
 void format_to(std::string& out, FormatString<Args...> pattern, Args&&... args) {
-  fmt::vformat_to(std::back_inserter(out), pattern, fmt::make_format_args(args...));
+  // Through fmt::vformat, which libfmt exports: fmt 9's vformat_to into a back inserter needs a
+  // template that only fmt/format.h defines, and Clang then fails to link it against libfmt.
+  out += fmt::vformat(pattern, fmt::make_format_args(args...));
 }
 
 }  // namespace plumb::detail
