@@ -34,8 +34,6 @@ class Executor {
   // The run stopped and its grace period ran out: ends every worker still running, where that
   // is possible (a thread cannot be killed: it is waited for).
   virtual void kill_now() noexcept = 0;
-  // Whether kill_now() ended workers (their deaths are not the run's error then).
-  [[nodiscard]] virtual bool killed() const noexcept = 0;
 
  protected:
   ~Executor() = default;

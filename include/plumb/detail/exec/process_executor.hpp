@@ -92,33 +92,6 @@ class ProcessExecutor final : public Executor {
     return arena_->at(stats_at);
   }
 
-  // Places the run's control block, the workers' outcome words and room for a sink's value of
-  // `result_bytes` in `layout`.
-  void reserve(ArenaLayout& layout, std::size_t result_bytes) {
-    control_at_ = layout.add(sizeof(SharedControl));
-    outcomes_at_ = layout.add(infos_.size() * sizeof(std::atomic<WorkerOutcome>));
-    result_at_ = layout.add(sizeof(ResultBlock) + result_bytes);
-    result_capacity_ = result_bytes;
-  }
-
-  // Maps `layout` (reusing the Pipeline's mapping when it is large enough) and builds the parts
-  // reserve() placed; from here on the run's stop word and first-error claim live in it.
-  // Preconditions: the layout did not overflow and is at most kMaxArenaBytes.
-  void map(const ArenaLayout& layout) {
-    if (!arena_ || arena_->size() < layout.size()) {
-      arena_.reset();  // unmap the old one first: both at once could exceed memory
-      arena_.emplace(layout.size());
-    }
-    control_ = new (arena_->at(control_at_)) SharedControl{};
-    state_.share(*control_);
-    for (std::size_t id = 0; id < infos_.size(); ++id) {
-      new (arena_->at(outcomes_at_) + id * sizeof(std::atomic<WorkerOutcome>))
-          std::atomic<WorkerOutcome>(WorkerOutcome::running);
-    }
-    outcomes_ = std::launder(reinterpret_cast<std::atomic<WorkerOutcome>*>(arena_->at(outcomes_at_)));
-    result_ = new (arena_->at(result_at_)) ResultBlock{};
-  }
-
   [[nodiscard]] SharedArena& arena() noexcept { return *arena_; }
   [[nodiscard]] ResultBlock& result() noexcept { return *result_; }
   [[nodiscard]] std::size_t result_capacity() const noexcept { return result_capacity_; }
@@ -176,8 +149,6 @@ class ProcessExecutor final : public Executor {
     }
   }
 
-  [[nodiscard]] bool killed() const noexcept override { return killed_; }
-
   // A worker process claimed the run's error but the caller did not adopt it (it died before
   // its exit status said so): take what it wrote, or say that it was lost.
   void adopt_unreported_failure() {
@@ -193,6 +164,33 @@ class ProcessExecutor final : public Executor {
   }
 
  private:
+  // Places the run's control block, the workers' outcome words and room for a sink's value of
+  // `result_bytes` in `layout`.
+  void reserve(ArenaLayout& layout, std::size_t result_bytes) {
+    control_at_ = layout.add(sizeof(SharedControl));
+    outcomes_at_ = layout.add(infos_.size() * sizeof(std::atomic<WorkerOutcome>));
+    result_at_ = layout.add(sizeof(ResultBlock) + result_bytes);
+    result_capacity_ = result_bytes;
+  }
+
+  // Maps `layout` (reusing the Pipeline's mapping when it is large enough) and builds the parts
+  // reserve() placed; from here on the run's stop word and first-error claim live in it.
+  // Preconditions: the layout did not overflow and is at most kMaxArenaBytes.
+  void map(const ArenaLayout& layout) {
+    if (!arena_ || arena_->size() < layout.size()) {
+      arena_.reset();  // unmap the old one first: both at once could exceed memory
+      arena_.emplace(layout.size());
+    }
+    control_ = new (arena_->at(control_at_)) SharedControl{};
+    state_.share(*control_);
+    for (std::size_t id = 0; id < infos_.size(); ++id) {
+      new (arena_->at(outcomes_at_) + id * sizeof(std::atomic<WorkerOutcome>))
+          std::atomic<WorkerOutcome>(WorkerOutcome::running);
+    }
+    outcomes_ = std::launder(reinterpret_cast<std::atomic<WorkerOutcome>*>(arena_->at(outcomes_at_)));
+    result_ = new (arena_->at(result_at_)) ResultBlock{};
+  }
+
   template <class E>
   void fail_with(E&& error) noexcept {
     try {

@@ -79,7 +79,6 @@ class ThreadExecutor final : public Executor {
     return std::chrono::milliseconds::max();  // the DoneSignal wakes the supervisor
   }
   void kill_now() noexcept override {}
-  [[nodiscard]] bool killed() const noexcept override { return false; }
 
  private:
   RunState& state_;
