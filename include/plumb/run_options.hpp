@@ -19,6 +19,19 @@ enum class Mode {
   process,
 };
 
+/// Which thread may run a worker of a thread-mode stage (see the guide, "What runs where").
+enum class Scheduling {
+  /// Each worker has a thread of its own ("home"), which runs its set-up and every packet of
+  /// an expensive or blocking stage. A cheap worker whose packets the next stage waits for may
+  /// instead be run by that stage's thread (never by two threads at once), so that cheap stages
+  /// pay no wake-up per packet. `.pinned()` stages, `.ordered()` stages and stages whose output
+  /// crosses a process boundary always run on their own threads.
+  adaptive,
+  /// Every worker runs only on its own thread, as in a pipeline of plain threads: for code that
+  /// depends on its thread (`thread_local` state, thread-affine handles) throughout a run.
+  pinned,
+};
+
 class Stats;
 
 /// How `Pipeline::run()` runs. An aggregate, so designated initializers work:
@@ -50,6 +63,8 @@ struct RunOptions {
   /// timed sample of about one packet in 1000 inside runs of fused stages. Off: only packets
   /// are counted.
   bool timing = true;
+  /// Which thread may run a worker (see `Scheduling`); `.pinned()` pins a single stage.
+  Scheduling scheduling = Scheduling::adaptive;
 };
 
 }  // namespace plumb

@@ -39,6 +39,8 @@ struct StageOptions {
   std::optional<Mode> mode{};
   /// The stage's output leaves in the order of its input (see `Stage::ordered()`).
   bool ordered = false;
+  /// The stage's workers run only on their own threads (see `Stage::pinned()`).
+  bool pinned = false;
 };
 
 /// A stage of a pipeline: a callable, the constants it is called with, and its options.
@@ -120,6 +122,19 @@ class Stage {
   }
   /// As `ordered()` above, on a temporary stage: returns the stage by value.
   Stage ordered(bool value = true) && { return std::move(ordered(value)); }
+
+  /// Keeps every worker of this stage on its own thread: its body (set-up, every packet, end of
+  /// input) never runs on another stage's thread. For code that depends on its thread:
+  /// `thread_local` state, thread-affine handles (GUI, some GPU and database APIs), a lock held
+  /// across `co_yield`. Without it, in thread mode a cheap worker may be run by the thread of
+  /// the stage it feeds, between packets (see `Scheduling::adaptive`). No effect in sequential
+  /// and process mode.
+  Stage& pinned(bool value = true) & {
+    options_.pinned = value;
+    return *this;
+  }
+  /// As `pinned()` above, on a temporary stage: returns the stage by value.
+  Stage pinned(bool value = true) && { return std::move(pinned(value)); }
 
   /// The options set so far with the chainable setters.
   [[nodiscard]] const StageOptions& options() const noexcept { return options_; }

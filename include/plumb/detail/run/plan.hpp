@@ -29,6 +29,8 @@ struct GroupPlan {
   // The calling thread consumes this group's input (Pipeline::stream()): it has no stage body
   // and no thread of its own.
   bool caller = false;
+  // Its workers run only on their own threads (a stage of the group is .pinned()).
+  bool pinned = false;
 };
 
 struct Plan {
@@ -110,11 +112,13 @@ inline Plan make_plan(std::span<const StageOptions* const> stages,
     if (index > 0 && mode == Mode::sequential) {
       plan.fused[index] = true;
       plan.groups.back().last = index;
+      plan.groups.back().pinned = plan.groups.back().pinned || options.pinned;
     } else {
       // A whole-pipeline sequential run ignores workers (validated, then unused).
       const std::size_t workers =
           mode == Mode::sequential ? 1 : static_cast<std::size_t>(options.workers);
-      plan.groups.push_back(GroupPlan{index, index, workers, mode, options.ordered && workers > 1});
+      plan.groups.push_back(GroupPlan{index, index, workers, mode, options.ordered && workers > 1,
+                                      false, options.pinned});
     }
   }
   // An ordered stage whose group ends in the sink (fused into its workers) has no output link
