@@ -2,6 +2,7 @@
 // benchmarks/pipeline_bench.cpp: the reference's benchmark, source -> +1 -> sink, through every
 // plumb runner, oneTBB's parallel_pipeline and a plain loop. Names: <workload>/<config>/<runner>.
 
+#include "context_switches.hpp"
 #include "registry.hpp"
 #include "workloads.hpp"
 
@@ -34,6 +35,7 @@ void report(benchmark::State& state) {
 // The floor: one thread, no pipeline, the same work per message.
 template <class Work>
 void run_loop(benchmark::State& state) {
+  const ContextSwitches switches;
   for (auto _ : state) {
     std::int64_t sum = 0;
     for (std::int64_t id = 0; id < Work::count; ++id) {
@@ -45,6 +47,7 @@ void run_loop(benchmark::State& state) {
     }
     check<Work>(sum, "loop");
   }
+  switches.report(state, Work::count);
   report<Work>(state);
 }
 
@@ -91,7 +94,9 @@ void run_plumb(benchmark::State& state, Config config, Runner runner, bool timin
                bool ordered = false) {
   auto pipeline = make_pipeline<Work>(config, runner, ordered);
   const plumb::RunOptions options{.mode = mode_of(runner), .timing = timing};
+  const ContextSwitches switches;
   for (auto _ : state) check<Work>(pipeline.run(options), "plumb");
+  switches.report(state, Work::count);
   report<Work>(state);
 }
 
@@ -101,7 +106,9 @@ void run_zero_copy(benchmark::State& state, Config config) {
       configured<BigWork>(
           plumb::stage(add_one_view).name("add_one").workers(config.middle_workers), config),
       plumb::stage(sink_view).name("sink")};
+  const ContextSwitches switches;
   for (auto _ : state) check<BigWork>(pipeline.run(plumb::Mode::process), "plumb zero-copy");
+  switches.report(state, BigWork::count);
   report<BigWork>(state);
 }
 
