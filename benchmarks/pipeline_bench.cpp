@@ -88,12 +88,18 @@ plumb::Mode mode_of(Runner runner) {
   }
 }
 
-// `timing`: RunOptions::timing (the statistics' clock reads; packets are counted either way).
+// How a row differs from its runner's plain row.
+struct Variant {
+  bool timing = true;    // RunOptions::timing (the statistics' clock reads; packets are counted either way)
+  bool ordered = false;  // .ordered() on the middle stage
+  plumb::Scheduling scheduling = plumb::Scheduling::adaptive;  // RunOptions::scheduling
+};
+
 template <class Work>
-void run_plumb(benchmark::State& state, Config config, Runner runner, bool timing = true,
-               bool ordered = false) {
-  auto pipeline = make_pipeline<Work>(config, runner, ordered);
-  const plumb::RunOptions options{.mode = mode_of(runner), .timing = timing};
+void run_plumb(benchmark::State& state, Config config, Runner runner, Variant variant = {}) {
+  auto pipeline = make_pipeline<Work>(config, runner, variant.ordered);
+  const plumb::RunOptions options{
+      .mode = mode_of(runner), .timing = variant.timing, .scheduling = variant.scheduling};
   const ContextSwitches switches;
   for (auto _ : state) check<Work>(pipeline.run(options), "plumb");
   switches.report(state, Work::count);
@@ -130,12 +136,20 @@ void register_config(const Config& config) {
     add(name(runner_name), real_time,
         [config, runner](benchmark::State& state) { run_plumb<Work>(state, config, runner); });
     if constexpr (std::is_same_v<Work, SmallWork>) {
-      add(name(fmt::format("{}_untimed", runner_name)), real_time,
-          [config, runner](benchmark::State& state) { run_plumb<Work>(state, config, runner, false); });
+      // Thread mode with every worker kept on its own thread (Scheduling::pinned), right after
+      // the default: what adaptive scheduling gains on short links.
+      if (runner == Runner::thread) {
+        add(name(fmt::format("{}_pinned", runner_name)), real_time, [config, runner](benchmark::State& state) {
+          run_plumb<Work>(state, config, runner, {.scheduling = plumb::Scheduling::pinned});
+        });
+      }
+      add(name(fmt::format("{}_untimed", runner_name)), real_time, [config, runner](benchmark::State& state) {
+        run_plumb<Work>(state, config, runner, {.timing = false});
+      });
       // The cost of .ordered() on the stage with several workers (issue 10), right after it.
       if (config.middle_workers > 1 && runner != Runner::sequential) {
         add(name(fmt::format("{}_ordered", runner_name)), real_time, [config, runner](benchmark::State& state) {
-          run_plumb<Work>(state, config, runner, true, true);
+          run_plumb<Work>(state, config, runner, {.ordered = true});
         });
       }
     }
