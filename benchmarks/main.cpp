@@ -355,6 +355,7 @@ int main(int argc, char** argv) {
       bench::register_tbb(workload, config);
     }
   }
+  bench::register_scheduling();
   bench::register_limits();
   bench::register_gzip();
   bench::register_redis();
