@@ -8,6 +8,8 @@
 // --benchmark_filter=^contention/. A hog run takes one iteration: before the waits backed off
 // from slow sched_yield()s, each took 1.3-3 minutes here (docs/design/link.md, "Waiting").
 
+#include "context_switches.hpp"
+
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 #include <plumb/plumb.hpp>
@@ -87,6 +89,7 @@ void run(benchmark::State& state, plumb::Mode mode, int workers, int hogs) {
                            plumb::stage(plus, kPlus).workers(workers), plumb::stage(group, kGroup),
                            plumb::stage(sum)};
   const Hogs running(hogs);
+  const ContextSwitches switches;  // the hogs' own switches count too: they share the process
   for (auto _ : state) {
     const std::int64_t total = pipeline.run(mode);
     if (total != kExpected) {
@@ -94,6 +97,7 @@ void run(benchmark::State& state, plumb::Mode mode, int workers, int hogs) {
       break;
     }
   }
+  switches.report(state, kNumbers);
   state.SetItemsProcessed(state.iterations() * kNumbers);
 }
 

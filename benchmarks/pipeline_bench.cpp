@@ -2,6 +2,7 @@
 // benchmarks/pipeline_bench.cpp: the reference's benchmark, source -> +1 -> sink, through every
 // plumb runner, oneTBB's parallel_pipeline and a plain loop. Names: <workload>/<config>/<runner>.
 
+#include "context_switches.hpp"
 #include "registry.hpp"
 #include "workloads.hpp"
 
@@ -34,6 +35,7 @@ void report(benchmark::State& state) {
 // The floor: one thread, no pipeline, the same work per message.
 template <class Work>
 void run_loop(benchmark::State& state) {
+  const ContextSwitches switches;
   for (auto _ : state) {
     std::int64_t sum = 0;
     for (std::int64_t id = 0; id < Work::count; ++id) {
@@ -45,6 +47,7 @@ void run_loop(benchmark::State& state) {
     }
     check<Work>(sum, "loop");
   }
+  switches.report(state, Work::count);
   report<Work>(state);
 }
 
@@ -85,13 +88,21 @@ plumb::Mode mode_of(Runner runner) {
   }
 }
 
-// `timing`: RunOptions::timing (the statistics' clock reads; packets are counted either way).
+// How a row differs from its runner's plain row.
+struct Variant {
+  bool timing = true;    // RunOptions::timing (the statistics' clock reads; packets are counted either way)
+  bool ordered = false;  // .ordered() on the middle stage
+  plumb::Scheduling scheduling = plumb::Scheduling::adaptive;  // RunOptions::scheduling
+};
+
 template <class Work>
-void run_plumb(benchmark::State& state, Config config, Runner runner, bool timing = true,
-               bool ordered = false) {
-  auto pipeline = make_pipeline<Work>(config, runner, ordered);
-  const plumb::RunOptions options{.mode = mode_of(runner), .timing = timing};
+void run_plumb(benchmark::State& state, Config config, Runner runner, Variant variant = {}) {
+  auto pipeline = make_pipeline<Work>(config, runner, variant.ordered);
+  const plumb::RunOptions options{
+      .mode = mode_of(runner), .timing = variant.timing, .scheduling = variant.scheduling};
+  const ContextSwitches switches;
   for (auto _ : state) check<Work>(pipeline.run(options), "plumb");
+  switches.report(state, Work::count);
   report<Work>(state);
 }
 
@@ -101,7 +112,9 @@ void run_zero_copy(benchmark::State& state, Config config) {
       configured<BigWork>(
           plumb::stage(add_one_view).name("add_one").workers(config.middle_workers), config),
       plumb::stage(sink_view).name("sink")};
+  const ContextSwitches switches;
   for (auto _ : state) check<BigWork>(pipeline.run(plumb::Mode::process), "plumb zero-copy");
+  switches.report(state, BigWork::count);
   report<BigWork>(state);
 }
 
@@ -123,12 +136,20 @@ void register_config(const Config& config) {
     add(name(runner_name), real_time,
         [config, runner](benchmark::State& state) { run_plumb<Work>(state, config, runner); });
     if constexpr (std::is_same_v<Work, SmallWork>) {
-      add(name(fmt::format("{}_untimed", runner_name)), real_time,
-          [config, runner](benchmark::State& state) { run_plumb<Work>(state, config, runner, false); });
+      // Thread mode with every worker kept on its own thread (Scheduling::pinned), right after
+      // the default: what adaptive scheduling gains on short links.
+      if (runner == Runner::thread) {
+        add(name(fmt::format("{}_pinned", runner_name)), real_time, [config, runner](benchmark::State& state) {
+          run_plumb<Work>(state, config, runner, {.scheduling = plumb::Scheduling::pinned});
+        });
+      }
+      add(name(fmt::format("{}_untimed", runner_name)), real_time, [config, runner](benchmark::State& state) {
+        run_plumb<Work>(state, config, runner, {.timing = false});
+      });
       // The cost of .ordered() on the stage with several workers (issue 10), right after it.
       if (config.middle_workers > 1 && runner != Runner::sequential) {
         add(name(fmt::format("{}_ordered", runner_name)), real_time, [config, runner](benchmark::State& state) {
-          run_plumb<Work>(state, config, runner, true, true);
+          run_plumb<Work>(state, config, runner, {.ordered = true});
         });
       }
     }

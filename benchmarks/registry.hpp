@@ -4,6 +4,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <exception>
 #include <string>
 #include <string_view>
@@ -28,8 +29,16 @@ void register_limits();                                        // limits_bench.c
 void register_gzip();                                          // gzip_bench.cpp
 // examples/redis_worker, 1 and 2 instances on one stream, when it is built.
 void register_redis();                                         // redis_bench.cpp
+// Thread-mode rows run with Scheduling::adaptive and ::pinned side by side.
+void register_scheduling();                                    // scheduling_bench.cpp
 // Runs small/deep once per mode with a progress line and prints its statistics table.
 void show_stats();                                             // pipeline_bench.cpp
+
+// The rows of scheduling_bench.cpp, each run as <row>/adaptive and <row>/pinned.
+inline constexpr std::array<std::string_view, 4> kSchedulingRows{
+    "sched/sleepers", "sched/cpu20us/in_flight:4", "sched/cpu20us/in_flight:1024", "sched/mixed"};
+// The work of the sched/cpu20us rows in one plain loop on one thread.
+inline constexpr std::string_view kSchedulingOneThread = "sched/cpu20us/one_thread";
 
 // Registers `body` as benchmark `name` (<workload>/<config>/<runner>). `real_time`: the work
 // runs on other threads or processes, so CPU time of the calling thread would mean nothing.

@@ -6,10 +6,13 @@
 #
 # Builds in Release, runs the examples (each must succeed), then the Google Benchmark suite
 # (benchmarks/*.cpp: the reference's workloads through every runner, oneTBB, a plain loop, and
-# the machine's limits), and prints its results as markdown tables with the ratios to oneTBB
-# and to the loop. Writes Google Benchmark's JSON to FILE (default: benchmark-results.json in
-# the current directory). --filter REGEX is passed to --benchmark_filter; names are
-# <workload>/<config>/<runner>, e.g. --filter '^small/deep/'. About 6 minutes on 2 cores.
+# the machine's limits; thread mode's scheduling settings side by side), and prints its results
+# as markdown tables with the ratios to oneTBB and to the loop. The plumb, oneTBB and loop rows
+# report their context switches (counters ctx_switches, per iteration, and ctx_per_100_msgs).
+# Writes Google Benchmark's JSON to FILE (default: benchmark-results.json in the current
+# directory). --filter REGEX is passed to --benchmark_filter; names are
+# <workload>/<config>/<runner>, e.g. --filter '^small/deep/', and sched/<row>/<adaptive|pinned>
+# plus sched/cpu20us/one_thread (--filter '^sched/'). About 6 minutes on 2 cores.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 json="$PWD/benchmark-results.json"

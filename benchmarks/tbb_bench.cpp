@@ -4,6 +4,7 @@
 // workers (serial and in order otherwise), serial sink. Messages travel by value, as a user
 // would write it.
 
+#include "context_switches.hpp"
 #include "registry.hpp"
 #include "workloads.hpp"
 
@@ -25,6 +26,7 @@ void run_tbb(benchmark::State& state, Config config) {
                                                 : tbb::filter_mode::serial_in_order;
   const auto last = config.middle_workers > 1 ? tbb::filter_mode::serial_out_of_order
                                               : tbb::filter_mode::serial_in_order;
+  const ContextSwitches switches;
   for (auto _ : state) {
     std::int64_t next = 0;
     std::int64_t sum = 0;
@@ -50,6 +52,7 @@ void run_tbb(benchmark::State& state, Config config) {
                                            expected_checksum<Work>()));
     }
   }
+  switches.report(state, Work::count);
   state.SetItemsProcessed(state.iterations() * Work::count);
   state.SetBytesProcessed(state.iterations() * Work::count * Work::bytes);
 }
