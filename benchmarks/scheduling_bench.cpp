@@ -70,7 +70,9 @@ struct Packet {
 
 plumb::Generator<Packet> numbered(std::int64_t count, std::uint64_t rounds) {
   for (std::int64_t id = 0; id < count; ++id) {
-    co_yield Packet{id, spin(rounds, static_cast<std::uint64_t>(id))};
+    // Named first: GCC 12 may destroy a braced temporary in co_yield twice (docs/guide.md).
+    Packet packet{id, spin(rounds, static_cast<std::uint64_t>(id))};
+    co_yield std::move(packet);
   }
 }
 
