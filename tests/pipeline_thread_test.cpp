@@ -69,7 +69,9 @@ TEST_CASE("thread mode: a producer is not resumed to build a packet until a slot
   };
   plumb::Pipeline pipeline{plumb::stage(source, 100).in_flight(3), plumb::stage(sink)};
   long result = 0;
-  std::thread runner([&] { result = pipeline.run(); });
+  // Pinned: the source builds packets ahead on its own thread (lent to the sink, it would
+  // build each when the sink asks: see "a lent producer makes packets on demand").
+  std::thread runner([&] { result = pipeline.run({.scheduling = plumb::Scheduling::pinned}); });
   // 3 packets in flight: the one the sink holds and two queued. A fourth needs a free slot.
   const bool filled = eventually([&] { return built == 3; });
   std::this_thread::sleep_for(50ms);

@@ -178,7 +178,10 @@ TEST_CASE("stream: the last stage runs at most in_flight packets ahead of the ca
     SharedCounter<long> yields;
     plumb::Pipeline pipeline{plumb::stage(forever).in_flight(8),
                              plumb::stage(count_yields, &*yields).in_flight(3).mode(mode)};
-    auto results = pipeline.stream(mode == Mode::process ? Mode::process : Mode::thread);
+    // Pinned: the last stage runs ahead on its own thread (lent to the caller, it would make
+    // each packet when the caller asks).
+    auto results = pipeline.stream({.mode = mode == Mode::process ? Mode::process : Mode::thread,
+                                    .scheduling = plumb::Scheduling::pinned});
     auto it = results.begin();
     REQUIRE(it != results.end());
     CHECK(*it == 0);

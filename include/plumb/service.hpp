@@ -158,6 +158,9 @@ class Service {
           return ((serve.options().mode.value_or(Mode::sequential) == Mode::sequential) && ...);
         }, serve_);
     if (options.mode != Mode::sequential) submit_.mode(Mode::thread);
+    // The submit stage waits for submit() between items: on its own thread, never in a step
+    // lent to the stage after it (which would then wait inside it, Scheduling::adaptive).
+    submit_.pinned();
     if (!all_sequential) answer_.mode(Mode::thread);
 
     setup_.emplace(specs(), options, false);

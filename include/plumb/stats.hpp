@@ -33,6 +33,11 @@ struct WorkerStats {
   std::chrono::nanoseconds starved{};
   /// Time waiting for a free slot on the output link.
   std::chrono::nanoseconds blocked{};
+  /// Of `packets_out`, those yielded while the worker was lent: made on the thread of a worker
+  /// of the next stage, which ran this worker's step instead of waiting for its packet (see
+  /// `Scheduling::adaptive`). Their time counts as this worker's `busy` (and as the helper's
+  /// `starved`). For a run of fused stages: on the last one.
+  std::uint64_t helped_out = 0;
   /// False once the worker has ended.
   bool running = false;
 };
@@ -64,6 +69,8 @@ struct StageStats {
   std::uint64_t packets_in = 0;
   /// Packets yielded, summed over its workers (0 for the sink).
   std::uint64_t packets_out = 0;
+  /// Of `packets_out`, those made on the next stage's threads (see `WorkerStats::helped_out`).
+  std::uint64_t helped_out = 0;
   /// Busy time (see `WorkerStats::busy`), summed over its workers. A run of fused stages shares
   /// its workers' time: their `starved` goes to the first stage of the run, their `blocked` to
   /// the last, and their `busy` is split among them by sampling (each stage's first 16 packets

@@ -11,6 +11,7 @@
 //
 // Ends with `runs=N faults=F failures=X hangs=H leaks=L`; exits 1 if X, H or L is not 0.
 
+#include "../support/lending.hpp"
 #include "stages.hpp"
 #include "trial.hpp"
 
@@ -925,6 +926,7 @@ void run_one(const Trial& trial, Ledger& ledger, const Options& options, Totals&
 }
 
 int harness_main(int argc, char** argv) {
+  if (!plumb::test::apply_lending_from_env()) return 2;
   const Options options = parse(argc, argv);
   const DrawOptions draw = draw_options(options);
   const std::uint64_t base_seed = options.seed.value_or(std::random_device{}() % 1'000'000'000);

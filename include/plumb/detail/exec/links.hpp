@@ -11,6 +11,7 @@
 #include <plumb/detail/core/input.hpp>
 #include <plumb/detail/core/type_rules.hpp>
 #include <plumb/detail/core/with_index.hpp>
+#include <plumb/detail/link/help_desk.hpp>
 #include <plumb/detail/link/ring_link.hpp>
 #include <plumb/detail/link/shm_link.hpp>
 #include <plumb/detail/link/view_input.hpp>
@@ -20,12 +21,14 @@
 #include <plumb/detail/run/shared_memory.hpp>
 #include <plumb/detail/stats/tally.hpp>
 #include <plumb/detail/worker/chain.hpp>
+#include <plumb/detail/worker/lend.hpp>
 #include <plumb/detail/worker/produce.hpp>
 #include <plumb/detail/worker/stage_chain.hpp>
 #include <plumb/error.hpp>
 #include <plumb/worker.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -79,12 +82,50 @@ class LinkSet {
   using Element = typename StageRules<Index, Stages...>::element;
 
   // `max_message_sizes[i]`: stage i's max_message_size (the slot size of a shared link after it).
+  // `lending`: whether workers that may be lent are (lend.hpp); never under Scheduling::pinned.
   LinkSet(const Plan& plan, std::span<const std::string> names,
-          std::span<const std::size_t> max_message_sizes)
-      : plan_(plan), names_(names), max_message_sizes_(max_message_sizes) {
+          std::span<const std::size_t> max_message_sizes, Lending lending = Lending::adaptive)
+      : plan_(plan), names_(names), max_message_sizes_(max_message_sizes), lending_(lending) {
     shared_.assign(kCount, false);
     for (std::size_t g = 0; g + 1 < plan_.groups.size(); ++g) {
       shared_[plan_.groups[g].last] = plan_.crosses_processes(g);
+    }
+  }
+
+  // Whether the workers of group `g` may be lent to the consumers of its output link
+  // (help_desk.hpp). Not: in a pinned run or a pinned group; an ordered group (a helper would
+  // wait for the gate's turn inside a step); a group not of its own threads (the caller's,
+  // processes) or without an in-process link on either side (its steps would wait on shared
+  // memory); the last group. And H5: the link before the group must have a slot for each of its
+  // parked workers and each worker upstream but one (capacity >= W + U - 1), and the group
+  // before must not be ordered with several workers here (its gate holds slots beyond one per
+  // worker): else every slot could be held while helpers wait, a cycle (docs/design/lending.md).
+  [[nodiscard]] bool lends(std::size_t g) const noexcept {
+    if (lending_ == Lending::never || g + 1 >= plan_.groups.size()) return false;
+    const GroupPlan& group = plan_.groups[g];
+    if (group.mode != Mode::thread || group.pinned || group.ordered || group.caller) return false;
+    if (plan_.crosses_processes(g)) return false;
+    if (g == 0) return true;
+    const GroupPlan& upstream = plan_.groups[g - 1];
+    if (plan_.crosses_processes(g - 1)) return false;
+    if (upstream.ordered && group.workers > 1) return false;
+    return plan_.capacity[upstream.last] + 1 >= upstream.workers + group.workers;
+  }
+
+  // Whether any group's workers may be lent (then the supervisor watches for stalls).
+  [[nodiscard]] bool any_lends() const noexcept {
+    for (std::size_t g = 0; g + 1 < plan_.groups.size(); ++g) {
+      if (lends(g)) return true;
+    }
+    return false;
+  }
+
+  // The supervisor's watch (every kWatchPeriod while any group lends): recalls the workers of
+  // a link whose helped step stalls (HelpDesk::watch()).
+  static constexpr std::chrono::milliseconds kWatchPeriod{2};
+  void watch() noexcept {
+    for (const std::unique_ptr<HelpDesk>& desk : desks_) {
+      if (desk) desk->watch();
     }
   }
   LinkSet(const LinkSet&) = delete;
@@ -156,6 +197,7 @@ class LinkSet {
   // in heap memory; the run's stop wakes each.
   void make(RunState& state, SharedArena* arena) {
     gates_.assign(plan_.groups.size(), nullptr);
+    desks_.resize(plan_.groups.size());
     for (std::size_t g = 0; g + 1 < plan_.groups.size(); ++g) {
       const GroupPlan& group = plan_.groups[g];
       if (group.ordered) make_gate(g, state, arena);
@@ -167,6 +209,12 @@ class LinkSet {
           link = std::make_unique<RingLink<Output<kIndex>>>(plan_.capacity[kIndex], group.workers, consumers);
           auto* core = &link->core();
           state.on_stop([core] { core->wake_all(); });
+          if (lends(g)) {
+            desks_[g] = std::make_unique<HelpDesk>(group.workers);
+            link->set_help_desk(desks_[g].get());
+            HelpDesk* desk = desks_[g].get();
+            state.on_stop([desk] { desk->wake_homes(); });
+          }
         } else if constexpr (is_serializable_v<Output<kIndex>>) {
           auto& link = std::get<kIndex>(shms_);
           link = std::make_unique<ShmLink<Output<kIndex>>>(arena->at(offsets_[kIndex]), plan_.capacity[kIndex],
@@ -203,15 +251,23 @@ class LinkSet {
   }
 
   // Drains `output`, the generator of stage Index (the last of its worker's group), into the
-  // link after it. A packet too large for a shared link's slots is the stage's error.
-  template <std::size_t Index>
-  void drain(Input<Output<Index>>& output, WorkerContext& context, const WorkerInfo& info) {
+  // link after it. A packet too large for a shared link's slots is the stage's error. `fail()`
+  // records the exception in flight as the run's error, charged to the worker (for a lent
+  // worker's step, whose exception its helper does not rethrow: H6).
+  template <std::size_t Index, class Fail>
+  void drain(Input<Output<Index>>& output, WorkerContext& context, const WorkerInfo& info, Fail&& fail) {
     using T = Output<Index>;
     const StopFlag stop = context.stop();
     if (!shared_[Index]) {
       auto& link = *std::get<Index>(rings_);
-      drain_into(link.core(), output, context, info,
-                 [&](std::uint32_t slot, T& packet) { link.fill(slot, std::move(packet), stop); });
+      auto fill = [&link, stop](std::uint32_t slot, T& packet) { link.fill(slot, std::move(packet), stop); };
+      if (HelpDesk* desk = link.help_desk()) {
+        context.tally().time_waits();
+        const LendPolicy policy(lending_, plan_.capacity[Index], context.tally().ns_per_tick());
+        lend_into(link.core(), *desk, info.index, policy, output, context, fill, fail);
+      } else {
+        drain_into(link.core(), output, context, info, fill);
+      }
     } else if constexpr (is_serializable_v<T>) {
       auto& link = *std::get<Index>(shms_);
       drain_into(link.core(), output, context, info, [&](std::uint32_t slot, const T& packet) {
@@ -286,6 +342,8 @@ class LinkSet {
   std::vector<std::size_t> gate_offsets_;  // per group: its OrderGate in the arena
   std::vector<std::unique_ptr<std::byte, GateDelete>> owned_gates_;  // without an arena
   std::vector<OrderGate*> gates_;        // per group: its OrderGate, if it is ordered
+  Lending lending_;
+  std::vector<std::unique_ptr<HelpDesk>> desks_;  // per group: its HelpDesk, if it lends
   decltype(ring_tuple(std::make_index_sequence<kSink>{})) rings_;
   decltype(shm_tuple(std::make_index_sequence<kSink>{})) shms_;
 };

@@ -75,7 +75,7 @@ class Runner {
         stats_(stats),
         streams_(streams),
         start_(std::chrono::steady_clock::now()),
-        links_(plan_, setup.names(), setup.max_message_sizes()),
+        links_(plan_, setup.names(), setup.max_message_sizes(), lending_of(setup.options())),
         processes_(state_, arena, infos_, done_),
         body_(specs_, plan_, infos_, group_of_, links_, state_),
         threads_(state_, done_) {
@@ -269,7 +269,8 @@ class Runner {
     links_.check_serializable();
     check_result_serializable();
     TickClock::init();  // before any fork (tally.hpp)
-    ns_per_tick_ = options().timing ? TickClock::ns_per_tick() : 1.0;
+    // Lent workers measure their steps (lend.hpp) even with timing off.
+    ns_per_tick_ = options().timing || links_.any_lends() ? TickClock::ns_per_tick() : 1.0;
     const bool processes = plan_.process_workers() > 0;
     if (processes) {
       map_shared_memory();
@@ -324,7 +325,25 @@ class Runner {
 
   void supervise_workers() noexcept {
     Executor* const executors[] = {&threads_, &processes_};
-    supervise(executors, done_, *monitor_, state_, options().grace_period);
+    LendingWatch watch{links_};
+    supervise(executors, done_, *monitor_, state_, options().grace_period,
+              links_.any_lends() ? &watch : nullptr);
+  }
+
+  // The supervisor's look at the lent workers (HelpDesk::watch()).
+  struct LendingWatch final : Watch {
+    explicit LendingWatch(LinkSet<Stages...>& set) noexcept : links(set) {}
+    [[nodiscard]] std::chrono::milliseconds period() const noexcept override {
+      return LinkSet<Stages...>::kWatchPeriod;
+    }
+    void check() noexcept override { links.watch(); }
+    LinkSet<Stages...>& links;
+  };
+
+  static Lending lending_of(const RunOptions& options) noexcept {
+    if (options.scheduling == Scheduling::pinned) return Lending::never;
+    // Relaxed: set by a test before its runs.
+    return lending_override_for_tests().load(std::memory_order_relaxed);
   }
 
   // Waits for every worker, then returns the sink's value or rethrows the run's first error.

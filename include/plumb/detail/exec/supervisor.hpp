@@ -20,6 +20,20 @@
 
 namespace plumb::detail {
 
+// What the supervisor also checks every period() while a run goes on (the Runner's: lent
+// workers that stall, links.hpp).
+class Watch {
+ public:
+  [[nodiscard]] virtual std::chrono::milliseconds period() const noexcept = 0;
+  virtual void check() noexcept = 0;
+
+ protected:
+  Watch() = default;
+  ~Watch() = default;
+  Watch(const Watch&) = default;
+  Watch& operator=(const Watch&) = default;
+};
+
 // Returns once no executor has a worker running. Never throws: a failing monitor (the user's
 // progress callback) becomes the run's error, and the loop goes on without it.
 //
@@ -27,13 +41,14 @@ namespace plumb::detail {
 // monitor's next tick, the end of the grace period; at most 100 ms apart otherwise.
 inline void supervise(std::span<Executor* const> executors, const DoneSignal& done,
                       Monitor& monitor, RunState& state,
-                      std::chrono::steady_clock::duration grace_period) noexcept {
+                      std::chrono::steady_clock::duration grace_period, Watch* watch = nullptr) noexcept {
   using Clock = std::chrono::steady_clock;
   using std::chrono::milliseconds;
   std::optional<Clock::time_point> kill_at;
   bool killed = false;
   bool monitoring = true;  // until the progress callback throws
   std::vector<pollfd> fds;
+  Clock::time_point next_watch = Clock::now();
   for (;;) {
     bool running = false;
     for (Executor* executor : executors) running = executor->collect() || running;
@@ -55,6 +70,14 @@ inline void supervise(std::span<Executor* const> executors, const DoneSignal& do
     auto timeout = milliseconds(100);
     // Rounded up: a tick due in under a millisecond must not become a poll() that returns at once.
     if (monitoring) timeout = std::min(timeout, std::chrono::ceil<milliseconds>(monitor.tick()));
+    if (watch != nullptr) {
+      const Clock::time_point now = Clock::now();
+      if (now >= next_watch) {
+        watch->check();
+        next_watch = now + watch->period();
+      }
+      timeout = std::min(timeout, std::chrono::ceil<milliseconds>(next_watch - now));
+    }
     if (kill_at && !killed) {
       const auto left = std::chrono::duration_cast<milliseconds>(*kill_at - Clock::now());
       timeout = std::clamp(left + milliseconds(1), milliseconds(0), timeout);

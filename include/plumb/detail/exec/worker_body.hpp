@@ -122,7 +122,8 @@ class WorkerBody {
     }
     template <std::size_t Index>
     void at_output(Input<Output<Index>>& output) {
-      body.links_.template drain<Index>(output, context, context.info(Index));
+      const WorkerInfo& info = context.info(Index);
+      body.links_.template drain<Index>(output, context, info, [this, &info] { body.fail(context, info); });
     }
   };
 

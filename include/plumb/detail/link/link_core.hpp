@@ -56,10 +56,16 @@ namespace plumb::detail {
 // Layout of the block: [LinkCore][free IndexRing][ready IndexRing], each part 64-byte aligned;
 // the rings are found by offsets from `this`, never by pointers (the block may be mapped in
 // several processes).
+// Who queues a packet (LinkCore::enqueue()): a producer worker on its own thread, or a consumer
+// running a lent producer's step (help_desk.hpp).
+enum class MadeBy : std::uint8_t { producer, helper };
+
 template <Sharing Share>
 class LinkCore {
  public:
   static constexpr std::uint32_t kEnd = IndexRing::kNone;
+  // take_until() and try_take(): no packet yet, not the end either; try_acquire_slot(): no room.
+  static constexpr std::uint32_t kEmpty = IndexRing::kNone - 1;
 
   // Bytes for the block of a link with `capacity` slots.
   static std::size_t bytes_for(std::size_t capacity) noexcept {
@@ -96,17 +102,19 @@ class LinkCore {
     return slot;
   }
 
-  // Queues `slot`, which now holds a packet, for a consumer.
-  void enqueue(std::uint32_t slot, StopFlag stop) noexcept {
+  // Queues `slot`, which now holds a packet, for a consumer. `by`: who made it; a helper that
+  // is the link's one consumer wakes nobody (the consumer that would wait is itself).
+  void enqueue(std::uint32_t slot, StopFlag stop, MadeBy by = MadeBy::producer) noexcept {
+    const bool wake = by == MadeBy::producer || !one_consumer_;
     if (single_) {
       PLUMB_ASSERT(slot == producer_slot_, "plumb: single-producer link enqueued out of turn");
       producer_slot_ = next_slot(producer_slot_);
       tail_.store(++producer_tail_, std::memory_order_release);  // [sync S-T1]
-      ready_event_.notify_one();
+      if (wake) ready_event_.notify_one();
       return;
     }
     push(ready_ring(), slot, stop);
-    ready_event_.notify_one();
+    if (wake) ready_event_.notify_one();
   }
 
   // Gives back a slot from acquire_slot() that was not filled (the generator ended or threw).
@@ -134,17 +142,28 @@ class LinkCore {
   // number of packets (OrderGate's groups).
   std::uint32_t take(StopFlag stop, WaitTimer* timer = nullptr,
                      std::uint64_t* position = nullptr) {
+    const std::uint32_t slot = take_until(stop, timer, position, [] { return false; });
+    return slot;
+  }
+
+  // As take(), but also returns kEmpty once `wake()` is true (checked while waiting, like the
+  // link's own condition; whoever makes it true calls wake_consumers()). A consumer that helps
+  // the link's lent producers waits this way: for a packet, the end, or a parked producer it
+  // can run (ring_link.hpp).
+  template <class Wake>
+  std::uint32_t take_until(StopFlag stop, WaitTimer* timer, std::uint64_t* position, Wake&& wake) {
     // One relaxed load per packet, like the fused path's check (chain.hpp); the queued packets
     // are destroyed by the link's drain after the workers are joined (L2).
     if (stop.stopping()) [[unlikely]] throw Stopped{};
     if (single_) {
-      const std::uint32_t slot = single_take(stop, timer);
+      const std::uint32_t slot = single_take(stop, timer, wake);
       if (position != nullptr) *position = consumer_head_;
       return slot;
     }
     std::uint32_t slot = ready_ring().try_pop(position);
     if (slot != kEnd) return slot;
     bool ended = false;
+    bool woken = false;
     const WaitScope timing(timer);
     ready_event_.wait(
         [&] {
@@ -153,18 +172,42 @@ class LinkCore {
           if (slot != kEnd) return true;
           // [sync L-E2] pairs with [sync L-E1]: seeing 0 means every push happened before, so
           // one more pop decides between "a packet" and "the end".
-          if (producers_left_.load(std::memory_order_acquire) != 0) return false;
+          if (producers_left_.load(std::memory_order_acquire) != 0) {
+            woken = wake();
+            return woken;
+          }
           slot = ready_ring().try_pop(position);
           ended = slot == kEnd;
           return true;
         },
         SpinPolicy{});
+    if (woken) return kEmpty;
     if (slot == kEnd && !ended) throw Stopped{};
     // A consumer woken for a later push can find the head cell still mid-push and sleep again,
     // leaving that later packet to nobody; passing the wake-up on keeps consumers busy while
     // the ring has packets.
     if (slot != kEnd && ready_ring().was_nonempty()) ready_event_.notify_one();
     return slot;
+  }
+
+  // A queued packet's slot now, kEnd at the end of the stream, or kEmpty (neither yet): take()
+  // without waiting. Throws Stopped once the run stops.
+  std::uint32_t try_take(StopFlag stop, std::uint64_t* position) {
+    if (stop.stopping()) [[unlikely]] throw Stopped{};
+    if (single_) {
+      bool ended = false;
+      if (!consumer_has_packet()) {
+        // [sync L-E2], as in take().
+        if (producers_left_.load(std::memory_order_acquire) != 0) return kEmpty;
+        ended = !consumer_has_packet();
+      }
+      if (position != nullptr) *position = consumer_head_;
+      return ended ? kEnd : consumer_slot_;
+    }
+    std::uint32_t slot = ready_ring().try_pop(position);
+    if (slot != kEnd) return slot;
+    if (producers_left_.load(std::memory_order_acquire) != 0) return kEmpty;  // [sync L-E2]
+    return ready_ring().try_pop(position);  // kEnd: the end (position: the number of packets)
   }
 
   // Frees `slot` (its packet already destroyed) for a producer.
@@ -178,6 +221,8 @@ class LinkCore {
     }
     push(free_ring(), slot, stop);
     free_event_.notify_one();
+    // A helping consumer may wait for room to run a lent producer (take_until()).
+    if (lent_) ready_event_.notify_one();
   }
 
   // Takes every index still queued (after all workers have finished: error paths), so that
@@ -197,6 +242,33 @@ class LinkCore {
     }
   }
 
+  // --- Lending (help_desk.hpp): the consumers run the producers' steps -----------------------
+
+  // The link's producers may be lent (before any worker starts): a consumer's recycle() then
+  // also wakes consumers that wait for room to run one (ring path; on the single path the one
+  // consumer is the one that recycles).
+  void set_lent() noexcept { lent_ = true; }
+
+  // A free slot now, or kEmpty: what a helper takes before it runs a lent producer's step (H2).
+  // On the single path only the owner of the producer seat may call it (H1: the producer's
+  // cursor is its own).
+  std::uint32_t try_acquire_slot() noexcept {
+    if (single_) return producer_has_room() ? producer_slot_ : kEmpty;
+    const std::uint32_t slot = free_ring().try_pop();
+    return slot == kEnd ? kEmpty : slot;
+  }
+
+  // Whether a slot looks free. Racy: a hint for a waiting helper, re-checked by
+  // try_acquire_slot().
+  [[nodiscard]] bool room_approx() noexcept {
+    // Relaxed: a hint, as above.
+    if (single_) return tail_.load(std::memory_order_relaxed) - head_.load(std::memory_order_relaxed) < capacity_;
+    return free_ring().was_nonempty();
+  }
+
+  // A producer was lent (parked): wakes a waiting consumer to run it.
+  void wake_consumers() noexcept { ready_event_.notify_one(); }
+
   // --- Any thread ----------------------------------------------------------------------------
 
   // Wakes every waiter so that it sees the run stopping.
@@ -212,7 +284,8 @@ class LinkCore {
       : producers_left_(producers),
         capacity_(capacity),
         ring_bytes_(ring_bytes(capacity)),
-        single_(producers == 1 && consumers == 1) {
+        single_(producers == 1 && consumers == 1),
+        one_consumer_(consumers == 1) {
     IndexRing::create(ring_memory(0), capacity);
     IndexRing::create(ring_memory(1), capacity);
     for (std::uint32_t slot = 0; slot < capacity; ++slot) free_ring().try_push(slot);
@@ -255,12 +328,14 @@ class LinkCore {
     return consumer_head_ != consumer_tail_cache_;
   }
 
-  std::uint32_t single_take(StopFlag stop, WaitTimer* timer) {
+  template <class Wake>
+  std::uint32_t single_take(StopFlag stop, WaitTimer* timer, Wake& wake) {
     if (consumer_has_packet()) return consumer_slot_;
     cpu_relax();  // a second look before a timed wait, as in single_acquire()
     if (consumer_has_packet()) return consumer_slot_;
     bool packet = false;
     bool ended = false;
+    bool woken = false;
     const WaitScope timing(timer);
     ready_event_.wait(
         [&] {
@@ -269,7 +344,10 @@ class LinkCore {
           if (packet) return true;
           // [sync L-E2]: seeing 0 means the producer's last enqueue happened before; one more
           // look decides between "a packet" and "the end".
-          if (producers_left_.load(std::memory_order_acquire) != 0) return false;
+          if (producers_left_.load(std::memory_order_acquire) != 0) {
+            woken = wake();
+            return woken;
+          }
           packet = consumer_has_packet();
           ended = !packet;
           return true;
@@ -277,6 +355,7 @@ class LinkCore {
         SpinPolicy{});
     if (packet) return consumer_slot_;
     if (ended) return kEnd;
+    if (woken) return kEmpty;
     throw Stopped{};
   }
 
@@ -313,6 +392,8 @@ class LinkCore {
   alignas(kCacheLine) std::uint64_t capacity_;
   std::uint64_t ring_bytes_;
   bool single_;
+  bool one_consumer_;
+  bool lent_ = false;
   // The single path: each counter on a line of its own, each side's cursor on a line of its own.
   static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
                 "plumb: link counters must be lock-free to work in memory shared by processes");

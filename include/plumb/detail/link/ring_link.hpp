@@ -3,8 +3,9 @@
 // plumb/detail/link/ring_link.hpp: RingLink<T>, the link between two stages in one process: a fixed
 // ring of in_flight slots holding the packets themselves (moved in, read in place).
 
-#include <plumb/detail/link/index_ring.hpp>
 #include <plumb/detail/core/input.hpp>
+#include <plumb/detail/link/help_desk.hpp>
+#include <plumb/detail/link/index_ring.hpp>
 #include <plumb/detail/link/link_core.hpp>
 #include <plumb/detail/link/take.hpp>
 #include <plumb/detail/sync/stop_flag.hpp>
@@ -45,6 +46,14 @@ class RingLink {
   }
 
   [[nodiscard]] Core& core() noexcept { return *core_; }
+
+  // Its producers may be lent to its consumers through `desk` (set before any worker starts;
+  // outlives the link's workers). Null: never.
+  void set_help_desk(HelpDesk* desk) noexcept {
+    desk_ = desk;
+    if (desk != nullptr) core_->set_lent();
+  }
+  [[nodiscard]] HelpDesk* help_desk() const noexcept { return desk_; }
 
   // --- Producer API ---------------------------------------------------------------------------
 
@@ -90,15 +99,20 @@ class RingLink {
   std::unique_ptr<std::byte, AlignedDelete> block_;
   Core* core_;
   std::unique_ptr<Slot[]> slots_;
+  HelpDesk* desk_ = nullptr;
 };
 
 // A consumer worker's end of a RingLink: the packet it works on stays in its slot until it
-// asks for the next one.
+// asks for the next one. On a link whose producers may be lent (RingLink::help_desk()), a
+// consumer that finds the link empty runs a parked producer's step itself (help()) before it
+// waits, and while it waits it wakes for a producer that parks.
 template <class T>
 class LinkInput final : public Input<T> {
+  using Core = LinkCore<Sharing::process_private>;
+
  public:
   LinkInput(RingLink<T>& link, StopFlag stop, WorkerTally& tally) noexcept
-      : link_(link), stop_(stop), tally_(tally) {}
+      : link_(link), stop_(stop), tally_(tally), desk_(link.help_desk()) {}
   LinkInput(const LinkInput&) = delete;
   LinkInput& operator=(const LinkInput&) = delete;
   ~LinkInput() override {
@@ -111,18 +125,66 @@ class LinkInput final : public Input<T> {
  private:
   T* pull() override {
     if (held_ != RingLink<T>::kEnd) link_.release(std::exchange(held_, RingLink<T>::kEnd), stop_);
-    const std::uint32_t slot = take_next(link_.core(), stop_, tally_.input_timer(), hook_);
+    const std::uint32_t slot = take();
     if (slot == RingLink<T>::kEnd) return nullptr;
     tally_.took();
     held_ = slot;
     return &link_.at(slot);
   }
 
+  std::uint32_t take() {
+    if (desk_ == nullptr) [[likely]] return take_next(link_.core(), stop_, tally_.input_timer(), hook_);
+    if (hook_ == nullptr) return take_helping(nullptr);
+    return take_numbered(hook_, stop_, [&](std::uint64_t* position) { return take_helping(position); });
+  }
+
+  // A packet, or the end: taken if one is queued, else made by running a parked producer's
+  // step here (which queues it: another consumer may take it first; then help again), else
+  // waited for (waking for a producer that parks, and for room to run it).
+  std::uint32_t take_helping(std::uint64_t* position) {
+    Core& core = link_.core();
+    for (;;) {
+      std::uint32_t slot = core.try_take(stop_, position);
+      if (slot != Core::kEmpty) return slot;
+      if (help()) continue;
+      slot = core.take_until(stop_, tally_.input_timer(), position,
+                             [&] { return desk_->parked_approx() && core.room_approx(); });
+      if (slot != Core::kEmpty) return slot;
+    }
+  }
+
+  // Runs one step of a parked producer, if one can be claimed and a slot is free (H2). Its time
+  // counts as this worker's wait for input (starved) and as the producer's busy time.
+  bool help() {
+    const std::size_t seat = desk_->claim(cursor_);
+    if (seat == desk_->seats()) return false;
+    const std::uint32_t slot = link_.core().try_acquire_slot();
+    if (slot == Core::kEmpty) {
+      desk_->unclaim(seat);
+      return false;
+    }
+    std::int64_t ticks = 0;
+    try {
+      desk_->step(seat, slot, ticks);
+    } catch (...) {
+      charge(ticks);
+      throw;
+    }
+    charge(ticks);
+    return true;
+  }
+
+  void charge(std::int64_t ticks) noexcept {
+    if (WaitTimer* timer = tally_.input_timer()) timer->add(ticks);
+  }
+
   RingLink<T>& link_;
   StopFlag stop_;
   WorkerTally& tally_;
+  HelpDesk* desk_;
   TakeHook* hook_ = nullptr;
   std::uint32_t held_ = RingLink<T>::kEnd;
+  std::size_t cursor_ = 0;  // the seat helped last (HelpDesk::claim())
 };
 
 }  // namespace plumb::detail

@@ -182,6 +182,7 @@ class Monitor {
       for (const WorkerStats& worker : stage.per_worker) {
         stage.packets_in += worker.packets_in;
         stage.packets_out += worker.packets_out;
+        stage.helped_out += worker.helped_out;
         stage.busy += worker.busy;
         stage.starved += worker.starved;
         stage.blocked += worker.blocked;
@@ -226,8 +227,17 @@ class Monitor {
       if (running && since != 0 && now_ticks > since) total += now_ticks - since;
       return std::clamp<std::int64_t>(to_ns(total), 0, alive);
     };
-    const std::int64_t starved = waited(Side::input);
-    const std::int64_t blocked = std::min(waited(Side::output), alive - starved);
+    // A worker that may be lent times its waits even with timing off (lend.hpp): not shown.
+    const std::int64_t starved = options_.timing ? waited(Side::input) : 0;
+    // A lent worker's home waits (output side) while helpers run its steps: those are busy,
+    // the one in progress too once the watch saw it stall (HelpDesk::watch()).
+    std::int64_t helped_ticks = clock.helped_ticks.load(std::memory_order_relaxed);
+    const std::int64_t stalled = clock.stalled_since.load(std::memory_order_relaxed);
+    if (running && stalled != 0 && now_ticks > stalled) helped_ticks += now_ticks - stalled;
+    const std::int64_t blocked =
+        options_.timing ? std::clamp<std::int64_t>(waited(Side::output) - to_ns(helped_ticks), 0,
+                                                   std::max<std::int64_t>(alive - starved, 0))
+                        : 0;
     const std::int64_t busy = options_.timing ? alive - starved - blocked : 0;
     const std::vector<std::int64_t> split =
         split_busy(group, slots, alive, starved, blocked, busy, ns_per_tick);
@@ -241,6 +251,7 @@ class Monitor {
         worker.packets_in = slots[s - 1].out.load(std::memory_order_relaxed);
       }
       worker.packets_out = s == sink ? 0 : slots[s].out.load(std::memory_order_relaxed);
+      worker.helped_out = s == group.last ? clock.helped_out.load(std::memory_order_relaxed) : 0;
       worker.starved = std::chrono::nanoseconds(s == group.first ? starved : 0);
       worker.blocked = std::chrono::nanoseconds(s == group.last ? blocked : 0);
       worker.busy = std::chrono::nanoseconds(split[s - group.first]);

@@ -125,6 +125,13 @@ struct WorkerClock {
   std::atomic<std::int64_t> wait_ticks[2] = {};  // finished waits (TickClock), by Side
   std::atomic<std::int64_t> waiting_since[2] = {};  // the wait in progress (ticks; 0: none)
   std::atomic<std::uint64_t> taken{0};  // packets its group's first stage took from its input link
+  // While lent (lend.hpp): the steps run on other workers' threads. Their time is inside the
+  // worker's output wait (its home waits meanwhile), and is its busy time, not blocked.
+  std::atomic<std::int64_t> helped_ticks{0};
+  std::atomic<std::uint64_t> helped_out{0};  // packets those steps yielded
+  // A helped step in progress that the supervisor's watch saw stall: since when (ticks; 0:
+  // none). Set by the watch, taken (and added to helped_ticks) by the helper after the step.
+  std::atomic<std::int64_t> stalled_since{0};
 };
 
 // One worker's counters for one stage of its group. The timing fields are kept for a stage
@@ -293,6 +300,9 @@ class WaitTimer {
     add_owned(total_, TickClock::now() - started_);
     since_.store(0, std::memory_order_relaxed);
   }
+  // A wait measured elsewhere: a helper's step of a lent producer (ring_link.hpp), which its
+  // input would otherwise have waited for.
+  void add(std::int64_t ticks) noexcept { add_owned(total_, ticks); }
 
  private:
   std::atomic<std::int64_t>& total_;
@@ -318,7 +328,8 @@ class WaitScope {
 
 // Everything one worker records, handed to its link ends and fused stages.
 //
-// Thread affinity: the worker's thread only.
+// Thread affinity: the worker's owner: its thread, or while it is lent the helper that runs
+// its step (help_desk.hpp, H1).
 class WorkerTally {
  public:
   // `ns_per_tick`: TickClock::ns_per_tick(), read once per run.
@@ -338,8 +349,12 @@ class WorkerTally {
   // The input link handed over a packet.
   void took() noexcept { add_owned(clock_.taken, std::uint64_t{1}); }
 
-  [[nodiscard]] WaitTimer* input_timer() noexcept { return timing_ ? &input_ : nullptr; }
-  [[nodiscard]] WaitTimer* output_timer() noexcept { return timing_ ? &output_ : nullptr; }
+  [[nodiscard]] WaitTimer* input_timer() noexcept { return timing_ || waits_ ? &input_ : nullptr; }
+  [[nodiscard]] WaitTimer* output_timer() noexcept { return timing_ || waits_ ? &output_ : nullptr; }
+  // Times the waits even with timing off: a worker that may be lent measures its own work
+  // (lend.hpp), which is its time less its waits.
+  void time_waits() noexcept { waits_ = true; }
+  [[nodiscard]] WorkerClock& clock() noexcept { return clock_; }
   [[nodiscard]] bool timing() const noexcept { return timing_; }
   [[nodiscard]] double ns_per_tick() const noexcept { return ns_per_tick_; }
 
@@ -369,6 +384,7 @@ class WorkerTally {
   WaitTimer input_;
   WaitTimer output_;
   bool timing_;
+  bool waits_ = false;
   double ns_per_tick_;
   std::int64_t timer_overhead_ = 0;  // ticks spent in this worker's resume timing
 };

@@ -1,0 +1,291 @@
+#pragma once
+// SPDX-License-Identifier: MIT
+// plumb/detail/link/help_desk.hpp: HelpDesk, where the producer workers of an in-process link
+// are lent to its consumers: a worker whose packets are cheap parks between packets, and a
+// consumer that finds the link empty runs the parked worker's next step on its own thread
+// instead of waiting to be woken (docs/design/lending.md).
+
+#include <plumb/detail/core/cache_line.hpp>
+#include <plumb/detail/stats/tally.hpp>
+#include <plumb/detail/sync/stop_flag.hpp>
+#include <plumb/detail/sync/wait.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace plumb::detail {
+
+// A producer worker as its helpers see it while it is lent (lend.hpp implements it on the
+// home thread's stack; it lives until the worker ended or its home took it back, H4).
+class LentWorker {
+ public:
+  enum class Step : std::uint8_t { packet, ended };
+
+  // Runs the worker until it queued one packet in `slot` (a free slot of its output link, taken
+  // by the helper) or its output ended (the slot given back). Throws what the worker threw
+  // (already attributed to its stage), or Stopped. `ticks` receives the step's duration.
+  virtual Step step(std::uint32_t slot, std::int64_t& ticks) = 0;
+
+  // The exception in flight came out of step(): the run's error (if first), charged to the
+  // worker's stage.
+  virtual void fail() noexcept = 0;
+
+ protected:
+  LentWorker() = default;
+  ~LentWorker() = default;
+  LentWorker(const LentWorker&) = default;
+  LentWorker& operator=(const LentWorker&) = default;
+};
+
+// The seats of one link's producer workers, one per worker. A seat says who may run its
+// worker: its home thread, one helper, or nobody (parked).
+//
+// Seat states (low bits of `state`; kRecall is a flag beside them):
+//   kHome    the home thread runs the worker (it may be blocked on a link, as without lending)
+//   kParked  the worker is between two packets, lent: a helper may claim it (CAS -> kHelped)
+//   kHelped  one helper runs one step of it, then puts it back (-> kParked) or ends it
+//   kEnded   its output ended, or a step threw: only the home touches it again
+//   kRecall  its home wants it back (stop, a stall, a step that turned expensive): helpers no
+//            longer claim it, and the helper that holds it wakes the home when it lets go
+//
+// Invariants (cited as H1-H6 in lend.hpp, ring_link.hpp and links.hpp):
+//   H1 one owner: only the thread that moved a seat into kHome (its home) or kHelped (a helper,
+//      by CAS from exactly kParked) touches the worker: its frames, its input, its tally, and
+//      the producer side of the link. [sync H-P] the release store or CAS that lets a seat go
+//      pairs with [sync H-C], the acquire CAS that claims it, so each owner sees the last
+//      owner's writes.
+//   H2 slot before step: a helper runs a step only while it holds a free slot of the link,
+//      taken without waiting; a step never waits for room in the link it fills, so a helper
+//      blocks only where its own thread would have: on an input further upstream.
+//   H3 upstream only: a consumer helps only the producers of the link it reads. Helping nests
+//      at most once per link of the pipeline, and every wait inside a step is on a link
+//      further upstream: no cycle of waits through helpers.
+//   H4 the home outlives its lent worker: a home leaves its wait (and unwinds what lives on its
+//      stack, the LentWorker included) only once the seat is kEnded or taken back (kHome).
+//   H5 no deadlock through held slots: LinkSet::lends() lends a group only if the link before it
+//      has room for every slot its parked workers and the workers upstream can hold at once
+//      (capacity >= W + U - 1), and never after an ordered group of several workers (its gate
+//      holds slots of its own). Proof in docs/design/lending.md.
+//   H6 attribution: an exception out of a step is recorded by LentWorker::fail() (charged to the
+//      lent worker) before the helper unwinds with Stopped; the helper's stage is not blamed.
+//
+// Written by: homes (park, take back, end after a step at home), helpers (claim, let go, end),
+// anyone (kRecall via recall()); `steps` by the seat's owner; `watched_*` by the watch only.
+class HelpDesk {
+ public:
+  static constexpr std::uint32_t kHome = 0;
+  static constexpr std::uint32_t kParked = 1;
+  static constexpr std::uint32_t kHelped = 2;
+  static constexpr std::uint32_t kEnded = 3;
+  static constexpr std::uint32_t kStateMask = 3;
+  static constexpr std::uint32_t kRecall = 4;
+
+  // What a home's wait for its lent worker ended with.
+  enum class Return : std::uint8_t { ended, taken_back };
+
+  // What a helper's attempt came to.
+  enum class Help : std::uint8_t { none, packet, ended };
+
+  // One seat per producer worker of the link, by worker index.
+  explicit HelpDesk(std::size_t seats) : seats_(std::make_unique<Seat[]>(seats)), count_(seats) {}
+  HelpDesk(const HelpDesk&) = delete;
+  HelpDesk& operator=(const HelpDesk&) = delete;
+
+  [[nodiscard]] std::size_t seats() const noexcept { return count_; }
+
+  // --- Home API: seat `seat`'s home thread only --------------------------------------------
+
+  // Lends the worker: from now on helpers may run it. The caller then wakes the link's waiting
+  // consumers (so that one of them claims it) and waits in wait_home().
+  void park(std::size_t seat, LentWorker& worker, WorkerClock& clock) noexcept {
+    Seat& s = seats_[seat];
+    s.worker = &worker;
+    // Relaxed: the watch only marks a stall on it (the clock outlives the run's workers).
+    s.clock.store(&clock, std::memory_order_relaxed);
+    s.state.store(kParked, std::memory_order_release);  // [sync H-P] pairs with [sync H-C]
+  }
+
+  // Waits until the lent worker ended, or takes it back once recalled (a stall, an expensive
+  // step, the run stopping: H4). After `taken_back` the home runs the worker again.
+  Return wait_home(std::size_t seat, StopFlag stop) {
+    Seat& s = seats_[seat];
+    Return result = Return::ended;
+    s.home_event.wait(
+        [&] {
+          std::uint32_t state = s.state.load(std::memory_order_acquire);  // [sync H-C]: the helper's writes
+          if ((state & kStateMask) == kEnded) {
+            result = Return::ended;
+            return true;
+          }
+          if ((state & kRecall) == 0) {
+            if (!stop.stopping()) return false;
+            // acq_rel: the RMW is also a claim attempt's read ([sync H-C]).
+            state = s.state.fetch_or(kRecall, std::memory_order_acq_rel) | kRecall;
+            if ((state & kStateMask) == kEnded) {
+              result = Return::ended;
+              return true;
+            }
+          }
+          // Recalled: take it back unless a helper holds it (that helper wakes this thread
+          // when it lets go, having seen kRecall).
+          if ((state & kStateMask) != kParked) return false;
+          if (!s.state.compare_exchange_strong(state, kHome, std::memory_order_acquire,  // [sync H-C]
+                                               std::memory_order_relaxed)) {
+            return false;  // changed under us: look again
+          }
+          result = Return::taken_back;
+          return true;
+        },
+        SpinPolicy{.yields = 0, .naps = 0});
+    return result;
+  }
+
+  // The stop wakes every home (their wait re-reads the stop flag).
+  void wake_homes() noexcept {
+    for (std::size_t i = 0; i < count_; ++i) seats_[i].home_event.wake_all();
+  }
+
+  // --- Helper API: consumers of the link ------------------------------------------------------
+
+  // Whether some seat looks parked. Relaxed: a hint, re-checked by the claim's CAS.
+  [[nodiscard]] bool parked_approx() const noexcept {
+    for (std::size_t i = 0; i < count_; ++i) {
+      if (seats_[i].state.load(std::memory_order_relaxed) == kParked) return true;
+    }
+    return false;
+  }
+
+  // Claims a parked seat, starting at `cursor` (the helper's own: it goes on with the seat it
+  // helped last, whose worker's frames are warm in its cache). Returns the seat, or count_.
+  std::size_t claim(std::size_t& cursor) noexcept {
+    for (std::size_t n = 0; n < count_; ++n) {
+      const std::size_t i = cursor + n < count_ ? cursor + n : cursor + n - count_;
+      std::uint32_t expected = kParked;
+      if (seats_[i].state.load(std::memory_order_relaxed) == kParked &&
+          seats_[i].state.compare_exchange_strong(expected, kHelped, std::memory_order_acquire,  // [sync H-C]
+                                                  std::memory_order_relaxed)) {
+        cursor = i;
+        return i;
+      }
+    }
+    return count_;
+  }
+
+  // Runs one step of the claimed seat `seat` with the free slot `slot` (H2), then lets the seat
+  // go. `ticks`: the step's duration. Throws Stopped (the run's error recorded, H6).
+  Help step(std::size_t seat, std::uint32_t slot, std::int64_t& ticks) {
+    Seat& s = seats_[seat];
+    LentWorker::Step done = LentWorker::Step::ended;
+    try {
+      done = s.worker->step(slot, ticks);
+    } catch (const Stopped&) {
+      end(s);
+      throw;
+    } catch (...) {
+      s.worker->fail();
+      end(s);
+      throw Stopped{};
+    }
+    // One writer (the owner, H1); relaxed: the watch only compares it with its last reading.
+    s.steps.store(s.steps.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (done == LentWorker::Step::ended) {
+      end(s);
+      return Help::ended;
+    }
+    let_go(s);
+    return Help::packet;
+  }
+
+  // Lets go of a claimed seat without running it (no free slot: H2).
+  void unclaim(std::size_t seat) noexcept { let_go(seats_[seat]); }
+
+  // --- Any thread ----------------------------------------------------------------------------
+
+  // Asks every home to take its worker back (a stall, an expensive step).
+  void recall() noexcept {
+    for (std::size_t i = 0; i < count_; ++i) {
+      Seat& s = seats_[i];
+      // Relaxed: the flag publishes nothing; the home's own acquire CAS claims the seat.
+      if ((s.state.fetch_or(kRecall, std::memory_order_relaxed) & kRecall) == 0) s.home_event.notify_one();
+    }
+  }
+
+  // The supervisor's watch (every few ms): a seat helped through a whole period without a step
+  // done is stalled inside a step (a stage that turned slow or blocks): recall the link's
+  // workers, so that the stalled worker's siblings run on their homes again, concurrently, and
+  // mark the stall on the worker's clock, so that the statistics show the step in progress as
+  // its busy time (WorkerClock::stalled_since). Returns whether it recalled. The supervising
+  // thread only.
+  bool watch() noexcept {
+    const std::int64_t now = TickClock::now();
+    bool stalled = false;
+    for (std::size_t i = 0; i < count_; ++i) {
+      Seat& s = seats_[i];
+      // Relaxed: a heuristic; a wrong reading costs one needless recall at most.
+      const bool helped = (s.state.load(std::memory_order_relaxed) & kStateMask) == kHelped;
+      const std::uint64_t steps = s.steps.load(std::memory_order_relaxed);
+      if (helped && s.watched_helped && steps == s.watched_steps) {
+        stalled = true;
+        mark_stall(s, steps);
+      }
+      s.watched_helped = helped;
+      s.watched_steps = steps;
+    }
+    last_watch_ = now;
+    if (stalled) recall();
+    return stalled;
+  }
+
+ private:
+  struct alignas(kCacheLine) Seat {
+    std::atomic<std::uint32_t> state{kHome};
+    LentWorker* worker = nullptr;           // set by the home before it parks (H1)
+    std::atomic<WorkerClock*> clock{nullptr};  // the lent worker's (for the watch)
+    std::atomic<std::uint64_t> steps{0};    // steps run by helpers
+    Event<Sharing::process_private> home_event;
+    std::uint64_t watched_steps = 0;        // the watch's last reading
+    bool watched_helped = false;
+  };
+
+  // [sync H-P]: the helper's writes (the worker's frames, tally, link cursors) before the next
+  // owner's claim. A recalled seat's home is woken (it waits for exactly this).
+  static void let_go(Seat& s) noexcept {
+    std::uint32_t state = s.state.load(std::memory_order_relaxed);
+    while (!s.state.compare_exchange_weak(state, kParked | (state & kRecall), std::memory_order_release,
+                                          std::memory_order_relaxed)) {
+    }
+    if ((state & kRecall) != 0) s.home_event.notify_one();
+  }
+
+  static void end(Seat& s) noexcept {
+    std::uint32_t state = s.state.load(std::memory_order_relaxed);
+    while (!s.state.compare_exchange_weak(state, kEnded | (state & kRecall), std::memory_order_release,
+                                          std::memory_order_relaxed)) {
+    }
+    s.home_event.notify_one();
+  }
+
+  // The stall began a period ago at least: from the last watch. If the step ended meanwhile
+  // (its helper may not have seen the mark), the mark is taken back unless a helper took it.
+  void mark_stall(Seat& s, std::uint64_t steps) noexcept {
+    WorkerClock* clock = s.clock.load(std::memory_order_relaxed);
+    if (clock == nullptr || last_watch_ == 0) return;
+    std::int64_t none = 0;
+    // Relaxed: a statistic; the helper that takes it reads the clock it charges anyway.
+    if (!clock->stalled_since.compare_exchange_strong(none, last_watch_, std::memory_order_relaxed)) return;
+    if ((s.state.load(std::memory_order_relaxed) & kStateMask) == kHelped &&
+        s.steps.load(std::memory_order_relaxed) == steps) {
+      return;
+    }
+    std::int64_t marked = last_watch_;
+    clock->stalled_since.compare_exchange_strong(marked, 0, std::memory_order_relaxed);
+  }
+
+  std::unique_ptr<Seat[]> seats_;
+  std::size_t count_;
+  std::int64_t last_watch_ = 0;  // TickClock, the watch's last pass
+};
+
+}  // namespace plumb::detail

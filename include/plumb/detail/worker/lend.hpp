@@ -1,0 +1,268 @@
+#pragma once
+// SPDX-License-Identifier: MIT
+// plumb/detail/worker/lend.hpp: lend_into, the output loop of a worker that may be lent to the
+// consumers of its output link (HelpDesk), and the policy that decides when it is.
+
+#include <plumb/detail/core/input.hpp>
+#include <plumb/detail/link/help_desk.hpp>
+#include <plumb/detail/link/link_core.hpp>
+#include <plumb/detail/stats/tally.hpp>
+#include <plumb/detail/sync/stop_flag.hpp>
+#include <plumb/detail/worker/chain.hpp>
+#include <plumb/worker.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+
+namespace plumb::detail {
+
+// Which workers are lent: by cost (the default), all that may be, or none. The test suite
+// forces `always` and `never` on every run (tests/main.cpp, PLUMB_TEST_LENDING) to run each
+// test under both engines; nothing else sets it.
+enum class Lending : std::uint8_t { adaptive, always, never };
+
+inline std::atomic<Lending>& lending_override_for_tests() noexcept {
+  static std::atomic<Lending> value{Lending::adaptive};
+  return value;
+}
+
+// When a worker is lent. A step run by a helper saves its consumer a wake-up (15-30 us on this
+// kind of machine, docs/design/lending.md) and a switch; it costs the overlap of the two
+// stages. So a worker is lent while its step costs less than theta = 100 ns + 20 us / capacity
+// (the wake-ups a link of that capacity pays per packet, plus a cross-core hand-off): lent once
+// its average at home is under theta / 2, taken back once the running average of its helped
+// steps is over 2 theta (hysteresis), or when a step stalls (HelpDesk::watch()).
+//
+// A step's cost is its time less its waits for input (and less any upstream step it ran as a
+// helper itself, which its input wait includes): the worker's own work.
+//
+// Clock reads cost 20-40 ns where the clock is not the TSC (a virtual machine's kvm-clock), as
+// much as a cheap step, so only some packets are timed: at home, after the first (its set-up),
+// a window of kWindow packets, then the decision; a worker that stays home measures again after
+// a gap that doubles each time (up to kMaxGap packets), and so does one taken back. While lent,
+// one step in kSampleEvery is timed, and its time stands for the kSampleEvery steps around it.
+//
+// Thread affinity: the worker's current owner (H1).
+class LendPolicy {
+ public:
+  static constexpr std::uint64_t kWindow = 8;
+  static constexpr std::uint64_t kFirstGap = 64;
+  static constexpr std::uint64_t kMaxGap = 65536;
+  static constexpr std::uint64_t kSampleEvery = 16;
+
+  LendPolicy(Lending lending, std::size_t capacity, double ns_per_tick) noexcept
+      : lending_(lending),
+        theta_(static_cast<std::int64_t>((100.0 + 20'000.0 / static_cast<double>(capacity)) / ns_per_tick)),
+        window_(lending == Lending::always ? 1 : kWindow) {}
+
+  // --- At home -----------------------------------------------------------------------------------
+
+  // Whether to lend before the next packet.
+  [[nodiscard]] bool lend_now() const noexcept {
+    if (lending_ == Lending::never || measured_ < window_) return false;
+    return lending_ == Lending::always || 2 * total_ < theta_ * static_cast<std::int64_t>(measured_);
+  }
+
+  // Whether to time the next packet (then at_home() gets its cost).
+  [[nodiscard]] bool timing_next() const noexcept { return lending_ != Lending::never && skip_ == 0; }
+
+  // A packet was made at home; `ticks`: its cost, if it was timed.
+  void at_home(std::int64_t ticks) noexcept {
+    if (skip_ != 0) {
+      --skip_;
+      return;
+    }
+    if (!started_) {  // the first packet: the set-up
+      started_ = true;
+      return;
+    }
+    total_ += ticks;
+    if (++measured_ < window_ || lend_now()) return;
+    // Stays home: measure again after a gap.
+    skip_ = gap_;
+    gap_ = std::min(2 * gap_, kMaxGap);
+    total_ = 0;
+    measured_ = 0;
+  }
+
+  // The worker was taken back: measure again, after a gap.
+  void taken_back() noexcept {
+    total_ = 0;
+    measured_ = 0;
+    if (lending_ == Lending::always) return;
+    skip_ = gap_;
+    gap_ = std::min(2 * gap_, kMaxGap);
+  }
+
+  // --- Lent ------------------------------------------------------------------------------------
+
+  // Starts a lent period: the running average begins at the home's measurement.
+  void lent() noexcept { average_ = measured_ == 0 ? 0 : total_ / static_cast<std::int64_t>(measured_); }
+
+  // Whether to time the step after `steps` helped steps.
+  [[nodiscard]] static bool timing_step(std::uint64_t steps) noexcept { return steps % kSampleEvery == 0; }
+
+  // A timed helped step cost `ticks`. Returns whether to take the worker back.
+  bool helped(std::int64_t ticks) noexcept {
+    average_ += (ticks - average_) / 4;
+    return lending_ == Lending::adaptive && average_ > 2 * theta_;
+  }
+
+ private:
+  Lending lending_;
+  std::int64_t theta_;  // ticks
+  std::uint64_t window_;
+  std::uint64_t measured_ = 0;
+  std::int64_t total_ = 0;
+  std::uint64_t skip_ = 0;
+  std::uint64_t gap_ = kFirstGap;
+  std::int64_t average_ = 0;
+  bool started_ = false;
+};
+
+// The worker's own work in a stretch of `ticks`: less the input waits in it (its clock's
+// input-wait total before and after).
+class OwnWork {
+ public:
+  explicit OwnWork(const WorkerClock& clock) noexcept
+      : clock_(clock), start_(TickClock::now()), waited_(input_waits()) {}
+  // The stretch so far: {all of it, the worker's own work}.
+  [[nodiscard]] std::pair<std::int64_t, std::int64_t> end() const noexcept {
+    const std::int64_t all = TickClock::now() - start_;
+    return {all, std::max<std::int64_t>(all - (input_waits() - waited_), 0)};
+  }
+
+ private:
+  // Relaxed: the owner's own counter (H1 orders earlier owners' writes).
+  [[nodiscard]] std::int64_t input_waits() const noexcept {
+    return clock_.wait_ticks[static_cast<int>(Side::input)].load(std::memory_order_relaxed);
+  }
+  const WorkerClock& clock_;
+  std::int64_t start_;
+  std::int64_t waited_;
+};
+
+// Drains `output` (a worker's last generator) into the link of `core` like drain_into()
+// (unordered), lending the worker to the link's consumers through `desk` (seat `seat`) whenever
+// `policy` says so. `fill(slot, packet)` writes a packet into a slot (giving the slot back if it
+// throws); `fail()` records the exception in flight as the run's error, charged to the worker.
+// Returns at the end of the output; throws what the generator throws, or Stopped.
+template <class Core, class T, class Fill, class Fail>
+void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, Input<T>& output,
+               WorkerContext& context, Fill&& fill, Fail&& fail) {
+  const StopFlag stop = context.stop();
+  WorkerTally& tally = context.tally();
+  WorkerClock& clock = tally.clock();
+
+  // What a helper runs: one packet, on the helper's thread, as this worker (H1: the helper owns
+  // the seat, hence everything below).
+  struct Lent final : LentWorker {
+    Core& core;
+    Input<T>& output;
+    WorkerClock& clock;
+    LendPolicy& policy;
+    HelpDesk& desk;
+    Fill& fill;
+    Fail& fail_with;
+    StopFlag stop;
+
+    Lent(Core& c, Input<T>& o, WorkerClock& k, LendPolicy& p, HelpDesk& d, Fill& f, Fail& e,
+         StopFlag s) noexcept
+        : core(c), output(o), clock(k), policy(p), desk(d), fill(f), fail_with(e), stop(s) {}
+
+    Step step(std::uint32_t slot, std::int64_t& ticks) override {
+      // stop_requested() in the worker's code reads the helper's thread's word: the same run's.
+      const CurrentStopWordScope stop_word(&stop.word());
+      // One writer at a time (H1), so load + store; relaxed as every tally counter.
+      const std::uint64_t steps = clock.helped_out.load(std::memory_order_relaxed);
+      if (!LendPolicy::timing_step(steps)) [[likely]] {
+        ticks = 0;
+        const bool made = make(slot);
+        if (clock.stalled_since.load(std::memory_order_relaxed) != 0) [[unlikely]] ticks = take_stall();
+        if (!made) return Step::ended;
+        clock.helped_out.store(steps + 1, std::memory_order_relaxed);
+        return Step::packet;
+      }
+      const OwnWork work(clock);
+      const bool made = make(slot);
+      const auto [all, own] = work.end();
+      // This step stands for the kSampleEvery around it (LendPolicy).
+      ticks = all * static_cast<std::int64_t>(LendPolicy::kSampleEvery);
+      if (clock.stalled_since.load(std::memory_order_relaxed) != 0) [[unlikely]] ticks += take_stall();
+      if (!made) return Step::ended;
+      add_owned(clock.helped_ticks, ticks);
+      clock.helped_out.store(steps + 1, std::memory_order_relaxed);
+      if (policy.helped(own)) desk.recall();
+      return Step::packet;
+    }
+
+    // The watch marked this step stalled (HelpDesk::watch()): the time since the mark is the
+    // worker's (helped_ticks) and, returned, the helper's wait.
+    std::int64_t take_stall() noexcept {
+      // Relaxed: a statistic, as the mark (help_desk.hpp).
+      const std::int64_t since = clock.stalled_since.exchange(0, std::memory_order_relaxed);
+      if (since == 0) return 0;
+      const std::int64_t stalled = std::max<std::int64_t>(TickClock::now() - since, 0);
+      add_owned(clock.helped_ticks, stalled);
+      return stalled;
+    }
+
+    // One packet into `slot` and queued (true), or the end (false, the slot given back).
+    bool make(std::uint32_t slot, MadeBy by = MadeBy::helper) {
+      T* packet = nullptr;
+      try {
+        packet = output.next();
+      } catch (...) {
+        core.return_slot(slot, stop);
+        throw;
+      }
+      if (packet == nullptr) {
+        core.return_slot(slot, stop);
+        return false;
+      }
+      fill(slot, *packet);  // gives the slot back if it throws (RingLink::fill)
+      core.enqueue(slot, stop, by);
+      return true;
+    }
+
+    void fail() noexcept override { fail_with(); }
+  };
+  Lent lent(core, output, clock, policy, desk, fill, fail, stop);
+
+  for (;;) {
+    // At home: packets as drain_into() makes them, measured, until the policy lends.
+    while (!policy.lend_now()) {
+      if (!policy.timing_next()) [[likely]] {
+        if (!lent.make(core.acquire_slot(stop, tally.output_timer()), MadeBy::producer)) return;
+        policy.at_home(0);
+        continue;
+      }
+      const std::uint32_t slot = core.acquire_slot(stop, tally.output_timer());
+      const OwnWork work(clock);
+      if (!lent.make(slot, MadeBy::producer)) return;
+      policy.at_home(work.end().second);
+    }
+    // Lent: the home waits (its time counts as blocked, less the helped steps: monitor.hpp).
+    policy.lent();
+    HelpDesk::Return back = HelpDesk::Return::ended;
+    {
+      const WaitScope waiting(tally.output_timer());
+      desk.park(seat, lent, clock);
+      core.wake_consumers();
+      back = desk.wait_home(seat, stop);
+    }
+    if (back == HelpDesk::Return::ended) {
+      // The output ended, or a step threw (then the run is stopping: its error is recorded).
+      if (stop.stopping()) throw Stopped{};
+      return;
+    }
+    stop.check();
+    policy.taken_back();
+  }
+}
+
+}  // namespace plumb::detail

@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: MIT
+// tests/lending_test.cpp: workers lent to the stage they feed (Scheduling::adaptive,
+// help_desk.hpp, lend.hpp): who runs what, and every promise of thread mode kept while a
+// cheap worker runs on its consumer's thread. Most cases force lending on (Lending::always), so
+// that they test the lent path whatever the machine's speed; some check the adaptive policy.
+
+#include "support/counted.hpp"
+#include "support/eventually.hpp"
+#include "support/lending.hpp"
+#include "support/stages.hpp"
+
+#include <plumb/plumb.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using plumb::Generator;
+using plumb::Stream;
+using plumb::detail::Lending;
+using namespace plumb::test;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Forces lending on (or off) for the runs of one test, whatever PLUMB_TEST_LENDING says.
+class ForceLending {
+ public:
+  explicit ForceLending(Lending lending) : previous_(plumb::test::forced_lending()) {
+    plumb::detail::lending_override_for_tests().store(lending, std::memory_order_relaxed);
+  }
+  ~ForceLending() { plumb::detail::lending_override_for_tests().store(previous_, std::memory_order_relaxed); }
+  ForceLending(const ForceLending&) = delete;
+  ForceLending& operator=(const ForceLending&) = delete;
+
+ private:
+  Lending previous_;
+};
+
+// Who is inside a stage's code right now: per worker and per stage, with the maxima seen.
+struct Occupancy {
+  std::atomic<int> stage{0};
+  std::atomic<int> worker[8] = {};
+  std::atomic<int> max_stage{0};
+  std::atomic<int> max_worker{0};
+
+  void enter(std::size_t index) {
+    const int in_stage = ++stage;
+    const int in_worker = ++worker[index];
+    raise(max_stage, in_stage);
+    raise(max_worker, in_worker);
+  }
+  void leave(std::size_t index) {
+    --worker[index];
+    --stage;
+  }
+  static void raise(std::atomic<int>& maximum, int value) {
+    int seen = maximum.load();
+    while (value > seen && !maximum.compare_exchange_weak(seen, value)) {
+    }
+  }
+};
+
+// A cheap processor that records who runs it: inside its code between yields (Occupancy), and
+// every thread that ran one of its packets.
+Generator<int> watched(Stream<int> in, Occupancy* occupancy, std::mutex* mutex,
+                       std::set<std::thread::id>* threads) {
+  const std::size_t me = plumb::this_worker().index;
+  for (int x : in) {
+    occupancy->enter(me);
+    {
+      const std::lock_guard lock(*mutex);
+      threads->insert(std::this_thread::get_id());
+    }
+    const int y = x + 1;
+    std::this_thread::yield();  // widen the window in which a second runner would show
+    occupancy->leave(me);
+    co_yield y;
+  }
+}
+
+long sum_of(Stream<int> in) {
+  long sum = 0;
+  for (int x : in) sum += x;
+  return sum;
+}
+
+}  // namespace
+
+TEST_CASE("a lent worker runs on one thread at a time, and a stage never runs more bodies than "
+          "its workers", "[lending][thread]") {
+  const ForceLending force(Lending::always);
+  const std::size_t workers = GENERATE(1u, 2u, 4u);
+  const std::size_t sinks = GENERATE(1u, 3u);
+  INFO(workers << " middle workers, " << sinks << " sinks");
+  Occupancy occupancy;
+  std::mutex mutex;
+  std::set<std::thread::id> threads;
+  std::atomic<long> total{0};
+  auto sink = [&total](Stream<int> in) {
+    for (int x : in) total += x;
+  };
+  plumb::Pipeline pipeline{
+      plumb::stage(numbers, 3000).in_flight(static_cast<std::int64_t>(workers)),
+      plumb::stage(watched, &occupancy, &mutex, &threads).workers(static_cast<int>(workers)).in_flight(static_cast<std::int64_t>(workers + 2)),
+      plumb::stage(sink).workers(static_cast<int>(sinks))};
+  pipeline.run();
+  CHECK(total == 3000L * 3001 / 2);
+  CHECK(occupancy.max_worker == 1);
+  CHECK(occupancy.max_stage <= static_cast<int>(workers));
+  // The middle stage was lent: some of its packets were made on a sink's thread.
+  CHECK(pipeline.last_stats().stages[1].helped_out > 0);
+}
+
+TEST_CASE("a lent producer makes packets on demand, and in_flight still bounds the packets alive",
+          "[lending][thread]") {
+  const ForceLending force(Lending::always);
+  Counted::reset();
+  std::atomic<long> most_alive{0};
+  auto make = [](int count) -> Generator<Counted> {
+    for (int i = 0; i < count; ++i) {
+      Counted packet(i);
+      co_yield std::move(packet);
+    }
+  };
+  auto pass = [](Stream<Counted> in) -> Generator<Counted> {
+    for (Counted& packet : in) {
+      Counted next(packet.value + 1);
+      co_yield std::move(next);
+    }
+  };
+  auto sink = [&most_alive](Stream<Counted> in) {
+    long sum = 0;
+    for (const Counted& packet : in) {
+      const long alive = Counted::alive.load();
+      long seen = most_alive.load();
+      while (alive > seen && !most_alive.compare_exchange_weak(seen, alive)) {
+      }
+      sum += packet.value;
+    }
+    return sum;
+  };
+  plumb::Pipeline pipeline{plumb::stage(make, 2000).in_flight(2), plumb::stage(pass).workers(2).in_flight(3),
+                           plumb::stage(sink)};
+  CHECK(pipeline.run() == 2000L * 2001 / 2);
+  // Slots: 2 + 3; each generator frame holds at most one packet it is yielding (3 workers), and
+  // the moved-from locals (3 more): far below what a producer running ahead unbounded makes.
+  CHECK(most_alive.load() <= 2 + 3 + 3 + 3);
+  CHECK(Counted::alive == 0);
+}
+
+TEST_CASE("workers that sleep are not lent: they overlap on their own threads", "[lending][thread]") {
+  const ForceLending force(Lending::adaptive);
+  auto nap = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      std::this_thread::sleep_for(20ms);
+      co_yield x;
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 40).in_flight(4), plumb::stage(nap).workers(4).in_flight(4),
+                           plumb::stage(sum_of)};
+  const auto start = Clock::now();
+  CHECK(pipeline.run() == 39L * 40 / 2);
+  const auto took = Clock::now() - start;
+  // 40 naps of 20 ms over 4 workers: 200 ms when they overlap, 800 ms when they do not.
+  CHECK(took < 600ms);  // a bound, not a measurement
+  CHECK(pipeline.last_stats().stages[1].helped_out == 0);
+}
+
+TEST_CASE("a lent stage that turns slow gets its workers' concurrency back", "[lending][thread]") {
+  const ForceLending force(Lending::adaptive);
+  // Cheap at first (lent to the sink), then the worker that gets packet 20000 stalls for 300
+  // ms, inside a step the sink's thread runs. The watch takes the stage's workers back home within
+  // milliseconds, where the other three go on while it sleeps: they fill the link to the sink
+  // (8 slots; the sink itself waits inside the stalled step). Without the watch they would stay
+  // parked, with nobody to run them.
+  std::atomic<bool> stalled{false};
+  std::atomic<long> while_stalled{0};
+  auto turns_slow = [&](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      if (x == 20000) {
+        stalled = true;
+        std::this_thread::sleep_for(300ms);
+        stalled = false;
+      } else if (stalled) {
+        ++while_stalled;
+      }
+      co_yield x;
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 40000).in_flight(8),
+                           plumb::stage(turns_slow).workers(4).in_flight(8), plumb::stage(sum_of)};
+  CHECK(pipeline.run() == 39999L * 40000 / 2);
+  INFO(pipeline.last_stats().table());
+  CHECK(pipeline.last_stats().stages[1].helped_out > 0);
+  CHECK(while_stalled >= 4);
+}
+
+TEST_CASE("a pinned stage runs every packet on the thread that ran its set-up", "[lending][thread]") {
+  const ForceLending force(Lending::always);
+  const bool run_wide = GENERATE(false, true);
+  INFO((run_wide ? "Scheduling::pinned" : ".pinned()"));
+  std::atomic<int> moved{0};
+  thread_local int packets_here = 0;
+  auto affine = [&moved](Stream<int> in) -> Generator<int> {
+    const std::thread::id home = std::this_thread::get_id();
+    packets_here = 0;
+    for ([[maybe_unused]] int x : in) {
+      if (std::this_thread::get_id() != home) ++moved;
+      ++packets_here;
+      const int here = packets_here;
+      co_yield here;
+    }
+  };
+  plumb::RunOptions options;
+  if (run_wide) options.scheduling = plumb::Scheduling::pinned;
+  plumb::Pipeline pipeline{plumb::stage(numbers, 2000), plumb::stage(affine).pinned(!run_wide),
+                           plumb::stage(sum_of)};
+  // The thread_local count is exact: 1, 2, ..., 2000.
+  CHECK(pipeline.run(options) == 2000L * 2001 / 2);
+  CHECK(moved == 0);
+  CHECK(pipeline.last_stats().stages[1].helped_out == 0);
+}
+
+TEST_CASE("a lent stage's error is its own: the original object, its stage and worker named",
+          "[lending][thread][errors]") {
+  const ForceLending force(Lending::always);
+  struct Broken : std::runtime_error {
+    using std::runtime_error::runtime_error;
+  };
+  auto fails_at = [](Stream<int> in, int at) -> Generator<int> {
+    for (int x : in) {
+      if (x == at) throw Broken("broken at " + std::to_string(at));
+      co_yield x;
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 1000).name("source"),
+                           plumb::stage(fails_at, 500).name("fragile").workers(2).in_flight(3),
+                           plumb::stage(plus, 1).name("after").in_flight(2), plumb::stage(sum_of).name("sink")};
+  CHECK_THROWS_AS(pipeline.run(), Broken);
+  REQUIRE(pipeline.last_failure().has_value());
+  CHECK(pipeline.last_failure()->stage_name == "fragile");
+  CHECK(pipeline.last_failure()->what == "broken at 500");
+  CHECK(pipeline.last_failure()->worker_index < 2);
+}
+
+TEST_CASE("a lent stage that returns early is named", "[lending][thread][errors]") {
+  const ForceLending force(Lending::always);
+  auto first_three = [](Stream<int> in) -> Generator<int> {
+    int n = 0;
+    for (int x : in) {
+      co_yield x;
+      if (++n == 3) co_return;
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 100).name("source"), plumb::stage(first_three).name("lazy"),
+                           plumb::stage(sum_of).name("sink")};
+  CHECK_THROWS_WITH(pipeline.run(), Catch::Matchers::Contains("stage 1 ('lazy') worker 0 returned while "
+                                                               "its input still had packets"));
+  REQUIRE(pipeline.last_failure().has_value());
+  CHECK(pipeline.last_failure()->stage_name == "lazy");
+}
+
+TEST_CASE("this_worker() and stop_requested() answer for the lent worker on its helper's thread",
+          "[lending][thread]") {
+  const ForceLending force(Lending::always);
+  std::atomic<int> wrong{0};
+  std::atomic<int> stop_seen{0};
+  auto checks = [&](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      const plumb::WorkerInfo before = plumb::this_worker();
+      if (before.stage_index != 1 || before.stage_name != "middle") ++wrong;
+      if (plumb::stop_requested()) ++stop_seen;
+      co_yield x;
+      const plumb::WorkerInfo after = plumb::this_worker();
+      if (after.stage_index != 1 || after.index != before.index) ++wrong;
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 2000).in_flight(2), plumb::stage(checks).name("middle").workers(2).in_flight(3),
+                           plumb::stage(sum_of)};
+  CHECK(pipeline.run() == 1999L * 2000 / 2);
+  CHECK(wrong == 0);
+  CHECK(stop_seen == 0);
+  CHECK(pipeline.last_stats().stages[1].helped_out > 0);
+
+  // And stop_requested() turns true in a lent body once the run is cancelled.
+  std::stop_source cancel;
+  std::atomic<bool> saw_stop{false};
+  auto until_stopped = [&](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      if (x == 100) cancel.request_stop();
+      if (plumb::stop_requested()) saw_stop = true;
+      co_yield x;
+    }
+  };
+  plumb::Pipeline cancelled{plumb::stage(forever), plumb::stage(until_stopped), plumb::stage(sum_of)};
+  CHECK_THROWS_AS(cancelled.run({.stop_token = cancel.get_token()}), plumb::CancelledError);
+  CHECK(saw_stop);
+}
+
+TEST_CASE("every lent worker runs its end-of-input code, even one that never got a packet",
+          "[lending][thread]") {
+  const ForceLending force(Lending::always);
+  std::atomic<int> flushed{0};
+  auto with_flush = [&flushed](Stream<int> in) -> Generator<int> {
+    int count = 0;
+    for (int x : in) count += x >= 0 ? 1 : 0;
+    ++flushed;
+    co_yield count;  // the flush: after the end of its input
+  };
+  const int packets = GENERATE(0, 2, 1000);
+  INFO(packets << " packets");
+  plumb::Pipeline pipeline{plumb::stage(numbers, packets).in_flight(4),
+                           plumb::stage(with_flush).workers(4).in_flight(5), plumb::stage(sum_of)};
+  CHECK(pipeline.run() == packets);
+  CHECK(flushed == 4);
+}
+
+TEST_CASE("stream() and a Service with lent workers", "[lending][thread][stream]") {
+  const ForceLending force(Lending::always);
+  plumb::Pipeline pipeline{plumb::stage(numbers, 5000), plumb::stage(plus, 1).workers(2).in_flight(3),
+                           plumb::stage(plus, 10)};
+  long sum = 0;
+  long count = 0;
+  for (int x : pipeline.stream()) {
+    sum += x;
+    ++count;
+  }
+  CHECK(count == 5000);
+  CHECK(sum == 4999L * 5000 / 2 + 11L * 5000);
+  CHECK(pipeline.last_stats().stages[2].helped_out > 0);  // made on the caller's thread
+
+  // Leaving the loop early stops the lent workers cleanly.
+  long taken = 0;
+  for (int x : pipeline.stream()) {
+    if (x >= 0 && ++taken == 10) break;
+  }
+  CHECK(taken == 10);
+
+  plumb::Service service{plumb::stage(plus, 1).workers(2), plumb::stage(plus, 2)};
+  service.start();
+  std::vector<std::future<int>> answers;
+  for (int i = 0; i < 200; ++i) answers.push_back(service.submit(i));
+  long total = 0;
+  for (auto& answer : answers) total += answer.get();
+  service.close();
+  CHECK(total == 199L * 200 / 2 + 3L * 200);
+}
+
+TEST_CASE("a stop while workers are lent ends the run promptly, every packet destroyed once",
+          "[lending][thread][errors]") {
+  const ForceLending force(Lending::always);
+  Counted::reset();
+  std::stop_source cancel;
+  auto endless = []() -> Generator<Counted> {
+    for (int i = 0;; ++i) {
+      Counted packet(i);
+      co_yield std::move(packet);
+    }
+  };
+  auto pass = [](Stream<Counted> in) -> Generator<Counted> {
+    for (Counted& packet : in) co_yield std::move(packet);
+  };
+  auto sink = [&cancel](Stream<Counted> in) {
+    for (const Counted& packet : in) {
+      if (packet.value == 5000) cancel.request_stop();
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(endless).in_flight(3), plumb::stage(pass).workers(3).in_flight(4),
+                           plumb::stage(sink).workers(2)};
+  const auto start = Clock::now();
+  CHECK_THROWS_AS(pipeline.run({.stop_token = cancel.get_token()}), plumb::CancelledError);
+  CHECK(Clock::now() - start < 10s);  // a bound, not a measurement
+  CHECK(Counted::alive == 0);
+}
+
+TEST_CASE("lent steps count as the lent stage's busy time, and its helper's wait", "[lending][thread][stats]") {
+  const ForceLending force(Lending::always);
+  // The middle stage spins 20 us per packet: lent to the sink (forced), its busy time is the
+  // spinning, though its home thread slept throughout.
+  auto spin = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      const auto until = Clock::now() + 20us;
+      while (Clock::now() < until) {
+      }
+      co_yield x;
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 2000), plumb::stage(spin).name("spin"),
+                           plumb::stage(sum_of).name("sink")};
+  CHECK(pipeline.run() == 1999L * 2000 / 2);
+  const plumb::Stats& stats = pipeline.last_stats();
+  INFO(stats.table());
+  CHECK(stats.stages[1].helped_out > 1900);
+  CHECK(stats.stages[1].busy >= 2000 * 20us * 7 / 10);  // sampled: an estimate
+  CHECK(stats.stages[2].starved >= 2000 * 20us * 7 / 10);
+  CHECK(stats.bottleneck() == 1u);
+}
+
+TEST_CASE("the capacity rule: a narrow link before a lent stage does not deadlock", "[lending][thread]") {
+  const ForceLending force(Lending::always);
+  // The layout of the hang the rule (H5) prevents: a one-slot source, 8 workers, 8 slots, 7
+  // workers, 48 slots, 3 sinks; with in_flight(8) after the 8 workers the 7 are not lent.
+  const int middle_in_flight = GENERATE(8, 14);
+  INFO("in_flight " << middle_in_flight);
+  std::atomic<long> total{0};
+  auto sink = [&total](Stream<int> in) {
+    for (int x : in) total += x;
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 20000).in_flight(1), plumb::stage(plus, 0).workers(8).in_flight(middle_in_flight),
+                           plumb::stage(plus, 0).workers(7).in_flight(48), plumb::stage(sink).workers(3)};
+  pipeline.run();
+  CHECK(total == 19999L * 20000 / 2);
+}
