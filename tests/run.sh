@@ -86,11 +86,14 @@ run_ctest() {
 #   test_jobs   behaviour tests run at once (default: the cores)
 #   stress      the Catch2 filter of the [stress] loop (default [stress])
 #   headers     1: also check that every public header compiles on its own (one compiler is enough)
+#   lendings    the behaviour tests run once per setting of PLUMB_TEST_LENDING listed (adaptive:
+#               the default engine; always: every worker that may be lent is, from its first
+#               packet; never: none is, as with Scheduling::pinned). Default: adaptive always
 run_config() {
   local name=$1
   shift
   local compiler flags="" skip="" checks="" benchmarks=OFF targets=all timeout=30
-  local test_jobs=$jobs stress="[stress]" headers=0
+  local test_jobs=$jobs stress="[stress]" headers=0 lendings="adaptive always"
   local "$@"
   local build="$root/build/test-$name"
   ((quick)) && headers=0 benchmarks=OFF
@@ -108,10 +111,15 @@ run_config() {
 
   # Behaviour tests first, then (where they run) the compiler-heavy compile-fail and package
   # tests: compilers beside the concurrency tests starve them (measured: 0.7 s became 55 s).
-  step_begin "$name" tests
-  run_ctest "$build" "$name" tests -j "$test_jobs" --timeout 120 \
-    -E "^compile_fail\\.|^package\\.${skip:+|$skip}"
-  step_end $?
+  local lending label
+  for lending in $lendings; do
+    label=$name
+    [[ $lending != adaptive ]] && label+=".lending-$lending"
+    step_begin "$label" tests
+    PLUMB_TEST_LENDING=$lending run_ctest "$build" "$label" tests -j "$test_jobs" --timeout 120 \
+      -E "^compile_fail\\.|^package\\.${skip:+|$skip}"
+    step_end $?
+  done
   if [[ -n $checks ]]; then
     local checks_step=compile-fail
     [[ $checks == *package* ]] && checks_step+=+package
@@ -146,7 +154,8 @@ tsan_skip_examples=$(for source in "$root"/examples/*.cpp; do
 done)
 for config in "${configs[@]}"; do
   case $config in
-    gcc) run_config gcc compiler=g++-12 checks="^compile_fail\\.|^package\\." benchmarks=ON headers=1 ;;
+    gcc) run_config gcc compiler=g++-12 checks="^compile_fail\\.|^package\\." benchmarks=ON headers=1 \
+           lendings="adaptive always never" ;;
     # The package tests check plumb's CMake package, not the compiler: GCC runs them.
     clang) run_config clang compiler=clang++-14 checks="^compile_fail\\." benchmarks=ON ;;
     asan) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
