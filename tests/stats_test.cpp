@@ -96,7 +96,9 @@ void check_slow_middle(Mode mode) {
   plumb::Pipeline pipeline{plumb::stage(numbers, kPackets).name("source").in_flight(4),
                            plumb::stage(slow).name("slow").in_flight(4),
                            plumb::stage(sum_ints).name("sink")};
-  CHECK(pipeline.run(mode) == kPackets * (kPackets - 1) / 2);
+  // Pinned: the source reads ahead into its link on its own thread (lent to the slow stage, it
+  // would make each packet when asked, and both links would stay empty).
+  CHECK(pipeline.run({.mode = mode, .scheduling = plumb::Scheduling::pinned}) == kPackets * (kPackets - 1) / 2);
   const plumb::Stats& stats = pipeline.last_stats();
   INFO(stats.table());
   REQUIRE(stats.stages.size() == 3);

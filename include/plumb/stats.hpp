@@ -150,7 +150,9 @@ class Stats {
   [[nodiscard]] std::string bottleneck_summary() const;
 
   /// A text table: one row per stage (mode, workers, in_flight, packets, rate, busy, starved,
-  /// blocked, mean queue), then the bottleneck sentence.
+  /// blocked, mean queue), then the bottleneck sentence, and where workers were lent (thread
+  /// mode, `Scheduling::adaptive`) the share of each stage's packets made on the next stage's
+  /// threads.
   [[nodiscard]] std::string table() const;
 
   /// The pipeline as a Graphviz `dot` graph: one box per stage (mode, workers, in_flight, busy
@@ -311,6 +313,14 @@ inline std::string Stats::table() const {
   }
   text += bottleneck_summary();
   text += '\n';
+  // Lent workers (Scheduling::adaptive): which stages ran on the next stage's threads.
+  std::string lent;
+  for (const StageStats& stage : stages) {
+    if (stage.helped_out == 0 || stage.packets_out == 0) continue;
+    detail::format_to(lent, "{}'{}' {:.0f}%", lent.empty() ? "" : ", ", stage.name,
+                      100.0 * static_cast<double>(stage.helped_out) / static_cast<double>(stage.packets_out));
+  }
+  if (!lent.empty()) text += "lent (packets made on the next stage's threads): " + lent + '\n';
   return text;
 }
 

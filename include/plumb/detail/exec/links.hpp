@@ -263,7 +263,7 @@ class LinkSet {
       auto fill = [&link, stop](std::uint32_t slot, T& packet) { link.fill(slot, std::move(packet), stop); };
       if (HelpDesk* desk = link.help_desk()) {
         context.tally().time_waits();
-        const LendPolicy policy(lending_, plan_.capacity[Index], context.tally().ns_per_tick());
+        const LendPolicy policy(lending_, plan_.capacity[Index], context.tally().ns_per_tick(), Index);
         lend_into(link.core(), *desk, info.index, policy, output, context, fill, fail);
       } else {
         drain_into(link.core(), output, context, info, fill);

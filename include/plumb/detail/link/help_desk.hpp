@@ -45,7 +45,8 @@ class LentWorker {
 // Seat states (low bits of `state`; kRecall is a flag beside them):
 //   kHome    the home thread runs the worker (it may be blocked on a link, as without lending)
 //   kParked  the worker is between two packets, lent: a helper may claim it (CAS -> kHelped)
-//   kHelped  one helper runs one step of it, then puts it back (-> kParked) or ends it
+//   kHelped  one helper holds it: runs a step of it, then puts it back (-> kParked), keeps it for
+//            its next packet (the link's one consumer: no other helper waits for it), or ends it
 //   kEnded   its output ended, or a step threw: only the home touches it again
 //   kRecall  its home wants it back (stop, a stall, a step that turned expensive): helpers no
 //            longer claim it, and the helper that holds it wakes the home when it lets go
@@ -173,33 +174,45 @@ class HelpDesk {
     return count_;
   }
 
-  // Runs one step of the claimed seat `seat` with the free slot `slot` (H2), then lets the seat
-  // go. `ticks`: the step's duration. Throws Stopped (the run's error recorded, H6).
+  // Runs one step of the claimed seat `seat` with the free slot `slot` (H2). After a packet the
+  // helper still holds the seat: it lets go (let_go()) or, as the link's one consumer, keeps it
+  // for its next packet (ring_link.hpp). After the end or an exception the seat is ended.
+  // `ticks`: the step's duration. Throws Stopped (the run's error recorded, H6).
   Help step(std::size_t seat, std::uint32_t slot, std::int64_t& ticks) {
     Seat& s = seats_[seat];
+    // One writer (the owner, H1): odd while a step runs. Relaxed: the watch only compares it
+    // with its last reading.
+    const std::uint64_t steps = s.steps.load(std::memory_order_relaxed);
+    s.steps.store(steps + 1, std::memory_order_relaxed);
     LentWorker::Step done = LentWorker::Step::ended;
     try {
       done = s.worker->step(slot, ticks);
     } catch (const Stopped&) {
+      s.steps.store(steps + 2, std::memory_order_relaxed);
       end(s);
       throw;
     } catch (...) {
+      s.steps.store(steps + 2, std::memory_order_relaxed);
       s.worker->fail();
       end(s);
       throw Stopped{};
     }
-    // One writer (the owner, H1); relaxed: the watch only compares it with its last reading.
-    s.steps.store(s.steps.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    s.steps.store(steps + 2, std::memory_order_relaxed);
     if (done == LentWorker::Step::ended) {
       end(s);
       return Help::ended;
     }
-    let_go(s);
     return Help::packet;
   }
 
-  // Lets go of a claimed seat without running it (no free slot: H2).
-  void unclaim(std::size_t seat) noexcept { let_go(seats_[seat]); }
+  // Lets go of a claimed seat (after its step, or without one: no free slot, H2).
+  void let_go(std::size_t seat) noexcept { let_go(seats_[seat]); }
+
+  // Whether the home of a claimed seat wants it back. Relaxed: the holder lets go at its next
+  // look; the home waits for that (wait_home()).
+  [[nodiscard]] bool recalled(std::size_t seat) const noexcept {
+    return (seats_[seat].state.load(std::memory_order_relaxed) & kRecall) != 0;
+  }
 
   // --- Any thread ----------------------------------------------------------------------------
 
@@ -223,9 +236,10 @@ class HelpDesk {
     bool stalled = false;
     for (std::size_t i = 0; i < count_; ++i) {
       Seat& s = seats_[i];
-      // Relaxed: a heuristic; a wrong reading costs one needless recall at most.
-      const bool helped = (s.state.load(std::memory_order_relaxed) & kStateMask) == kHelped;
+      // Relaxed: a heuristic; a wrong reading costs one needless recall at most. A seat held
+      // between steps (its one consumer keeps it, odd `steps` only inside one) is not stalled.
       const std::uint64_t steps = s.steps.load(std::memory_order_relaxed);
+      const bool helped = (s.state.load(std::memory_order_relaxed) & kStateMask) == kHelped && steps % 2 == 1;
       if (helped && s.watched_helped && steps == s.watched_steps) {
         stalled = true;
         mark_stall(s, steps);
@@ -243,7 +257,7 @@ class HelpDesk {
     std::atomic<std::uint32_t> state{kHome};
     LentWorker* worker = nullptr;           // set by the home before it parks (H1)
     std::atomic<WorkerClock*> clock{nullptr};  // the lent worker's (for the watch)
-    std::atomic<std::uint64_t> steps{0};    // steps run by helpers
+    std::atomic<std::uint64_t> steps{0};    // 2 per step run by helpers; odd during one
     Event<Sharing::process_private> home_event;
     std::uint64_t watched_steps = 0;        // the watch's last reading
     bool watched_helped = false;
@@ -275,10 +289,7 @@ class HelpDesk {
     std::int64_t none = 0;
     // Relaxed: a statistic; the helper that takes it reads the clock it charges anyway.
     if (!clock->stalled_since.compare_exchange_strong(none, last_watch_, std::memory_order_relaxed)) return;
-    if ((s.state.load(std::memory_order_relaxed) & kStateMask) == kHelped &&
-        s.steps.load(std::memory_order_relaxed) == steps) {
-      return;
-    }
+    if (s.steps.load(std::memory_order_relaxed) == steps) return;
     std::int64_t marked = last_watch_;
     clock->stalled_since.compare_exchange_strong(marked, 0, std::memory_order_relaxed);
   }

@@ -60,6 +60,10 @@ namespace plumb::detail {
 // running a lent producer's step (help_desk.hpp).
 enum class MadeBy : std::uint8_t { producer, helper };
 
+// Whom a consumer frees a slot for (LinkCore::recycle()): the producers, or the consumer itself,
+// which holds the one producer's seat and will run its next step.
+enum class FreedFor : std::uint8_t { producers, holder };
+
 template <Sharing Share>
 class LinkCore {
  public:
@@ -210,13 +214,16 @@ class LinkCore {
     return ready_ring().try_pop(position);  // kEnd: the end (position: the number of packets)
   }
 
-  // Frees `slot` (its packet already destroyed) for a producer.
-  void recycle(std::uint32_t slot, StopFlag stop) noexcept {
+  // Frees `slot` (its packet already destroyed) for a producer. `for_whom`: on the single path,
+  // a consumer that holds the one producer's seat (help_desk.hpp) wakes nobody: that producer's
+  // home is not waiting for room, and takes the seat back (acquire, after this release) before
+  // it looks for room again.
+  void recycle(std::uint32_t slot, StopFlag stop, FreedFor for_whom = FreedFor::producers) noexcept {
     if (single_) {
       PLUMB_ASSERT(slot == consumer_slot_, "plumb: single-consumer link released out of turn");
       consumer_slot_ = next_slot(consumer_slot_);
       head_.store(++consumer_head_, std::memory_order_release);  // [sync S-H1]
-      free_event_.notify_one();
+      if (for_whom == FreedFor::producers) free_event_.notify_one();
       return;
     }
     push(free_ring(), slot, stop);
@@ -278,6 +285,9 @@ class LinkCore {
   }
 
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+  // One producer worker and one consumer worker (the single path).
+  [[nodiscard]] bool single() const noexcept { return single_; }
+  [[nodiscard]] bool one_consumer() const noexcept { return one_consumer_; }
 
  private:
   LinkCore(std::size_t capacity, std::size_t producers, std::size_t consumers) noexcept

@@ -76,10 +76,10 @@ class RingLink {
   // Destroys the packet in `slot` without freeing the slot (after the workers stopped).
   void destroy(std::uint32_t slot) noexcept { std::destroy_at(packet(slot)); }
 
-  // Destroys the packet in `slot` and frees the slot for a producer.
-  void release(std::uint32_t slot, StopFlag stop) noexcept {
+  // Destroys the packet in `slot` and frees the slot (for whom: LinkCore::recycle()).
+  void release(std::uint32_t slot, StopFlag stop, FreedFor for_whom = FreedFor::producers) noexcept {
     std::destroy_at(packet(slot));
-    core_->recycle(slot, stop);
+    core_->recycle(slot, stop, for_whom);
   }
 
  private:
@@ -112,11 +112,16 @@ class LinkInput final : public Input<T> {
 
  public:
   LinkInput(RingLink<T>& link, StopFlag stop, WorkerTally& tally) noexcept
-      : link_(link), stop_(stop), tally_(tally), desk_(link.help_desk()) {}
+      : link_(link),
+        stop_(stop),
+        tally_(tally),
+        desk_(link.help_desk()),
+        keeps_seat_(desk_ != nullptr && link.core().one_consumer()) {}
   LinkInput(const LinkInput&) = delete;
   LinkInput& operator=(const LinkInput&) = delete;
   ~LinkInput() override {
     if (held_ != RingLink<T>::kEnd) link_.release(held_, stop_);
+    if (seat_ != kNoSeat) desk_->let_go(seat_);  // H4: its home may wait for it
   }
 
   // An ordering layer numbers the packets this input takes (take.hpp).
@@ -124,7 +129,11 @@ class LinkInput final : public Input<T> {
 
  private:
   T* pull() override {
-    if (held_ != RingLink<T>::kEnd) link_.release(std::exchange(held_, RingLink<T>::kEnd), stop_);
+    if (held_ != RingLink<T>::kEnd) {
+      // Holding the one producer's seat (single path), nobody else waits for the slot.
+      const FreedFor for_whom = seat_ != kNoSeat && link_.core().single() ? FreedFor::holder : FreedFor::producers;
+      link_.release(std::exchange(held_, RingLink<T>::kEnd), stop_, for_whom);
+    }
     const std::uint32_t slot = take();
     if (slot == RingLink<T>::kEnd) return nullptr;
     tally_.took();
@@ -147,6 +156,8 @@ class LinkInput final : public Input<T> {
       std::uint32_t slot = core.try_take(stop_, position);
       if (slot != Core::kEmpty) return slot;
       if (help()) continue;
+      // About to wait: a kept seat goes back, for its home or another helper.
+      if (seat_ != kNoSeat) desk_->let_go(std::exchange(seat_, kNoSeat));
       slot = core.take_until(stop_, tally_.input_timer(), position,
                              [&] { return desk_->parked_approx() && core.room_approx(); });
       if (slot != Core::kEmpty) return slot;
@@ -154,23 +165,36 @@ class LinkInput final : public Input<T> {
   }
 
   // Runs one step of a parked producer, if one can be claimed and a slot is free (H2). Its time
-  // counts as this worker's wait for input (starved) and as the producer's busy time.
+  // counts as this worker's wait for input (starved) and as the producer's busy time. The
+  // link's one consumer keeps the seat for its next packet (no claim and let-go per packet,
+  // two read-modify-writes) until its home recalls it or this input waits or ends; with
+  // several consumers the seat goes back after each step, for any of them.
   bool help() {
-    const std::size_t seat = desk_->claim(cursor_);
+    if (seat_ != kNoSeat && desk_->recalled(seat_)) desk_->let_go(std::exchange(seat_, kNoSeat));
+    const std::size_t seat = seat_ != kNoSeat ? seat_ : desk_->claim(cursor_);
     if (seat == desk_->seats()) return false;
     const std::uint32_t slot = link_.core().try_acquire_slot();
     if (slot == Core::kEmpty) {
-      desk_->unclaim(seat);
+      if (seat_ == kNoSeat) desk_->let_go(seat);
       return false;
     }
     std::int64_t ticks = 0;
+    seat_ = kNoSeat;  // while the step runs, its outcome decides
+    HelpDesk::Help done = HelpDesk::Help::ended;
     try {
-      desk_->step(seat, slot, ticks);
+      done = desk_->step(seat, slot, ticks);
     } catch (...) {
       charge(ticks);
       throw;
     }
     charge(ticks);
+    if (done == HelpDesk::Help::packet) {
+      if (keeps_seat_) {
+        seat_ = seat;
+      } else {
+        desk_->let_go(seat);
+      }
+    }
     return true;
   }
 
@@ -181,10 +205,14 @@ class LinkInput final : public Input<T> {
   RingLink<T>& link_;
   StopFlag stop_;
   WorkerTally& tally_;
+  static constexpr std::size_t kNoSeat = static_cast<std::size_t>(-1);
+
   HelpDesk* desk_;
+  bool keeps_seat_;  // the link's one consumer keeps the seat it helped (help())
   TakeHook* hook_ = nullptr;
   std::uint32_t held_ = RingLink<T>::kEnd;
   std::size_t cursor_ = 0;  // the seat helped last (HelpDesk::claim())
+  std::size_t seat_ = kNoSeat;  // the seat kept (claimed) between two steps
 };
 
 }  // namespace plumb::detail

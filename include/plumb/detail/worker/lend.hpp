@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <utility>
 
 namespace plumb::detail {
 
@@ -54,8 +55,12 @@ class LendPolicy {
   static constexpr std::uint64_t kMaxGap = 65536;
   static constexpr std::uint64_t kSampleEvery = 16;
 
-  LendPolicy(Lending lending, std::size_t capacity, double ns_per_tick) noexcept
+  // `stage`: the lent worker's stage, whose steps are timed at a phase of their own, so that a
+  // timed step rarely has a timed step of the stage before nested in it (whose clock reads it
+  // would count).
+  LendPolicy(Lending lending, std::size_t capacity, double ns_per_tick, std::size_t stage) noexcept
       : lending_(lending),
+        phase_(stage * 7 % kSampleEvery),
         theta_(static_cast<std::int64_t>((100.0 + 20'000.0 / static_cast<double>(capacity)) / ns_per_tick)),
         window_(lending == Lending::always ? 1 : kWindow) {}
 
@@ -104,7 +109,7 @@ class LendPolicy {
   void lent() noexcept { average_ = measured_ == 0 ? 0 : total_ / static_cast<std::int64_t>(measured_); }
 
   // Whether to time the step after `steps` helped steps.
-  [[nodiscard]] static bool timing_step(std::uint64_t steps) noexcept { return steps % kSampleEvery == 0; }
+  [[nodiscard]] bool timing_step(std::uint64_t steps) const noexcept { return (steps + phase_) % kSampleEvery == 0; }
 
   // A timed helped step cost `ticks`. Returns whether to take the worker back.
   bool helped(std::int64_t ticks) noexcept {
@@ -114,6 +119,7 @@ class LendPolicy {
 
  private:
   Lending lending_;
+  std::uint64_t phase_;
   std::int64_t theta_;  // ticks
   std::uint64_t window_;
   std::uint64_t measured_ = 0;
@@ -132,7 +138,8 @@ class OwnWork {
       : clock_(clock), start_(TickClock::now()), waited_(input_waits()) {}
   // The stretch so far: {all of it, the worker's own work}.
   [[nodiscard]] std::pair<std::int64_t, std::int64_t> end() const noexcept {
-    const std::int64_t all = TickClock::now() - start_;
+    // Less one clock read: the time measured is the stretch's, not the measurement's.
+    const std::int64_t all = std::max<std::int64_t>(TickClock::now() - start_ - TickClock::read_cost(), 0);
     return {all, std::max<std::int64_t>(all - (input_waits() - waited_), 0)};
   }
 
@@ -179,7 +186,7 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
       const CurrentStopWordScope stop_word(&stop.word());
       // One writer at a time (H1), so load + store; relaxed as every tally counter.
       const std::uint64_t steps = clock.helped_out.load(std::memory_order_relaxed);
-      if (!LendPolicy::timing_step(steps)) [[likely]] {
+      if (!policy.timing_step(steps)) [[likely]] {
         ticks = 0;
         const bool made = make(slot);
         if (clock.stalled_since.load(std::memory_order_relaxed) != 0) [[unlikely]] ticks = take_stall();
