@@ -12,12 +12,13 @@
 #include <plumb/worker.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
-#include <utility>
+#include <optional>
 
 namespace plumb::detail {
 
@@ -35,8 +36,8 @@ inline std::atomic<Lending>& lending_override_for_tests() noexcept {
 // kind of machine, docs/design/lending.md) and a switch; it costs the overlap of the two
 // stages. So a worker is lent while its step costs less than theta = 100 ns + 20 us / capacity
 // (the wake-ups a link of that capacity pays per packet, plus a cross-core hand-off): lent once
-// its average at home is under theta / 2, taken back once the running average of its helped
-// steps is over 2 theta (hysteresis), or when a step stalls (HelpDesk::watch()).
+// the median of its costs at home is under theta / 2, taken back once the median of its last
+// timed helped steps is over 2 theta (hysteresis), or when a step stalls (HelpDesk::watch()).
 //
 // A step's cost is its time less its waits for input (and less any upstream step it ran as a
 // helper itself, which its input wait includes): the worker's own work.
@@ -69,7 +70,7 @@ class LendPolicy {
   // Whether to lend before the next packet.
   [[nodiscard]] bool lend_now() const noexcept {
     if (lending_ == Lending::never || measured_ < window_) return false;
-    return lending_ == Lending::always || 2 * total_ < theta_ * static_cast<std::int64_t>(measured_);
+    return lending_ == Lending::always || 2 * median() < theta_;
   }
 
   // Whether to time the next packet (then at_home() gets its cost).
@@ -85,18 +86,16 @@ class LendPolicy {
       started_ = true;
       return;
     }
-    total_ += ticks;
+    samples_[measured_ % kWindow] = ticks;
     if (++measured_ < window_ || lend_now()) return;
     // Stays home: measure again after a gap.
     skip_ = gap_;
     gap_ = std::min(2 * gap_, kMaxGap);
-    total_ = 0;
     measured_ = 0;
   }
 
   // The worker was taken back: measure again, after a gap.
   void taken_back() noexcept {
-    total_ = 0;
     measured_ = 0;
     if (lending_ == Lending::always) return;
     skip_ = gap_;
@@ -105,29 +104,47 @@ class LendPolicy {
 
   // --- Lent ------------------------------------------------------------------------------------
 
-  // Starts a lent period: the running average begins at the home's measurement.
-  void lent() noexcept { average_ = measured_ == 0 ? 0 : total_ / static_cast<std::int64_t>(measured_); }
+  // Starts a lent period: the home's samples stand until helped steps replace them.
+  void lent() noexcept { measured_ = std::min(measured_, kWindow); }
 
   // Whether to time the step after `steps` helped steps.
   [[nodiscard]] bool timing_step(std::uint64_t steps) const noexcept { return (steps + phase_) % kSampleEvery == 0; }
 
-  // A timed helped step cost `ticks`. Returns whether to take the worker back.
+  // A timed helped step cost `ticks`. Returns whether to take the worker back: the median of
+  // the last kWindow samples is over 2 theta. A median, not a mean: a step that woke a thread
+  // or was preempted costs tens of microseconds once, and must not send a cheap worker home.
   bool helped(std::int64_t ticks) noexcept {
-    average_ += (ticks - average_) / 4;
-    return lending_ == Lending::adaptive && average_ > 2 * theta_;
+    samples_[measured_ % kWindow] = ticks;
+    ++measured_;
+    return lending_ == Lending::adaptive && measured_ >= kWindow && median() > 2 * theta_;
   }
 
  private:
+  [[nodiscard]] std::int64_t median() const noexcept {
+    const std::size_t count = static_cast<std::size_t>(std::min(measured_, kWindow));
+    if (count == 0) return 0;
+    std::array<std::int64_t, kWindow> sorted = samples_;
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(count / 2),
+                     sorted.begin() + static_cast<std::ptrdiff_t>(count));
+    return sorted[count / 2];
+  }
+
   Lending lending_;
   std::uint64_t phase_;
   std::int64_t theta_;  // ticks
   std::uint64_t window_;
+  std::array<std::int64_t, kWindow> samples_{};  // the last costs measured (ticks)
   std::uint64_t measured_ = 0;
-  std::int64_t total_ = 0;
   std::uint64_t skip_ = 0;
   std::uint64_t gap_ = kFirstGap;
-  std::int64_t average_ = 0;
   bool started_ = false;
+};
+
+// What a stretch of a worker's time cost (ticks): all of it, and the worker's own work (less
+// its input waits).
+struct Cost {
+  std::int64_t all = 0;
+  std::int64_t own = 0;
 };
 
 // The worker's own work in a stretch of `ticks`: less the input waits in it (its clock's
@@ -136,8 +153,8 @@ class OwnWork {
  public:
   explicit OwnWork(const WorkerClock& clock) noexcept
       : clock_(clock), start_(TickClock::now()), waited_(input_waits()) {}
-  // The stretch so far: {all of it, the worker's own work}.
-  [[nodiscard]] std::pair<std::int64_t, std::int64_t> end() const noexcept {
+  // The stretch so far: all of it, and the worker's own work.
+  [[nodiscard]] Cost end() const noexcept {
     // Less one clock read: the time measured is the stretch's, not the measurement's.
     const std::int64_t all = std::max<std::int64_t>(TickClock::now() - start_ - TickClock::read_cost(), 0);
     return {all, std::max<std::int64_t>(all - (input_waits() - waited_), 0)};
@@ -188,22 +205,21 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
       const std::uint64_t steps = clock.helped_out.load(std::memory_order_relaxed);
       if (!policy.timing_step(steps)) [[likely]] {
         ticks = 0;
-        const bool made = make(slot);
+        const bool made = make(slot, MadeBy::helper);
         if (clock.stalled_since.load(std::memory_order_relaxed) != 0) [[unlikely]] ticks = take_stall();
         if (!made) return Step::ended;
         clock.helped_out.store(steps + 1, std::memory_order_relaxed);
         return Step::packet;
       }
-      const OwnWork work(clock);
-      const bool made = make(slot);
-      const auto [all, own] = work.end();
+      Cost cost;
+      const bool made = make(slot, MadeBy::helper, &cost);
       // This step stands for the kSampleEvery around it (LendPolicy).
-      ticks = all * static_cast<std::int64_t>(LendPolicy::kSampleEvery);
+      ticks = cost.all * static_cast<std::int64_t>(LendPolicy::kSampleEvery);
       if (clock.stalled_since.load(std::memory_order_relaxed) != 0) [[unlikely]] ticks += take_stall();
       if (!made) return Step::ended;
       add_owned(clock.helped_ticks, ticks);
       clock.helped_out.store(steps + 1, std::memory_order_relaxed);
-      if (policy.helped(own)) desk.recall();
+      if (policy.helped(cost.own)) desk.recall();
       return Step::packet;
     }
 
@@ -219,7 +235,11 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
     }
 
     // One packet into `slot` and queued (true), or the end (false, the slot given back).
-    bool make(std::uint32_t slot, MadeBy by = MadeBy::helper) {
+    // `cost` (may be null) receives the packet's cost up to its slot filled: the hand-over
+    // after it (a consumer's wake-up, at home) is what lending saves, not the worker's work.
+    bool make(std::uint32_t slot, MadeBy by, Cost* cost = nullptr) {
+      std::optional<OwnWork> work;
+      if (cost != nullptr) work.emplace(clock);
       T* packet = nullptr;
       try {
         packet = output.next();
@@ -229,9 +249,11 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
       }
       if (packet == nullptr) {
         core.return_slot(slot, stop);
+        if (cost != nullptr) *cost = work->end();
         return false;
       }
       fill(slot, *packet);  // gives the slot back if it throws (RingLink::fill)
+      if (cost != nullptr) *cost = work->end();
       core.enqueue(slot, stop, by);
       return true;
     }
@@ -248,10 +270,9 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
         policy.at_home(0);
         continue;
       }
-      const std::uint32_t slot = core.acquire_slot(stop, tally.output_timer());
-      const OwnWork work(clock);
-      if (!lent.make(slot, MadeBy::producer)) return;
-      policy.at_home(work.end().second);
+      Cost cost;
+      if (!lent.make(core.acquire_slot(stop, tally.output_timer()), MadeBy::producer, &cost)) return;
+      policy.at_home(cost.own);
     }
     // Lent: the home waits (its time counts as blocked, less the helped steps: monitor.hpp).
     policy.lent();
