@@ -123,7 +123,7 @@ TEST_CASE("a lent worker runs on one thread at a time, and a stage never runs mo
   CHECK(pipeline.last_stats().stages[1].helped_out > 0);
 }
 
-TEST_CASE("a lent producer makes packets on demand, and in_flight still bounds the packets alive",
+TEST_CASE("in_flight still bounds the packets alive while workers are lent",
           "[lending][thread]") {
   const ForceLending force(Lending::always);
   Counted::reset();

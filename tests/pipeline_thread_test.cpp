@@ -70,7 +70,7 @@ TEST_CASE("thread mode: a producer is not resumed to build a packet until a slot
   plumb::Pipeline pipeline{plumb::stage(source, 100).in_flight(3), plumb::stage(sink)};
   long result = 0;
   // Pinned: the source builds packets ahead on its own thread (lent to the sink, it would
-  // build each when the sink asks: see "a lent producer makes packets on demand").
+  // build each when the sink asks: docs/design/lending.md, "What changes for users").
   std::thread runner([&] { result = pipeline.run({.scheduling = plumb::Scheduling::pinned}); });
   // 3 packets in flight: the one the sink holds and two queued. A fourth needs a free slot.
   const bool filled = eventually([&] { return built == 3; });

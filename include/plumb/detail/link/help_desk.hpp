@@ -87,7 +87,7 @@ class HelpDesk {
   enum class Return : std::uint8_t { ended, taken_back };
 
   // What a helper's attempt came to.
-  enum class Help : std::uint8_t { none, packet, ended };
+  enum class Help : std::uint8_t { packet, ended };
 
   // One seat per producer worker of the link, by worker index.
   explicit HelpDesk(std::size_t seats) : seats_(std::make_unique<Seat[]>(seats)), count_(seats) {}

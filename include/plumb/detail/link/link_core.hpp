@@ -146,8 +146,7 @@ class LinkCore {
   // number of packets (OrderGate's groups).
   std::uint32_t take(StopFlag stop, WaitTimer* timer = nullptr,
                      std::uint64_t* position = nullptr) {
-    const std::uint32_t slot = take_until(stop, timer, position, [] { return false; });
-    return slot;
+    return take_until(stop, timer, position, [] { return false; });
   }
 
   // As take(), but also returns kEmpty once `wake()` is true (checked while waiting, like the

@@ -56,6 +56,7 @@ class LendPolicy {
   static constexpr std::uint64_t kMaxGap = 65536;
   static constexpr std::uint64_t kSampleEvery = 16;
 
+  // `lending`: adaptive or always (a worker under `never` has no HelpDesk: LinkSet::lends()).
   // `stage`: the lent worker's stage, whose steps are timed at a phase of their own, so that a
   // timed step rarely has a timed step of the stage before nested in it (whose clock reads it
   // would count).
@@ -69,12 +70,12 @@ class LendPolicy {
 
   // Whether to lend before the next packet.
   [[nodiscard]] bool lend_now() const noexcept {
-    if (lending_ == Lending::never || measured_ < window_) return false;
+    if (measured_ < window_) return false;
     return lending_ == Lending::always || 2 * median() < theta_;
   }
 
   // Whether to time the next packet (then at_home() gets its cost).
-  [[nodiscard]] bool timing_next() const noexcept { return lending_ != Lending::never && skip_ == 0; }
+  [[nodiscard]] bool timing_next() const noexcept { return skip_ == 0; }
 
   // A packet was made at home; `ticks`: its cost, if it was timed.
   void at_home(std::int64_t ticks) noexcept {
