@@ -39,6 +39,23 @@ class LentWorker {
   LentWorker& operator=(const LentWorker&) = default;
 };
 
+// The steps a thread runs as a helper inside a timed stretch of a lent worker's own work
+// (lend.hpp's OwnWork: the worker's input pulls ran them, ring_link.hpp's help()): their time
+// is not that worker's work, whether the step was timed itself or not. Per thread, as the
+// steps nest on one thread's stack; `open` is 0 outside a timed stretch, and then help()
+// measures nothing.
+struct NestedSteps {
+  int open = 0;               // OwnWork stretches open on this thread
+  std::int64_t ticks = 0;     // helped steps' time inside them, outermost only (ring_link.hpp)
+  std::int64_t charged = 0;   // what those steps charged to the input timer of the worker
+                              // whose input ran them (LinkInput::charge())
+
+  static NestedSteps& here() noexcept {
+    thread_local NestedSteps steps;
+    return steps;
+  }
+};
+
 // The seats of one link's producer workers, one per worker. A seat says who may run its
 // worker: its home thread, one helper, or nobody (parked).
 //
@@ -180,24 +197,26 @@ class HelpDesk {
   // `ticks`: the step's duration. Throws Stopped (the run's error recorded, H6).
   Help step(std::size_t seat, std::uint32_t slot, std::int64_t& ticks) {
     Seat& s = seats_[seat];
-    // One writer (the owner, H1): odd while a step runs. Relaxed: the watch only compares it
-    // with its last reading.
+    // One writer (the owner, H1): odd while a step runs. Relaxed start: the watch only compares
+    // it with its last reading. [sync H-S] the end's release pairs with the watch's acquire: a
+    // watch that sees the step ended sees its stall mark taken (Lent::step) and does not clear
+    // a mark still to be charged (clear_stale_mark()).
     const std::uint64_t steps = s.steps.load(std::memory_order_relaxed);
     s.steps.store(steps + 1, std::memory_order_relaxed);
     LentWorker::Step done = LentWorker::Step::ended;
     try {
       done = s.worker->step(slot, ticks);
     } catch (const Stopped&) {
-      s.steps.store(steps + 2, std::memory_order_relaxed);
+      s.steps.store(steps + 2, std::memory_order_release);  // [sync H-S]
       end(s);
       throw;
     } catch (...) {
-      s.steps.store(steps + 2, std::memory_order_relaxed);
+      s.steps.store(steps + 2, std::memory_order_release);  // [sync H-S]
       s.worker->fail();
       end(s);
       throw Stopped{};
     }
-    s.steps.store(steps + 2, std::memory_order_relaxed);
+    s.steps.store(steps + 2, std::memory_order_release);  // [sync H-S]
     if (done == LentWorker::Step::ended) {
       end(s);
       return Help::ended;
@@ -226,7 +245,8 @@ class HelpDesk {
   }
 
   // The supervisor's watch (every few ms): a seat helped through a whole period without a step
-  // done is stalled inside a step (a stage that turned slow or blocks): recall the link's
+  // done is stalled inside a step (a stage that turned slow or blocks in its own code, not one
+  // that waits for its input: waits_for_input()): recall the link's
   // workers, so that the stalled worker's siblings run on their homes again, concurrently, and
   // mark the stall on the worker's clock, so that the statistics show the step in progress as
   // its busy time (WorkerClock::stalled_since). Returns whether it recalled. The supervising
@@ -236,13 +256,17 @@ class HelpDesk {
     bool stalled = false;
     for (std::size_t i = 0; i < count_; ++i) {
       Seat& s = seats_[i];
-      // Relaxed: a heuristic; a wrong reading costs one needless recall at most. A seat held
-      // between steps (its one consumer keeps it, odd `steps` only inside one) is not stalled.
-      const std::uint64_t steps = s.steps.load(std::memory_order_relaxed);
-      const bool helped = (s.state.load(std::memory_order_relaxed) & kStateMask) == kHelped && steps % 2 == 1;
+      // The state relaxed: a heuristic; a wrong reading costs one needless recall at most. A
+      // seat held between steps (its one consumer keeps it, odd `steps` only inside one) is
+      // not stalled.
+      const std::uint64_t steps = s.steps.load(std::memory_order_acquire);  // [sync H-S]
+      const bool helped = (s.state.load(std::memory_order_relaxed) & kStateMask) == kHelped &&
+                          steps % 2 == 1 && !waits_for_input(s);
       if (helped && s.watched_helped && steps == s.watched_steps) {
         stalled = true;
         mark_stall(s, steps);
+      } else if (steps != s.watched_steps) {
+        clear_stale_mark(s);
       }
       s.watched_helped = helped;
       s.watched_steps = steps;
@@ -281,8 +305,23 @@ class HelpDesk {
     s.home_event.notify_one();
   }
 
+  // Whether the seat's worker, inside a step, waits for its input or runs a step of the stage
+  // before it (how a helper waits for input): not stalled in its own code. The stage before it
+  // is, if anything, and its own desk's watch sees that. Relaxed: a hint, as in watch().
+  static bool waits_for_input(const Seat& s) noexcept {
+    const WorkerClock* clock = s.clock.load(std::memory_order_relaxed);
+    return clock != nullptr &&
+           (clock->waiting_since[static_cast<int>(Side::input)].load(std::memory_order_relaxed) != 0 ||
+            clock->helping.load(std::memory_order_relaxed) != 0);
+  }
+
   // The stall began a period ago at least: from the last watch. If the step ended meanwhile
   // (its helper may not have seen the mark), the mark is taken back unless a helper took it.
+  // Both sides are relaxed, so the watch may still read the old `steps` after the step ended
+  // without seeing the mark: the mark then stays, until the worker's next helped step takes
+  // it (charging the time from this watch to that step's end as busy) or the next pass clears
+  // it (clear_stale_mark()). A statistic's error of two periods at most; excluding it would
+  // take a sequentially consistent store on every step.
   void mark_stall(Seat& s, std::uint64_t steps) noexcept {
     WorkerClock* clock = s.clock.load(std::memory_order_relaxed);
     if (clock == nullptr || last_watch_ == 0) return;
@@ -292,6 +331,15 @@ class HelpDesk {
     if (s.steps.load(std::memory_order_relaxed) == steps) return;
     std::int64_t marked = last_watch_;
     clock->stalled_since.compare_exchange_strong(marked, 0, std::memory_order_relaxed);
+  }
+
+  // A mark left on a seat whose steps moved on since the last pass (mark_stall()'s race).
+  // Relaxed, as the mark; a helper taking it at the same time wins or loses the CAS.
+  static void clear_stale_mark(Seat& s) noexcept {
+    WorkerClock* clock = s.clock.load(std::memory_order_relaxed);
+    if (clock == nullptr) return;
+    std::int64_t since = clock->stalled_since.load(std::memory_order_relaxed);
+    if (since != 0) clock->stalled_since.compare_exchange_strong(since, 0, std::memory_order_relaxed);
   }
 
   std::unique_ptr<Seat[]> seats_;

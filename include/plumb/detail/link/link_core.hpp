@@ -126,6 +126,8 @@ class LinkCore {
     if (single_) return;  // the slot was never counted (S1): the next acquire gets it again
     push(free_ring(), slot, stop);
     free_event_.notify_one();
+    // A helping consumer may wait for room to run a lent producer, as in recycle().
+    if (lent_) ready_event_.notify_one();
   }
 
   // One producer worker has finished; the last one ends the stream (L3).

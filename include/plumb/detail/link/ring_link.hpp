@@ -12,10 +12,12 @@
 #include <plumb/detail/stats/tally.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <new>
+#include <thread>
 #include <utility>
 
 namespace plumb::detail {
@@ -150,19 +152,29 @@ class LinkInput final : public Input<T> {
   // A packet, or the end: taken if one is queued, else made by running a parked producer's
   // step here (which queues it: another consumer may take it first; then help again), else
   // waited for (waking for a producer that parks, and for room to run it).
+  //
+  // The wait's hints (a seat looks parked, a slot looks free) can hold while help() finds
+  // nothing: another consumer claimed the seat first, or the free ring's head is mid-push by a
+  // consumer that was preempted there. Such misses are bounded: after kMissesBeforeYield in a
+  // row this thread yields between attempts (the pusher may need its core).
   std::uint32_t take_helping(std::uint64_t* position) {
     Core& core = link_.core();
-    for (;;) {
+    for (unsigned misses = 0;; ++misses) {
       std::uint32_t slot = core.try_take(stop_, position);
       if (slot != Core::kEmpty) return slot;
-      if (help()) continue;
+      if (help()) {
+        misses = 0;
+        continue;
+      }
       // About to wait: a kept seat goes back, for its home or another helper.
       if (seat_ != kNoSeat) desk_->let_go(std::exchange(seat_, kNoSeat));
+      if (misses >= kMissesBeforeYield) std::this_thread::yield();
       slot = core.take_until(stop_, tally_.input_timer(), position,
                              [&] { return desk_->parked_approx() && core.room_approx(); });
       if (slot != Core::kEmpty) return slot;
     }
   }
+  static constexpr unsigned kMissesBeforeYield = 64;
 
   // Runs one step of a parked producer, if one can be claimed and a slot is free (H2). Its time
   // counts as this worker's wait for input (starved) and as the producer's busy time. The
@@ -181,13 +193,28 @@ class LinkInput final : public Input<T> {
     std::int64_t ticks = 0;
     seat_ = kNoSeat;  // while the step runs, its outcome decides
     HelpDesk::Help done = HelpDesk::Help::ended;
+    // Inside a timed stretch of this worker's own work (OwnWork), the step is timed for it:
+    // not its work. The totals are set, not added to, after the step: the steps nested in this
+    // one are inside its time already.
+    NestedSteps& nested = NestedSteps::here();
+    const NestedSteps outer = nested;
+    const std::int64_t started = outer.open != 0 ? TickClock::now() : 0;
+    // Relaxed: the watch's hint (HelpDesk::watch()); this worker's clock, its owner's.
+    std::atomic<std::uint32_t>& helping = tally_.clock().helping;
+    helping.store(1, std::memory_order_relaxed);
     try {
       done = desk_->step(seat, slot, ticks);
     } catch (...) {
+      helping.store(0, std::memory_order_relaxed);
       charge(ticks);
       throw;
     }
+    helping.store(0, std::memory_order_relaxed);
     charge(ticks);
+    if (outer.open != 0) {
+      nested.ticks = outer.ticks + (TickClock::now() - started);
+      nested.charged = outer.charged + (tally_.input_timer() != nullptr ? ticks : 0);
+    }
     if (done == HelpDesk::Help::packet) {
       if (keeps_seat_) {
         seat_ = seat;

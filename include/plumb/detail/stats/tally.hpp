@@ -132,6 +132,9 @@ struct WorkerClock {
   // A helped step in progress that the supervisor's watch saw stall: since when (ticks; 0:
   // none). Set by the watch, taken (and added to helped_ticks) by the helper after the step.
   std::atomic<std::int64_t> stalled_since{0};
+  // 1 while its input runs a step of the stage before it as a helper: waiting for input, in
+  // effect (the watch does not take such a step of a lent worker for a stall).
+  std::atomic<std::uint32_t> helping{0};
 };
 
 // One worker's counters for one stage of its group. The timing fields are kept for a stage

@@ -12,8 +12,8 @@
 #include <plumb/worker.hpp>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -71,7 +71,7 @@ class LendPolicy {
   // Whether to lend before the next packet.
   [[nodiscard]] bool lend_now() const noexcept {
     if (measured_ < window_) return false;
-    return lending_ == Lending::always || 2 * median() < theta_;
+    return lending_ == Lending::always || median_cheap();
   }
 
   // Whether to time the next packet (then at_home() gets its cost).
@@ -87,8 +87,8 @@ class LendPolicy {
       started_ = true;
       return;
     }
-    samples_[measured_ % kWindow] = ticks;
-    if (++measured_ < window_ || lend_now()) return;
+    record(ticks);
+    if (measured_ < window_ || lend_now()) return;
     // Stays home: measure again after a gap.
     skip_ = gap_;
     gap_ = std::min(2 * gap_, kMaxGap);
@@ -115,26 +115,36 @@ class LendPolicy {
   // the last kWindow samples is over 2 theta. A median, not a mean: a step that woke a thread
   // or was preempted costs tens of microseconds once, and must not send a cheap worker home.
   bool helped(std::int64_t ticks) noexcept {
-    samples_[measured_ % kWindow] = ticks;
-    ++measured_;
-    return lending_ == Lending::adaptive && measured_ >= kWindow && median() > 2 * theta_;
+    record(ticks);
+    return lending_ == Lending::adaptive && measured_ >= kWindow && median_dear();
   }
 
  private:
-  [[nodiscard]] std::int64_t median() const noexcept {
-    const std::size_t count = static_cast<std::size_t>(std::min(measured_, kWindow));
-    if (count == 0) return 0;
-    std::array<std::int64_t, kWindow> sorted = samples_;
-    std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(count / 2),
-                     sorted.begin() + static_cast<std::ptrdiff_t>(count));
-    return sorted[count / 2];
+  // The window holds each sample as two bits (cheap: under theta / 2; dear: over 2 theta), not
+  // its value: the median's two tests below are then counts, O(1) on every timed step, where a
+  // selection over the window cost several percent of a cheap chain's time (measured).
+  void record(std::int64_t ticks) noexcept {
+    const std::uint32_t bit = 1U << (measured_ % kWindow);
+    cheap_ = 2 * ticks < theta_ ? cheap_ | bit : cheap_ & ~bit;
+    dear_ = ticks > 2 * theta_ ? dear_ | bit : dear_ & ~bit;
+    ++measured_;
+  }
+  // With a full window (every caller's case), sorted[kWindow / 2] is the median: it is under
+  // theta / 2 iff more than half the samples are (the kWindow / 2 + 1 smallest), and over
+  // 2 theta iff at least kWindow / 2 are (sorted[kWindow / 2] up to the largest).
+  [[nodiscard]] bool median_cheap() const noexcept {
+    return static_cast<std::uint64_t>(std::popcount(cheap_)) > kWindow / 2;
+  }
+  [[nodiscard]] bool median_dear() const noexcept {
+    return static_cast<std::uint64_t>(std::popcount(dear_)) >= kWindow / 2;
   }
 
   Lending lending_;
   std::uint64_t phase_;
   std::int64_t theta_;  // ticks
   std::uint64_t window_;
-  std::array<std::int64_t, kWindow> samples_{};  // the last costs measured (ticks)
+  std::uint32_t cheap_ = 0;  // bit i: sample i of the window (measured_ % kWindow) was cheap
+  std::uint32_t dear_ = 0;   // bit i: it was dear
   std::uint64_t measured_ = 0;
   std::uint64_t skip_ = 0;
   std::uint64_t gap_ = kFirstGap;
@@ -148,17 +158,31 @@ struct Cost {
   std::int64_t own = 0;
 };
 
-// The worker's own work in a stretch of `ticks`: less the input waits in it (its clock's
-// input-wait total before and after).
+// The worker's own work in a stretch of its time: less its input's waits, and less the steps
+// its input ran as a helper (NestedSteps: each measured while this stretch is open, timed or
+// not; what the timed ones charged to the input timer is taken out of the waits, not twice).
 class OwnWork {
  public:
   explicit OwnWork(const WorkerClock& clock) noexcept
-      : clock_(clock), start_(TickClock::now()), waited_(input_waits()) {}
+      : clock_(clock),
+        nested_(NestedSteps::here()),
+        nested_ticks_(nested_.ticks),
+        nested_charged_(nested_.charged),
+        waited_(input_waits()),
+        start_(TickClock::now()) {
+    ++nested_.open;
+  }
+  ~OwnWork() { --nested_.open; }
+  OwnWork(const OwnWork&) = delete;
+  OwnWork& operator=(const OwnWork&) = delete;
+
   // The stretch so far: all of it, and the worker's own work.
   [[nodiscard]] Cost end() const noexcept {
     // Less one clock read: the time measured is the stretch's, not the measurement's.
     const std::int64_t all = std::max<std::int64_t>(TickClock::now() - start_ - TickClock::read_cost(), 0);
-    return {all, std::max<std::int64_t>(all - (input_waits() - waited_), 0)};
+    const std::int64_t waits = input_waits() - waited_ - (nested_.charged - nested_charged_);
+    const std::int64_t helped = nested_.ticks - nested_ticks_;
+    return {all, std::max<std::int64_t>(all - waits - helped, 0)};
   }
 
  private:
@@ -167,8 +191,11 @@ class OwnWork {
     return clock_.wait_ticks[static_cast<int>(Side::input)].load(std::memory_order_relaxed);
   }
   const WorkerClock& clock_;
-  std::int64_t start_;
+  NestedSteps& nested_;
+  std::int64_t nested_ticks_;
+  std::int64_t nested_charged_;
   std::int64_t waited_;
+  std::int64_t start_;
 };
 
 // Drains `output` (a worker's last generator) into the link of `core` like drain_into()
