@@ -424,3 +424,61 @@ TEST_CASE("the capacity rule: a narrow link before a lent stage does not deadloc
   pipeline.run();
   CHECK(total == 19999L * 20000 / 2);
 }
+
+TEST_CASE("a lent step that waits for its input is not a stall: its stage's busy time stays its own work",
+          "[lending][thread][stats]") {
+  const ForceLending force(Lending::always);
+  // The source sleeps 20 ms before each packet, on its home thread (pinned) or lent to the
+  // middle stage (then its step is the stall, on the middle stage's input). The middle stage
+  // is lent to the sink: its step, on the sink's thread, waits for input most of the run. The
+  // watch (every 2 ms) must not take that wait for a stall of the middle stage: it would send
+  // the stage home after each such step (it is lent again after one packet at home, forced:
+  // 4 of its 10 packets made lent, measured) and charge the waits as its busy time. Its 10
+  // packets: the first at home (its set-up), one measured, then 8 lent. And the sink waited
+  // throughout: its helped steps' waits are its own wait (starved), timed or not.
+  const bool pinned_source = GENERATE(true, false);
+  INFO((pinned_source ? "pinned source" : "lent source"));
+  auto slow_source = []() -> Generator<int> {
+    for (int i = 0; i < 10; ++i) {
+      std::this_thread::sleep_for(20ms);
+      co_yield i;
+    }
+  };
+  auto source = plumb::stage(slow_source).name("slow source");
+  if (pinned_source) source.pinned();
+  plumb::Pipeline pipeline{std::move(source), plumb::stage(plus, 1).name("cheap"), plumb::stage(sum_of).name("sink")};
+  CHECK(pipeline.run() == 55);
+  const plumb::Stats& stats = pipeline.last_stats();
+  INFO(stats.table());
+  CHECK(stats.stages[1].helped_out >= 7);
+  CHECK(stats.stages[1].busy < 50ms);
+  CHECK(stats.stages[2].starved > 150ms);
+  if (!pinned_source) CHECK(stats.stages[0].busy > 150ms);  // its sleeps: its own step's time
+}
+
+TEST_CASE("the policy times a stage's own work: the cheap steps it runs upstream are not its cost",
+          "[lending][thread]") {
+  const ForceLending force(Lending::adaptive);
+  // Ten stages of 5 us each at in_flight(1): each is cheap (theta / 2 is 10 us there), so each
+  // is lent to the next. The last one's step runs the nine before it, nested, on the sink's
+  // thread: 50 us, over 2 theta (40 us). Counted as its own work, that stage would be sent
+  // home, and so would the ones before it whose nested steps cost over 2 theta.
+  auto spin = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      const auto until = Clock::now() + 5us;
+      while (Clock::now() < until) {
+      }
+      co_yield x;
+    }
+  };
+  const auto step = [&](int n) { return plumb::stage(spin).name("s" + std::to_string(n)).in_flight(1); };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 3000).in_flight(1), step(1), step(2), step(3), step(4), step(5),
+                           step(6), step(7), step(8), step(9), step(10), plumb::stage(sum_of).name("sink")};
+  CHECK(pipeline.run() == 2999L * 3000 / 2);
+  const plumb::Stats& stats = pipeline.last_stats();
+  INFO(stats.table());
+  for (std::size_t stage = 1; stage <= 10; ++stage) {
+    INFO("stage " << stage);
+    CHECK(stats.stages[stage].helped_out > 1500);
+  }
+}

@@ -226,40 +226,47 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
          StopFlag s) noexcept
         : core(c), output(o), clock(k), policy(p), desk(d), fill(f), fail_with(e), stop(s) {}
 
+    // `ticks`: the step's time as its helper waited for it. The input waits inside it (and the
+    // steps its input ran as a helper, LinkInput::charge()) are exact: waits are always timed
+    // (WaitTimer). Its own work is sampled: one step in kSampleEvery is timed, and its own work
+    // stands for the kSampleEvery around it (LendPolicy). So a step that waited long for its
+    // input (behind a slow source) is its helper's wait, timed or not, and not its own work.
     Step step(std::uint32_t slot, std::int64_t& ticks) override {
       // stop_requested() in the worker's code reads the helper's thread's word: the same run's.
       const CurrentStopWordScope stop_word(&stop.word());
       // One writer at a time (H1), so load + store; relaxed as every tally counter.
       const std::uint64_t steps = clock.helped_out.load(std::memory_order_relaxed);
-      if (!policy.timing_step(steps)) [[likely]] {
-        ticks = 0;
-        const bool made = make(slot, MadeBy::helper);
-        if (clock.stalled_since.load(std::memory_order_relaxed) != 0) [[unlikely]] ticks = take_stall();
-        if (!made) return Step::ended;
-        clock.helped_out.store(steps + 1, std::memory_order_relaxed);
-        return Step::packet;
-      }
+      const std::int64_t waited = input_waits();
+      const bool timed = policy.timing_step(steps);
       Cost cost;
-      const bool made = make(slot, MadeBy::helper, &cost);
-      // This step stands for the kSampleEvery around it (LendPolicy).
-      ticks = cost.all * static_cast<std::int64_t>(LendPolicy::kSampleEvery);
+      bool made = false;
+      if (!timed) [[likely]] {
+        made = make(slot, MadeBy::helper);
+      } else {
+        made = make(slot, MadeBy::helper, &cost);
+      }
+      ticks = input_waits() - waited;
+      if (timed) ticks += cost.own * static_cast<std::int64_t>(LendPolicy::kSampleEvery);
       if (clock.stalled_since.load(std::memory_order_relaxed) != 0) [[unlikely]] ticks += take_stall();
+      if (ticks != 0) add_owned(clock.helped_ticks, ticks);
       if (!made) return Step::ended;
-      add_owned(clock.helped_ticks, ticks);
       clock.helped_out.store(steps + 1, std::memory_order_relaxed);
-      if (policy.helped(cost.own)) desk.recall();
+      if (timed && policy.helped(cost.own)) desk.recall();
       return Step::packet;
     }
 
-    // The watch marked this step stalled (HelpDesk::watch()): the time since the mark is the
-    // worker's (helped_ticks) and, returned, the helper's wait.
+    // The watch marked this step stalled (HelpDesk::watch()): the time since the mark, the
+    // worker's busy time and its helper's wait.
     std::int64_t take_stall() noexcept {
       // Relaxed: a statistic, as the mark (help_desk.hpp).
       const std::int64_t since = clock.stalled_since.exchange(0, std::memory_order_relaxed);
       if (since == 0) return 0;
-      const std::int64_t stalled = std::max<std::int64_t>(TickClock::now() - since, 0);
-      add_owned(clock.helped_ticks, stalled);
-      return stalled;
+      return std::max<std::int64_t>(TickClock::now() - since, 0);
+    }
+
+    // Relaxed: the owner's own counter (H1 orders earlier owners' writes).
+    [[nodiscard]] std::int64_t input_waits() const noexcept {
+      return clock.wait_ticks[static_cast<int>(Side::input)].load(std::memory_order_relaxed);
     }
 
     // One packet into `slot` and queued (true), or the end (false, the slot given back).
