@@ -88,14 +88,17 @@ run_ctest() {
 #   headers     1: also check that every public header compiles on its own (one compiler is enough)
 #   lendings    the behaviour tests run once per setting of PLUMB_TEST_LENDING listed (adaptive:
 #               the default engine; always: every worker that may be lent is, from its first
-#               packet; never: none is, as with Scheduling::pinned). Default: adaptive always.
-#               The sanitizer builds run `always` only (every lent path instrumented; twice
-#               would take .ci/run past 45 minutes)
+#               packet; never: none is, as with Scheduling::pinned). Default: adaptive.
+#               GCC runs all three; Clang the default; the sanitizer builds `always` (every
+#               lent path instrumented). More would take .ci/run past 45 minutes.
+#   stress_minutes  the most minutes of each stress harness entry (default 2; the sanitizer
+#               builds 1: they reach a fraction of the runs in the time, and the optimized
+#               builds run the 600)
 run_config() {
   local name=$1
   shift
   local compiler flags="" skip="" checks="" benchmarks=OFF targets=all timeout=30
-  local test_jobs=$jobs stress="[stress]" headers=0 lendings="adaptive always"
+  local test_jobs=$jobs stress="[stress]" headers=0 lendings="adaptive" stress_minutes=2
   local "$@"
   local build="$root/build/test-$name"
   ((quick)) && headers=0 benchmarks=OFF
@@ -105,7 +108,7 @@ run_config() {
   # shellcheck disable=SC2086 # targets is a list
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
     -DCMAKE_CXX_COMPILER="$compiler" -DCMAKE_CXX_FLAGS="$flags" \
-    -DCMAKE_EXE_LINKER_FLAGS="$flags" -DPLUMB_TEST_TIMEOUT="$timeout" \
+    -DCMAKE_EXE_LINKER_FLAGS="$flags" -DPLUMB_TEST_TIMEOUT="$timeout" -DPLUMB_STRESS_MINUTES="$stress_minutes" \
     -DPLUMB_BUILD_BENCHMARKS="$benchmarks" >/dev/null &&
     cmake --build "$build" -j "$jobs" --target $targets &&
     { ((!headers)) || cmake --build "$build" --target all_verify_interface_header_sets -j "$jobs"; }
@@ -162,11 +165,12 @@ for config in "${configs[@]}"; do
     clang) run_config clang compiler=clang++-14 checks="^compile_fail\\." benchmarks=ON ;;
     asan) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
             run_config asan compiler=clang++-14 flags="-fsanitize=address,undefined $sanitizer_common" \
-            timeout=120 lendings=always ;;
+            timeout=120 lendings=always stress_minutes=1 ;;
     tsan) TSAN_OPTIONS="halt_on_error=1 suppressions=$root/tests/tsan.supp" \
             run_config tsan compiler=clang++-14 flags="-fsanitize=thread $sanitizer_common" \
             skip="^process mode|^mixed: |^redis \\(process mode\\)|^stress.sweep$|^example\\.(${tsan_skip_examples%|})" \
-            targets="$tsan_targets" timeout=120 test_jobs=1 stress="[stress]~[process]" lendings=always ;;
+            targets="$tsan_targets" timeout=120 test_jobs=1 stress="[stress]~[process]" lendings=always \
+            stress_minutes=1 ;;
     docs) echo "=== plumb tests: docs"
           step_begin docs api
           bash "$root/docs/api.sh" "$root/build/docs/api"
