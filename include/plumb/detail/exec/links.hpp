@@ -120,13 +120,20 @@ class LinkSet {
     return false;
   }
 
-  // The supervisor's watch (every kWatchPeriod while any group lends): recalls the workers of
-  // a link whose helped step stalls (HelpDesk::watch()).
+  // The supervisor's watch while any group may lend: recalls the workers of a link whose
+  // helped step stalls (HelpDesk::watch()). Every kWatchPeriod while a worker is lent; every
+  // kIdleWatchPeriod while none is (a run of expensive stages, an idle Service), so that such a
+  // run's supervisor does not wake 500 times a second for nothing. A worker lent meanwhile is
+  // watched from the next look: a stall right after its first lending is seen within
+  // kIdleWatchPeriod + 2 kWatchPeriod. Returns whether any worker is lent.
   static constexpr std::chrono::milliseconds kWatchPeriod{2};
-  void watch() noexcept {
+  static constexpr std::chrono::milliseconds kIdleWatchPeriod{20};
+  bool watch() noexcept {
+    bool lent = false;
     for (const std::unique_ptr<HelpDesk>& desk : desks_) {
-      if (desk) desk->watch();
+      if (desk && desk->watch()) lent = true;
     }
+    return lent;
   }
   LinkSet(const LinkSet&) = delete;
   LinkSet& operator=(const LinkSet&) = delete;

@@ -334,10 +334,11 @@ class Runner {
   struct LendingWatch final : Watch {
     explicit LendingWatch(LinkSet<Stages...>& set) noexcept : links(set) {}
     [[nodiscard]] std::chrono::milliseconds period() const noexcept override {
-      return LinkSet<Stages...>::kWatchPeriod;
+      return lent ? LinkSet<Stages...>::kWatchPeriod : LinkSet<Stages...>::kIdleWatchPeriod;
     }
-    void check() noexcept override { links.watch(); }
+    void check() noexcept override { lent = links.watch(); }
     LinkSet<Stages...>& links;
+    bool lent = true;  // until the first look
   };
 
   static Lending lending_of(const RunOptions& options) noexcept {

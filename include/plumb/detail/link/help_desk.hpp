@@ -197,12 +197,13 @@ class HelpDesk {
   // `ticks`: the step's duration. Throws Stopped (the run's error recorded, H6).
   Help step(std::size_t seat, std::uint32_t slot, std::int64_t& ticks) {
     Seat& s = seats_[seat];
-    // One writer (the owner, H1): odd while a step runs. Relaxed start: the watch only compares
-    // it with its last reading. [sync H-S] the end's release pairs with the watch's acquire: a
-    // watch that sees the step ended sees its stall mark taken (Lent::step) and does not clear
-    // a mark still to be charged (clear_stale_mark()).
+    // One writer (the owner, H1): odd while a step runs. [sync H-S] every store releases (free
+    // on x86), pairing with the watch's acquire: a watch that sees the step ended (or a later
+    // step begun) sees its stall mark taken (Lent::step) and does not clear a mark still to be
+    // charged (clear_stale_mark()). Both stores: a release sequence no longer runs through a
+    // thread's later plain stores (C++20).
     const std::uint64_t steps = s.steps.load(std::memory_order_relaxed);
-    s.steps.store(steps + 1, std::memory_order_relaxed);
+    s.steps.store(steps + 1, std::memory_order_release);  // [sync H-S]
     LentWorker::Step done = LentWorker::Step::ended;
     try {
       done = s.worker->step(slot, ticks);
@@ -249,19 +250,21 @@ class HelpDesk {
   // that waits for its input: waits_for_input()): recall the link's
   // workers, so that the stalled worker's siblings run on their homes again, concurrently, and
   // mark the stall on the worker's clock, so that the statistics show the step in progress as
-  // its busy time (WorkerClock::stalled_since). Returns whether it recalled. The supervising
-  // thread only.
+  // its busy time (WorkerClock::stalled_since). Returns whether any seat is lent (parked or
+  // helped): the supervisor looks less often while none is. The supervising thread only.
   bool watch() noexcept {
     const std::int64_t now = TickClock::now();
     bool stalled = false;
+    bool lent = false;
     for (std::size_t i = 0; i < count_; ++i) {
       Seat& s = seats_[i];
       // The state relaxed: a heuristic; a wrong reading costs one needless recall at most. A
       // seat held between steps (its one consumer keeps it, odd `steps` only inside one) is
       // not stalled.
       const std::uint64_t steps = s.steps.load(std::memory_order_acquire);  // [sync H-S]
-      const bool helped = (s.state.load(std::memory_order_relaxed) & kStateMask) == kHelped &&
-                          steps % 2 == 1 && !waits_for_input(s);
+      const std::uint32_t state = s.state.load(std::memory_order_relaxed) & kStateMask;
+      lent = lent || state == kParked || state == kHelped;
+      const bool helped = state == kHelped && steps % 2 == 1 && !waits_for_input(s);
       if (helped && s.watched_helped && steps == s.watched_steps) {
         stalled = true;
         mark_stall(s, steps);
@@ -273,7 +276,7 @@ class HelpDesk {
     }
     last_watch_ = now;
     if (stalled) recall();
-    return stalled;
+    return lent;
   }
 
  private:
@@ -327,7 +330,15 @@ class HelpDesk {
     if (clock == nullptr || last_watch_ == 0) return;
     std::int64_t none = 0;
     // Relaxed: a statistic; the helper that takes it reads the clock it charges anyway.
-    if (!clock->stalled_since.compare_exchange_strong(none, last_watch_, std::memory_order_relaxed)) return;
+    // The worker's input waits so far: the helper takes those after the mark out of the stall.
+    // Relaxed reads of the owner's counter: a statistic.
+    clock->stalled_waits.store(clock->wait_ticks[static_cast<int>(Side::input)].load(std::memory_order_relaxed),
+                               std::memory_order_relaxed);
+    // [sync H-M] release: stalled_waits before the mark, for the helper's acquire exchange.
+    if (!clock->stalled_since.compare_exchange_strong(none, last_watch_, std::memory_order_release,
+                                                      std::memory_order_relaxed)) {
+      return;
+    }
     if (s.steps.load(std::memory_order_relaxed) == steps) return;
     std::int64_t marked = last_watch_;
     clock->stalled_since.compare_exchange_strong(marked, 0, std::memory_order_relaxed);

@@ -168,7 +168,10 @@ class LinkInput final : public Input<T> {
       }
       // About to wait: a kept seat goes back, for its home or another helper.
       if (seat_ != kNoSeat) desk_->let_go(std::exchange(seat_, kNoSeat));
-      if (misses >= kMissesBeforeYield) std::this_thread::yield();
+      if (misses >= kMissesBeforeYield) {
+        const WaitScope waiting(tally_.input_timer());  // a wait for input (and not a stall)
+        std::this_thread::yield();
+      }
       slot = core.take_until(stop_, tally_.input_timer(), position,
                              [&] { return desk_->parked_approx() && core.room_approx(); });
       if (slot != Core::kEmpty) return slot;

@@ -132,6 +132,7 @@ struct WorkerClock {
   // A helped step in progress that the supervisor's watch saw stall: since when (ticks; 0:
   // none). Set by the watch, taken (and added to helped_ticks) by the helper after the step.
   std::atomic<std::int64_t> stalled_since{0};
+  std::atomic<std::int64_t> stalled_waits{0};  // its wait_ticks[input] at the mark
   // 1 while its input runs a step of the stage before it as a helper: waiting for input, in
   // effect (the watch does not take such a step of a lent worker for a stall).
   std::atomic<std::uint32_t> helping{0};

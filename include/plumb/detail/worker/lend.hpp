@@ -246,8 +246,15 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
         made = make(slot, MadeBy::helper, &cost);
       }
       ticks = input_waits() - waited;
-      if (timed) ticks += cost.own * static_cast<std::int64_t>(LendPolicy::kSampleEvery);
-      if (clock.stalled_since.load(std::memory_order_relaxed) != 0) [[unlikely]] ticks += take_stall();
+      // A stalled step is not a sample of the steps around it: its own work counts once (the
+      // stall, less the input waits since the mark, when it was not timed).
+      const std::int64_t stall =
+          clock.stalled_since.load(std::memory_order_relaxed) != 0 ? take_stall() : 0;
+      if (timed) {
+        ticks += stall != 0 ? cost.own : cost.own * static_cast<std::int64_t>(LendPolicy::kSampleEvery);
+      } else {
+        ticks += stall;
+      }
       if (ticks != 0) add_owned(clock.helped_ticks, ticks);
       if (!made) return Step::ended;
       clock.helped_out.store(steps + 1, std::memory_order_relaxed);
@@ -255,13 +262,15 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
       return Step::packet;
     }
 
-    // The watch marked this step stalled (HelpDesk::watch()): the time since the mark, the
-    // worker's busy time and its helper's wait.
+    // The watch marked this step stalled (HelpDesk::watch()): the time since the mark less the
+    // input waits since then (counted as waits already), the worker's busy time and its
+    // helper's wait.
     std::int64_t take_stall() noexcept {
-      // Relaxed: a statistic, as the mark (help_desk.hpp).
-      const std::int64_t since = clock.stalled_since.exchange(0, std::memory_order_relaxed);
+      // Acquire: pairs with the mark's release ([sync H-M]), for stalled_waits.
+      const std::int64_t since = clock.stalled_since.exchange(0, std::memory_order_acquire);
       if (since == 0) return 0;
-      return std::max<std::int64_t>(TickClock::now() - since, 0);
+      const std::int64_t waits = input_waits() - clock.stalled_waits.load(std::memory_order_relaxed);
+      return std::max<std::int64_t>(TickClock::now() - since - waits, 0);
     }
 
     // Relaxed: the owner's own counter (H1 orders earlier owners' writes).
