@@ -34,6 +34,21 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// A sanitizer build: plumb's own steps cost microseconds there, so a test of the adaptive
+// policy's thresholds (microseconds too) says nothing about it; those tests run in the GCC and
+// Clang builds.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
 // Forces lending on (or off) for the runs of one test, whatever PLUMB_TEST_LENDING says.
 class ForceLending {
  public:
@@ -72,24 +87,6 @@ struct Occupancy {
   }
 };
 
-// A cheap processor that records who runs it: inside its code between yields (Occupancy), and
-// every thread that ran one of its packets.
-Generator<int> watched(Stream<int> in, Occupancy* occupancy, std::mutex* mutex,
-                       std::set<std::thread::id>* threads) {
-  const std::size_t me = plumb::this_worker().index;
-  for (int x : in) {
-    occupancy->enter(me);
-    {
-      const std::lock_guard lock(*mutex);
-      threads->insert(std::this_thread::get_id());
-    }
-    const int y = x + 1;
-    std::this_thread::yield();  // widen the window in which a second runner would show
-    occupancy->leave(me);
-    co_yield y;
-  }
-}
-
 long sum_of(Stream<int> in) {
   long sum = 0;
   for (int x : in) sum += x;
@@ -101,26 +98,62 @@ long sum_of(Stream<int> in) {
 TEST_CASE("a lent worker runs on one thread at a time, and a stage never runs more bodies than "
           "its workers", "[lending][thread]") {
   const ForceLending force(Lending::always);
+  // Several workers are lent only in a group without input (H7): a source. Each source worker
+  // makes every count-th number; a single-worker middle stage is lent too, to the sinks.
   const std::size_t workers = GENERATE(1u, 2u, 4u);
   const std::size_t sinks = GENERATE(1u, 3u);
-  INFO(workers << " middle workers, " << sinks << " sinks");
+  INFO(workers << " source workers, " << sinks << " sinks");
   Occupancy occupancy;
   std::mutex mutex;
   std::set<std::thread::id> threads;
   std::atomic<long> total{0};
+  auto source = [&](int count) -> Generator<int> {
+    const plumb::WorkerInfo me = plumb::this_worker();
+    for (int x = static_cast<int>(me.index) + 1; x <= count; x += static_cast<int>(me.count)) {
+      occupancy.enter(me.index);
+      {
+        const std::lock_guard lock(mutex);
+        threads.insert(std::this_thread::get_id());
+      }
+      std::this_thread::yield();  // widen the window in which a second runner would show
+      occupancy.leave(me.index);
+      co_yield x;
+    }
+  };
   auto sink = [&total](Stream<int> in) {
     for (int x : in) total += x;
   };
   plumb::Pipeline pipeline{
-      plumb::stage(numbers, 3000).in_flight(static_cast<std::int64_t>(workers)),
-      plumb::stage(watched, &occupancy, &mutex, &threads).workers(static_cast<int>(workers)).in_flight(static_cast<std::int64_t>(workers + 2)),
+      plumb::stage(source, 3000).workers(static_cast<int>(workers)).in_flight(static_cast<std::int64_t>(workers + 2)),
+      plumb::stage(plus, 0).in_flight(static_cast<std::int64_t>(sinks + 1)),
       plumb::stage(sink).workers(static_cast<int>(sinks))};
   pipeline.run();
   CHECK(total == 3000L * 3001 / 2);
   CHECK(occupancy.max_worker == 1);
   CHECK(occupancy.max_stage <= static_cast<int>(workers));
-  // The middle stage was lent: some of its packets were made on a sink's thread.
+  // Both were lent: some of their packets were made on the next stage's threads.
+  CHECK(pipeline.last_stats().stages[0].helped_out > 0);
   CHECK(pipeline.last_stats().stages[1].helped_out > 0);
+}
+
+TEST_CASE("a stage with an input and several workers is not lent: a Service answers each request "
+          "before the next", "[lending][thread]") {
+  const ForceLending force(Lending::always);
+  // H7: were the two workers of `plus 1` lent, a helper inside one worker's step could wait for
+  // input while the other, at home, made the answer to the last request: nobody would take it
+  // until the next request came. One request at a time, each must be answered.
+  plumb::Service service{plumb::stage(plus, 1).name("two").workers(2), plumb::stage(plus, 2).name("one")};
+  service.start(plumb::Mode::thread);
+  for (int i = 0; i < 200; ++i) {
+    auto answer = service.submit(i);
+    REQUIRE(answer.wait_for(10s) == std::future_status::ready);
+    CHECK(answer.get() == i + 3);
+  }
+  service.close();
+  const plumb::Stats& stats = service.last_stats();
+  INFO(stats.table());
+  CHECK(stats.stages[1].helped_out == 0);
+  CHECK(stats.stages[2].helped_out > 0);
 }
 
 TEST_CASE("in_flight still bounds the packets alive while workers are lent",
@@ -181,15 +214,16 @@ TEST_CASE("workers that sleep are not lent: they overlap on their own threads", 
 TEST_CASE("a lent stage that turns slow gets its workers' concurrency back", "[lending][thread]") {
   const ForceLending force(Lending::always);
   // Forced: lent from its first packet whatever the build's speed (a sanitizer build makes the
-  // stage too expensive to be lent by cost). The worker that gets packet 20000 stalls for 300
-  // ms, inside a step the sink's thread runs. The watch takes the stage's workers back home within
-  // milliseconds, where the other three go on while it sleeps: they fill the link to the sink
-  // (8 slots; the sink itself waits inside the stalled step). Without the watch they would stay
-  // parked, with nobody to run them.
+  // stage too expensive to be lent by cost). A source of 4 workers (each makes every fourth
+  // number); the worker that makes 20000 stalls for 300 ms, inside a step the sink's thread
+  // runs. The watch takes the stage's workers back home within milliseconds, where the other
+  // three go on while it sleeps: they fill the link to the sink (8 slots; the sink itself waits
+  // inside the stalled step). Without the watch they would stay parked, with nobody to run them.
   std::atomic<bool> stalled{false};
   std::atomic<long> while_stalled{0};
-  auto turns_slow = [&](Stream<int> in) -> Generator<int> {
-    for (int x : in) {
+  auto turns_slow = [&](int count) -> Generator<int> {
+    const plumb::WorkerInfo me = plumb::this_worker();
+    for (int x = static_cast<int>(me.index); x < count; x += static_cast<int>(me.count)) {
       if (x == 20000) {
         stalled = true;
         std::this_thread::sleep_for(300ms);
@@ -200,11 +234,10 @@ TEST_CASE("a lent stage that turns slow gets its workers' concurrency back", "[l
       co_yield x;
     }
   };
-  plumb::Pipeline pipeline{plumb::stage(numbers, 40000).in_flight(8),
-                           plumb::stage(turns_slow).workers(4).in_flight(8), plumb::stage(sum_of)};
+  plumb::Pipeline pipeline{plumb::stage(turns_slow, 40000).workers(4).in_flight(8), plumb::stage(sum_of)};
   CHECK(pipeline.run() == 39999L * 40000 / 2);
   INFO(pipeline.last_stats().table());
-  CHECK(pipeline.last_stats().stages[1].helped_out > 0);
+  CHECK(pipeline.last_stats().stages[0].helped_out > 0);
   CHECK(while_stalled >= 4);
 }
 
@@ -247,13 +280,13 @@ TEST_CASE("a lent stage's error is its own: the original object, its stage and w
     }
   };
   plumb::Pipeline pipeline{plumb::stage(numbers, 1000).name("source"),
-                           plumb::stage(fails_at, 500).name("fragile").workers(2).in_flight(3),
+                           plumb::stage(fails_at, 500).name("fragile").in_flight(3),
                            plumb::stage(plus, 1).name("after").in_flight(2), plumb::stage(sum_of).name("sink")};
   CHECK_THROWS_AS(pipeline.run(), Broken);
   REQUIRE(pipeline.last_failure().has_value());
   CHECK(pipeline.last_failure()->stage_name == "fragile");
   CHECK(pipeline.last_failure()->what == "broken at 500");
-  CHECK(pipeline.last_failure()->worker_index < 2);
+  CHECK(pipeline.last_failure()->worker_index == 0);
 }
 
 TEST_CASE("a lent stage that returns early is named", "[lending][thread][errors]") {
@@ -288,7 +321,7 @@ TEST_CASE("this_worker() and stop_requested() answer for the lent worker on its 
       if (after.stage_index != 1 || after.index != before.index) ++wrong;
     }
   };
-  plumb::Pipeline pipeline{plumb::stage(numbers, 2000).in_flight(2), plumb::stage(checks).name("middle").workers(2).in_flight(3),
+  plumb::Pipeline pipeline{plumb::stage(numbers, 2000).in_flight(2), plumb::stage(checks).name("middle").in_flight(3),
                            plumb::stage(sum_of)};
   CHECK(pipeline.run() == 1999L * 2000 / 2);
   CHECK(wrong == 0);
@@ -322,10 +355,16 @@ TEST_CASE("every lent worker runs its end-of-input code, even one that never got
   };
   const int packets = GENERATE(0, 2, 1000);
   INFO(packets << " packets");
-  plumb::Pipeline pipeline{plumb::stage(numbers, packets).in_flight(4),
-                           plumb::stage(with_flush).workers(4).in_flight(5), plumb::stage(sum_of)};
+  // The source's 4 workers are lent (a group without input may be, H7); the counting stage,
+  // with one worker, too.
+  auto split = [](int count) -> Generator<int> {
+    const plumb::WorkerInfo me = plumb::this_worker();
+    for (int x = static_cast<int>(me.index); x < count; x += static_cast<int>(me.count)) co_yield x;
+  };
+  plumb::Pipeline pipeline{plumb::stage(split, packets).workers(4).in_flight(5),
+                           plumb::stage(with_flush).in_flight(2), plumb::stage(sum_of)};
   CHECK(pipeline.run() == packets);
-  CHECK(flushed == 4);
+  CHECK(flushed == 1);
 }
 
 TEST_CASE("stream() and a Service with lent workers", "[lending][thread][stream]") {
@@ -411,8 +450,9 @@ TEST_CASE("lent steps count as the lent stage's busy time, and its helper's wait
 
 TEST_CASE("the capacity rule: a narrow link before a lent stage does not deadlock", "[lending][thread]") {
   const ForceLending force(Lending::always);
-  // The layout of the hang the rule (H5) prevents: a one-slot source, 8 workers, 8 slots, 7
-  // workers, 48 slots, 3 sinks; with in_flight(8) after the 8 workers the 7 are not lent.
+  // The layout of a hang that H5 prevented when groups with an input and several workers were
+  // lent: a one-slot source, 8 workers, 8 slots, 7 workers, 48 slots, 3 sinks. Now only the
+  // source is lent (H7), into a link of one slot: capacity 1 >= U = 1 (H5 with W = 1).
   const int middle_in_flight = GENERATE(8, 14);
   INFO("in_flight " << middle_in_flight);
   std::atomic<long> total{0};
@@ -458,6 +498,10 @@ TEST_CASE("a lent step that waits for its input is not a stall: its stage's busy
 
 TEST_CASE("the policy times a stage's own work: the cheap steps it runs upstream are not its cost",
           "[lending][thread]") {
+  if (kSanitized) {
+    WARN("a sanitizer build: the policy's thresholds are not tested here");
+    return;
+  }
   const ForceLending force(Lending::adaptive);
   // Ten stages of 5 us each at in_flight(1): each is cheap (theta / 2 is 10 us there), so each
   // is lent to the next. The last one's step runs the nine before it, nested, on the sink's
@@ -472,9 +516,11 @@ TEST_CASE("the policy times a stage's own work: the cheap steps it runs upstream
     }
   };
   const auto step = [&](int n) { return plumb::stage(spin).name("s" + std::to_string(n)).in_flight(1); };
-  plumb::Pipeline pipeline{plumb::stage(numbers, 3000).in_flight(1), step(1), step(2), step(3), step(4), step(5),
+  // 6000 packets: under load the first measurements at home (eleven threads on the cores) can
+  // keep a stage home for a few gaps; the check asks for a quarter of them lent.
+  plumb::Pipeline pipeline{plumb::stage(numbers, 6000).in_flight(1), step(1), step(2), step(3), step(4), step(5),
                            step(6), step(7), step(8), step(9), step(10), plumb::stage(sum_of).name("sink")};
-  CHECK(pipeline.run() == 2999L * 3000 / 2);
+  CHECK(pipeline.run() == 5999L * 6000 / 2);
   const plumb::Stats& stats = pipeline.last_stats();
   INFO(stats.table());
   for (std::size_t stage = 1; stage <= 10; ++stage) {

@@ -93,12 +93,14 @@ run_ctest() {
 #               lent path instrumented). More would take .ci/run past 45 minutes.
 #   stress_minutes  the most minutes of each stress harness entry (default 2; the sanitizer
 #               builds 1: they reach a fraction of the runs in the time, and the optimized
-#               builds run the 600)
+#               builds run the 600). The sweep runs in the adaptive pass only; stress.threads in
+#               every pass
+#   sanitizer_rounds  at most this many rounds of the [stress] loop (the sanitizer builds: 25)
 run_config() {
   local name=$1
   shift
   local compiler flags="" skip="" checks="" benchmarks=OFF targets=all timeout=30
-  local test_jobs=$jobs stress="[stress]" headers=0 lendings="adaptive" stress_minutes=2
+  local test_jobs=$jobs stress="[stress]" headers=0 lendings="adaptive" stress_minutes=2 sanitizer_rounds=0
   local "$@"
   local build="$root/build/test-$name"
   ((quick)) && headers=0 benchmarks=OFF
@@ -120,9 +122,13 @@ run_config() {
   for lending in $lendings; do
     label=$name
     [[ $lending != adaptive ]] && label+=".lending-$lending"
+    # The stress sweep (every mode, process faults included) once, with the default engine;
+    # stress.threads (where lending happens) in every pass.
+    local pass_skip=$skip
+    [[ $lending != adaptive ]] && pass_skip+="${pass_skip:+|}^stress\\.sweep\$"
     step_begin "$label" tests
     PLUMB_TEST_LENDING=$lending run_ctest "$build" "$label" tests -j "$test_jobs" --timeout 120 \
-      -E "^compile_fail\\.|^package\\.${skip:+|$skip}"
+      -E "^compile_fail\\.|^package\\.${pass_skip:+|$pass_skip}"
     step_end $?
   done
   if [[ -n $checks ]]; then
@@ -133,14 +139,16 @@ run_config() {
     step_end $?
   fi
 
-  step_begin "$name" "stress x$repeat"
-  echo "=== plumb tests: $name: [stress] tests x $repeat"
+  local rounds=$repeat
+  ((sanitizer_rounds > 0 && repeat > sanitizer_rounds)) && rounds=$sanitizer_rounds
+  step_begin "$name" "stress x$rounds"
+  echo "=== plumb tests: $name: [stress] tests x $rounds"
   local i status=0
-  for ((i = 1; i <= repeat; ++i)); do
+  for ((i = 1; i <= rounds; ++i)); do
     timeout 300 "$build/tests/plumb_tests" "$stress" >"$results_dir/$name-stress.log" 2>&1 ||
       { status=$?; echo "stress run $i of $repeat failed:"; cat "$results_dir/$name-stress.log"; break; }
   done
-  report_stress "$name" "$repeat" "$i" "$status"
+  report_stress "$name" "$rounds" "$i" "$status"
   step_end "$status"
 }
 
@@ -165,12 +173,12 @@ for config in "${configs[@]}"; do
     clang) run_config clang compiler=clang++-14 checks="^compile_fail\\." benchmarks=ON ;;
     asan) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
             run_config asan compiler=clang++-14 flags="-fsanitize=address,undefined $sanitizer_common" \
-            timeout=120 lendings=always stress_minutes=1 ;;
+            timeout=120 lendings=always stress_minutes=1 sanitizer_rounds=25 ;;
     tsan) TSAN_OPTIONS="halt_on_error=1 suppressions=$root/tests/tsan.supp" \
             run_config tsan compiler=clang++-14 flags="-fsanitize=thread $sanitizer_common" \
             skip="^process mode|^mixed: |^redis \\(process mode\\)|^stress.sweep$|^example\\.(${tsan_skip_examples%|})" \
             targets="$tsan_targets" timeout=120 test_jobs=1 stress="[stress]~[process]" lendings=always \
-            stress_minutes=1 ;;
+            stress_minutes=1 sanitizer_rounds=25 ;;
     docs) echo "=== plumb tests: docs"
           step_begin docs api
           bash "$root/docs/api.sh" "$root/build/docs/api"

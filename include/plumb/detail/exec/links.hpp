@@ -96,20 +96,22 @@ class LinkSet {
   // (help_desk.hpp). Not: in a pinned run or a pinned group; an ordered group (a helper would
   // wait for the gate's turn inside a step); a group not of its own threads (the caller's,
   // processes) or without an in-process link on either side (its steps would wait on shared
-  // memory); the last group. And H5: the link before the group must have a slot for each of its
-  // parked workers and each worker upstream but one (capacity >= W + U - 1), and the group
-  // before must not be ordered with several workers here (its gate holds slots beyond one per
-  // worker): else every slot could be held while helpers wait, a cycle (docs/design/lending.md).
+  // memory); the last group. A group with an input is lent only with one worker (H7): a
+  // helper inside one worker's step that waits for input would leave the packets its siblings
+  // make at home to nobody (the helper is the consumer they wait for), until more input came:
+  // a Service's answer withheld until the next request. And H5: the link before the group must
+  // have a slot for its parked worker and each worker upstream but one (capacity >= U): else
+  // every slot could be held while helpers wait, a cycle (docs/design/lending.md).
   [[nodiscard]] bool lends(std::size_t g) const noexcept {
     if (lending_ == Lending::never || g + 1 >= plan_.groups.size()) return false;
     const GroupPlan& group = plan_.groups[g];
     if (group.mode != Mode::thread || group.pinned || group.ordered || group.caller) return false;
     if (plan_.crosses_processes(g)) return false;
     if (g == 0) return true;
+    if (group.workers > 1) return false;  // H7
     const GroupPlan& upstream = plan_.groups[g - 1];
     if (plan_.crosses_processes(g - 1)) return false;
-    if (upstream.ordered && group.workers > 1) return false;
-    return plan_.capacity[upstream.last] + 1 >= upstream.workers + group.workers;
+    return plan_.capacity[upstream.last] >= upstream.workers;  // H5 with W = 1
   }
 
   // Whether any group's workers may be lent (then the supervisor watches for stalls).

@@ -68,7 +68,7 @@ struct NestedSteps {
 //   kRecall  its home wants it back (stop, a stall, a step that turned expensive): helpers no
 //            longer claim it, and the helper that holds it wakes the home when it lets go
 //
-// Invariants (cited as H1-H6 in lend.hpp, ring_link.hpp and links.hpp):
+// Invariants (cited as H1-H7 in lend.hpp, ring_link.hpp and links.hpp):
 //   H1 one owner: only the thread that moved a seat into kHome (its home) or kHelped (a helper,
 //      by CAS from exactly kParked) touches the worker: its frames, its input, its tally, and
 //      the producer side of the link. [sync H-P] the release store or CAS that lets a seat go
@@ -84,8 +84,11 @@ struct NestedSteps {
 //      stack, the LentWorker included) only once the seat is kEnded or taken back (kHome).
 //   H5 no deadlock through held slots: LinkSet::lends() lends a group only if the link before it
 //      has room for every slot its parked workers and the workers upstream can hold at once
-//      (capacity >= W + U - 1), and never after an ordered group of several workers (its gate
-//      holds slots of its own). Proof in docs/design/lending.md.
+//      (capacity >= W + U - 1; with H7's one worker, capacity >= U). Proof in
+//      docs/design/lending.md.
+//   H7 one worker per lent group with an input: a helper inside a lent step that waits for
+//      input cannot take the packets the worker's siblings make at home meanwhile (it is their
+//      consumer); with one worker there are no siblings (LinkSet::lends()).
 //   H6 attribution: an exception out of a step is recorded by LentWorker::fail() (charged to the
 //      lent worker) before the helper unwinds with Stopped; the helper's stage is not blamed.
 //
