@@ -87,6 +87,16 @@ struct Occupancy {
   }
 };
 
+// Passes each packet on after spinning for `each` (CPU work, not a sleep: never a stall).
+Generator<int> spinning(Stream<int> in, std::chrono::microseconds each) {
+  for (int x : in) {
+    const auto until = Clock::now() + each;
+    while (Clock::now() < until) {
+    }
+    co_yield x;
+  }
+}
+
 long sum_of(Stream<int> in) {
   long sum = 0;
   for (int x : in) sum += x;
@@ -429,15 +439,7 @@ TEST_CASE("lent steps count as the lent stage's busy time, and its helper's wait
   const ForceLending force(Lending::always);
   // The middle stage spins 20 us per packet: lent to the sink (forced), its busy time is the
   // spinning, though its home thread slept throughout.
-  auto spin = [](Stream<int> in) -> Generator<int> {
-    for (int x : in) {
-      const auto until = Clock::now() + 20us;
-      while (Clock::now() < until) {
-      }
-      co_yield x;
-    }
-  };
-  plumb::Pipeline pipeline{plumb::stage(numbers, 2000), plumb::stage(spin).name("spin"),
+  plumb::Pipeline pipeline{plumb::stage(numbers, 2000), plumb::stage(spinning, 20us).name("spin"),
                            plumb::stage(sum_of).name("sink")};
   CHECK(pipeline.run() == 1999L * 2000 / 2);
   const plumb::Stats& stats = pipeline.last_stats();
@@ -507,15 +509,7 @@ TEST_CASE("the policy times a stage's own work: the cheap steps it runs upstream
   // is lent to the next. The last one's step runs the nine before it, nested, on the sink's
   // thread: 50 us, over 2 theta (40 us). Counted as its own work, that stage would be sent
   // home, and so would the ones before it whose nested steps cost over 2 theta.
-  auto spin = [](Stream<int> in) -> Generator<int> {
-    for (int x : in) {
-      const auto until = Clock::now() + 5us;
-      while (Clock::now() < until) {
-      }
-      co_yield x;
-    }
-  };
-  const auto step = [&](int n) { return plumb::stage(spin).name("s" + std::to_string(n)).in_flight(1); };
+  const auto step = [&](int n) { return plumb::stage(spinning, 5us).name("s" + std::to_string(n)).in_flight(1); };
   // 6000 packets: under load the first measurements at home (eleven threads on the cores) can
   // keep a stage home for a few gaps; the check asks for a quarter of them lent.
   plumb::Pipeline pipeline{plumb::stage(numbers, 6000).in_flight(1), step(1), step(2), step(3), step(4), step(5),
