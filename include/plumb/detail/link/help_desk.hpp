@@ -323,25 +323,22 @@ class HelpDesk {
 
   // The stall began a period ago at least: from the last watch. If the step ended meanwhile
   // (its helper may not have seen the mark), the mark is taken back unless a helper took it.
-  // Both sides are relaxed, so the watch may still read the old `steps` after the step ended
-  // without seeing the mark: the mark then stays, until the worker's next helped step takes
+  // The mark and the step's end are stores to two variables, each read by the other side
+  // with no sequentially consistent order between them, so the watch may still read the old
+  // `steps` after the helper looked for a mark and found none: the mark then stays, until the worker's next helped step takes
   // it (charging the time from this watch to that step's end as busy) or the next pass clears
   // it (clear_stale_mark()). A statistic's error of two periods at most; excluding it would
   // take a sequentially consistent store on every step.
   void mark_stall(Seat& s, std::uint64_t steps) noexcept {
     WorkerClock* clock = s.clock.load(std::memory_order_relaxed);
     if (clock == nullptr || last_watch_ == 0) return;
-    std::int64_t none = 0;
-    // Relaxed: a statistic; the helper that takes it reads the clock it charges anyway.
+    // Only the watch sets a mark (helpers only take it): one that stands is this stall's, from
+    // an earlier pass, with its waits.
+    if (clock->stalled_since.load(std::memory_order_relaxed) != 0) return;
     // The worker's input waits so far: the helper takes those after the mark out of the stall.
-    // Relaxed reads of the owner's counter: a statistic.
-    clock->stalled_waits.store(clock->wait_ticks[static_cast<int>(Side::input)].load(std::memory_order_relaxed),
-                               std::memory_order_relaxed);
+    clock->stalled_waits.store(clock->input_wait_ticks(), std::memory_order_relaxed);
     // [sync H-M] release: stalled_waits before the mark, for the helper's acquire exchange.
-    if (!clock->stalled_since.compare_exchange_strong(none, last_watch_, std::memory_order_release,
-                                                      std::memory_order_relaxed)) {
-      return;
-    }
+    clock->stalled_since.store(last_watch_, std::memory_order_release);
     if (s.steps.load(std::memory_order_relaxed) == steps) return;
     std::int64_t marked = last_watch_;
     clock->stalled_since.compare_exchange_strong(marked, 0, std::memory_order_relaxed);

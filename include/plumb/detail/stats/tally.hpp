@@ -136,6 +136,12 @@ struct WorkerClock {
   // 1 while its input runs a step of the stage before it as a helper: waiting for input, in
   // effect (the watch does not take such a step of a lent worker for a stall).
   std::atomic<std::uint32_t> helping{0};
+
+  // The finished input waits so far. Relaxed: read by the worker's owner (H1 orders earlier
+  // owners' writes), or by the supervisor's watch as a statistic.
+  [[nodiscard]] std::int64_t input_wait_ticks() const noexcept {
+    return wait_ticks[static_cast<int>(Side::input)].load(std::memory_order_relaxed);
+  }
 };
 
 // One worker's counters for one stage of its group. The timing fields are kept for a stage

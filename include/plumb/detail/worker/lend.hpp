@@ -168,7 +168,7 @@ class OwnWork {
         nested_(NestedSteps::here()),
         nested_ticks_(nested_.ticks),
         nested_charged_(nested_.charged),
-        waited_(input_waits()),
+        waited_(clock.input_wait_ticks()),
         start_(TickClock::now()) {
     ++nested_.open;
   }
@@ -180,16 +180,12 @@ class OwnWork {
   [[nodiscard]] Cost end() const noexcept {
     // Less one clock read: the time measured is the stretch's, not the measurement's.
     const std::int64_t all = std::max<std::int64_t>(TickClock::now() - start_ - TickClock::read_cost(), 0);
-    const std::int64_t waits = input_waits() - waited_ - (nested_.charged - nested_charged_);
+    const std::int64_t waits = clock_.input_wait_ticks() - waited_ - (nested_.charged - nested_charged_);
     const std::int64_t helped = nested_.ticks - nested_ticks_;
     return {all, std::max<std::int64_t>(all - waits - helped, 0)};
   }
 
  private:
-  // Relaxed: the owner's own counter (H1 orders earlier owners' writes).
-  [[nodiscard]] std::int64_t input_waits() const noexcept {
-    return clock_.wait_ticks[static_cast<int>(Side::input)].load(std::memory_order_relaxed);
-  }
   const WorkerClock& clock_;
   NestedSteps& nested_;
   std::int64_t nested_ticks_;
@@ -236,16 +232,11 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
       const CurrentStopWordScope stop_word(&stop.word());
       // One writer at a time (H1), so load + store; relaxed as every tally counter.
       const std::uint64_t steps = clock.helped_out.load(std::memory_order_relaxed);
-      const std::int64_t waited = input_waits();
+      const std::int64_t waited = clock.input_wait_ticks();
       const bool timed = policy.timing_step(steps);
       Cost cost;
-      bool made = false;
-      if (!timed) [[likely]] {
-        made = make(slot, MadeBy::helper);
-      } else {
-        made = make(slot, MadeBy::helper, &cost);
-      }
-      ticks = input_waits() - waited;
+      const bool made = make(slot, MadeBy::helper, timed ? &cost : nullptr);
+      ticks = clock.input_wait_ticks() - waited;
       // A stalled step is not a sample of the steps around it: its own work counts once (the
       // stall, less the input waits since the mark, when it was not timed).
       const std::int64_t stall =
@@ -269,13 +260,8 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
       // Acquire: pairs with the mark's release ([sync H-M]), for stalled_waits.
       const std::int64_t since = clock.stalled_since.exchange(0, std::memory_order_acquire);
       if (since == 0) return 0;
-      const std::int64_t waits = input_waits() - clock.stalled_waits.load(std::memory_order_relaxed);
+      const std::int64_t waits = clock.input_wait_ticks() - clock.stalled_waits.load(std::memory_order_relaxed);
       return std::max<std::int64_t>(TickClock::now() - since - waits, 0);
-    }
-
-    // Relaxed: the owner's own counter (H1 orders earlier owners' writes).
-    [[nodiscard]] std::int64_t input_waits() const noexcept {
-      return clock.wait_ticks[static_cast<int>(Side::input)].load(std::memory_order_relaxed);
     }
 
     // One packet into `slot` and queued (true), or the end (false, the slot given back).
