@@ -146,12 +146,13 @@ TEST_CASE("a lent worker runs on one thread at a time, and a stage never runs mo
   CHECK(pipeline.last_stats().stages[1].helped_out > 0);
 }
 
-TEST_CASE("a stage with an input and several workers is not lent: a Service answers each request "
+TEST_CASE("a stage with an input and several workers is lent solo: a Service answers each request "
           "before the next", "[lending][thread]") {
   const ForceLending force(Lending::always);
-  // H7: were the two workers of `plus 1` lent, a helper inside one worker's step could wait for
-  // input while the other, at home, made the answer to the last request: nobody would take it
-  // until the next request came. One request at a time, each must be answered.
+  // H7: were both workers of `two` lent, a helper inside one worker's step could wait for input
+  // while the other, at home, made the answer to the last request: nobody would take it until
+  // the next request came. Lent solo, its lead alone is lent while the other waits at a pull
+  // (solo_gate.hpp). One request at a time, each must be answered.
   plumb::Service service{plumb::stage(plus, 1).name("two").workers(2), plumb::stage(plus, 2).name("one")};
   service.start(plumb::Mode::thread);
   for (int i = 0; i < 200; ++i) {
@@ -162,8 +163,39 @@ TEST_CASE("a stage with an input and several workers is not lent: a Service answ
   service.close();
   const plumb::Stats& stats = service.last_stats();
   INFO(stats.table());
-  CHECK(stats.stages[1].helped_out == 0);
+  CHECK(stats.stages[1].helped_out > 0);  // its lead was lent
   CHECK(stats.stages[2].helped_out > 0);
+}
+
+TEST_CASE("a stage lent solo that turns slow gets its workers' concurrency back", "[lending][thread]") {
+  const Lending lending = GENERATE(Lending::always, Lending::adaptive);
+  const ForceLending force(lending);
+  INFO((lending == Lending::always ? "always" : "adaptive"));
+  // Four workers, cheap for 20000 packets (lent solo: the lead alone, on the sink's thread),
+  // then 60 packets of 5 ms sleep each. Once a slow step is seen (the watch's stall, or the
+  // policy's median), the lead goes home and its siblings take packets again: several sleep at
+  // once. Lent solo for good, one would sleep at a time.
+  std::atomic<int> sleeping{0};
+  std::atomic<int> most_sleeping{0};
+  auto turns_slow = [&](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      if (x >= 20000) {
+        const int now = ++sleeping;
+        int seen = most_sleeping.load();
+        while (now > seen && !most_sleeping.compare_exchange_weak(seen, now)) {
+        }
+        std::this_thread::sleep_for(5ms);
+        --sleeping;
+      }
+      co_yield x;
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 20060).in_flight(8), plumb::stage(turns_slow).workers(4).in_flight(8),
+                           plumb::stage(sum_of)};
+  CHECK(pipeline.run() == 20059L * 20060 / 2);
+  INFO(pipeline.last_stats().table());
+  CHECK(most_sleeping >= 2);
+  if (lending == Lending::always) CHECK(pipeline.last_stats().stages[1].helped_out > 0);
 }
 
 TEST_CASE("in_flight still bounds the packets alive while workers are lent",
@@ -364,17 +396,18 @@ TEST_CASE("every lent worker runs its end-of-input code, even one that never got
     co_yield count;  // the flush: after the end of its input
   };
   const int packets = GENERATE(0, 2, 1000);
-  INFO(packets << " packets");
-  // The source's 4 workers are lent (a group without input may be, H7); the counting stage,
-  // with one worker, too.
+  const int counters = GENERATE(1, 3);
+  INFO(packets << " packets, " << counters << " counting workers");
+  // The source's 4 workers are lent (a group without input may be, H7); the counting stage
+  // too: its one worker, or its lead while the other two wait at a pull (solo_gate.hpp).
   auto split = [](int count) -> Generator<int> {
     const plumb::WorkerInfo me = plumb::this_worker();
     for (int x = static_cast<int>(me.index); x < count; x += static_cast<int>(me.count)) co_yield x;
   };
   plumb::Pipeline pipeline{plumb::stage(split, packets).workers(4).in_flight(5),
-                           plumb::stage(with_flush).in_flight(2), plumb::stage(sum_of)};
+                           plumb::stage(with_flush).workers(counters).in_flight(3), plumb::stage(sum_of)};
   CHECK(pipeline.run() == packets);
-  CHECK(flushed == 1);
+  CHECK(flushed == counters);
 }
 
 TEST_CASE("stream() and a Service with lent workers", "[lending][thread][stream]") {
@@ -453,8 +486,10 @@ TEST_CASE("lent steps count as the lent stage's busy time, and its helper's wait
 TEST_CASE("the capacity rule: a narrow link before a lent stage does not deadlock", "[lending][thread]") {
   const ForceLending force(Lending::always);
   // The layout of a hang that H5 prevented when groups with an input and several workers were
-  // lent: a one-slot source, 8 workers, 8 slots, 7 workers, 48 slots, 3 sinks. Now only the
-  // source is lent (H7), into a link of one slot: capacity 1 >= U = 1 (H5 with W = 1).
+  // lent: a one-slot source, 8 workers, 8 slots, 7 workers, 48 slots, 3 sinks. Now the two
+  // middle stages are lent solo (their leads alone, H7), the source into a link of one slot:
+  // capacity 1 >= U = 1 (H5 with W = 1), and each lead's link has a slot for each of its
+  // waiting siblings and one more (S2: 8 >= 8, 48 >= 7).
   const int middle_in_flight = GENERATE(8, 14);
   INFO("in_flight " << middle_in_flight);
   std::atomic<long> total{0};

@@ -14,6 +14,7 @@
 #include <plumb/detail/link/help_desk.hpp>
 #include <plumb/detail/link/ring_link.hpp>
 #include <plumb/detail/link/shm_link.hpp>
+#include <plumb/detail/link/solo_gate.hpp>
 #include <plumb/detail/link/view_input.hpp>
 #include <plumb/detail/order/order_gate.hpp>
 #include <plumb/detail/run/plan.hpp>
@@ -96,22 +97,27 @@ class LinkSet {
   // (help_desk.hpp). Not: in a pinned run or a pinned group; an ordered group (a helper would
   // wait for the gate's turn inside a step); a group not of its own threads (the caller's,
   // processes) or without an in-process link on either side (its steps would wait on shared
-  // memory); the last group. A group with an input is lent only with one worker (H7): a
-  // helper inside one worker's step that waits for input would leave the packets its siblings
-  // make at home to nobody (the helper is the consumer they wait for), until more input came:
-  // a Service's answer withheld until the next request. And H5: the link before the group must
-  // have a slot for its parked worker and each worker upstream but one (capacity >= U): else
-  // every slot could be held while helpers wait, a cycle (docs/design/lending.md).
+  // memory); the last group. A group with an input and several workers is lent solo (H7,
+  // solo_gate.hpp): its lead alone, while its siblings wait at a pull holding a slot of the
+  // output link each, so that link needs a slot more than they hold (S2: capacity >= workers).
+  // And H5: the link before the group must have a slot for the lent worker and each worker
+  // upstream but one (capacity >= U): else every slot could be held while helpers wait, a
+  // cycle (docs/design/lending.md).
   [[nodiscard]] bool lends(std::size_t g) const noexcept {
     if (lending_ == Lending::never || g + 1 >= plan_.groups.size()) return false;
     const GroupPlan& group = plan_.groups[g];
     if (group.mode != Mode::thread || group.pinned || group.ordered || group.caller) return false;
     if (plan_.crosses_processes(g)) return false;
     if (g == 0) return true;
-    if (group.workers > 1) return false;  // H7
+    if (plan_.capacity[group.last] < group.workers) return false;  // S2
     const GroupPlan& upstream = plan_.groups[g - 1];
     if (plan_.crosses_processes(g - 1)) return false;
-    return plan_.capacity[upstream.last] >= upstream.workers;  // H5 with W = 1
+    return plan_.capacity[upstream.last] >= upstream.workers;  // H5 with W = 1 (the lead)
+  }
+
+  // Whether group `g` is lent solo: its lead alone (solo_gate.hpp).
+  [[nodiscard]] bool solo(std::size_t g) const noexcept {
+    return g > 0 && plan_.groups[g].workers > 1 && lends(g);
   }
 
   // Whether any group's workers may be lent (then the supervisor watches for stalls).
@@ -207,6 +213,7 @@ class LinkSet {
   void make(RunState& state, SharedArena* arena) {
     gates_.assign(plan_.groups.size(), nullptr);
     desks_.resize(plan_.groups.size());
+    solos_.resize(plan_.groups.size());
     for (std::size_t g = 0; g + 1 < plan_.groups.size(); ++g) {
       const GroupPlan& group = plan_.groups[g];
       if (group.ordered) make_gate(g, state, arena);
@@ -223,6 +230,11 @@ class LinkSet {
             link->set_help_desk(desks_[g].get());
             HelpDesk* desk = desks_[g].get();
             state.on_stop([desk] { desk->wake_homes(); });
+            if (solo(g)) {
+              solos_[g] = std::make_unique<SoloGate>(group.workers - 1);
+              SoloGate* gate = solos_[g].get();
+              state.on_stop([gate] { gate->wake_all(); });
+            }
           }
         } else if constexpr (is_serializable_v<Output<kIndex>>) {
           auto& link = std::get<kIndex>(shms_);
@@ -236,14 +248,16 @@ class LinkSet {
   }
 
   // A consumer's end of the link before stage Index (> 0), kept in `store`: what stage Index's
-  // Stream reads (Views where it reads them). `hook`: the ordering layer, for an ordered group.
+  // Stream reads (Views where it reads them), for its worker `worker`. `hook`: the ordering
+  // layer, for an ordered group.
   template <std::size_t Index>
   Input<Element<Index>>* open_input(ChainStore& store, StopFlag stop, WorkerTally& tally,
-                                    TakeHook* hook) {
+                                    TakeHook* hook, std::size_t worker) {
     using In = InputOf<Index>;
     if (!shared_[Index - 1]) {
       auto& input = store.add<LinkInput<In>>(*std::get<Index - 1>(rings_), stop, tally);
       input.set_take_hook(hook);
+      if (SoloGate* gate = solos_[group_of(Index)].get(); gate != nullptr && worker != 0) input.set_solo(gate);
       if constexpr (kReadsViews<Index>) {
         return &store.add<ViewInput<In>>(static_cast<Input<In>&>(input));
       } else {
@@ -272,8 +286,13 @@ class LinkSet {
       auto fill = [&link, stop](std::uint32_t slot, T& packet) { link.fill(slot, std::move(packet), stop); };
       if (HelpDesk* desk = link.help_desk()) {
         context.tally().time_waits();
-        const LendPolicy policy(lending_, plan_.capacity[Index], context.tally().ns_per_tick(), Index);
-        lend_into(link.core(), *desk, info.index, policy, output, context, fill, fail);
+        SoloGate* gate = solos_[group_of(Index)].get();
+        if (gate == nullptr || info.index == 0) {
+          const LendPolicy policy(lending_, plan_.capacity[Index], context.tally().ns_per_tick(), Index);
+          lend_into(link.core(), *desk, info.index, policy, output, context, fill, fail, gate);
+        } else {
+          drain_into(link.core(), output, context, info, fill);  // a sibling: never lent (S1)
+        }
       } else {
         drain_into(link.core(), output, context, info, fill);
       }
@@ -322,6 +341,13 @@ class LinkSet {
     return fixed != 0 ? std::min(fixed, limit) : limit;
   }
 
+  // The group stage `stage` is in.
+  [[nodiscard]] std::size_t group_of(std::size_t stage) const noexcept {
+    std::size_t g = 0;
+    while (plan_.groups[g].last < stage) ++g;
+    return g;
+  }
+
   void make_gate(std::size_t group, RunState& state, SharedArena* arena) {
     const std::size_t window = plan_.capacity[plan_.groups[group].last];
     if (arena != nullptr) {
@@ -353,6 +379,7 @@ class LinkSet {
   std::vector<OrderGate*> gates_;        // per group: its OrderGate, if it is ordered
   Lending lending_;
   std::vector<std::unique_ptr<HelpDesk>> desks_;  // per group: its HelpDesk, if it lends
+  std::vector<std::unique_ptr<SoloGate>> solos_;  // per group: its SoloGate, if lent solo
   decltype(ring_tuple(std::make_index_sequence<kSink>{})) rings_;
   decltype(shm_tuple(std::make_index_sequence<kSink>{})) shms_;
 };

@@ -89,7 +89,8 @@ class WorkerBody {
         chain.template open<0>(static_cast<Input<void>*>(nullptr), end);
       } else {
         chain.template open<kFirst>(
-            links_.template open_input<kFirst>(store, context.stop(), context.tally(), context.order()),
+            links_.template open_input<kFirst>(store, context.stop(), context.tally(), context.order(),
+                                               context.info(kFirst).index),
             end);
       }
     });

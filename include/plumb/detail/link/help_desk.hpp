@@ -84,11 +84,12 @@ struct NestedSteps {
 //      stack, the LentWorker included) only once the seat is kEnded or taken back (kHome).
 //   H5 no deadlock through held slots: LinkSet::lends() lends a group only if the link before it
 //      has room for every slot its parked workers and the workers upstream can hold at once
-//      (capacity >= W + U - 1; with H7's one worker, capacity >= U). Proof in
+//      (capacity >= W + U - 1; lent solo, H7, W is 1: capacity >= U). Proof in
 //      docs/design/lending.md.
-//   H7 one worker per lent group with an input: a helper inside a lent step that waits for
-//      input cannot take the packets the worker's siblings make at home meanwhile (it is their
-//      consumer); with one worker there are no siblings (LinkSet::lends()).
+//   H7 a lent group with an input and several workers is lent solo (solo_gate.hpp): a helper
+//      inside a lent step that waits for input cannot take the packets the worker's siblings
+//      make at home meanwhile (it is their consumer), so only its lead is lent, and only while
+//      every sibling waits at a pull (S1).
 //   H6 attribution: an exception out of a step is recorded by LentWorker::fail() (charged to the
 //      lent worker) before the helper unwinds with Stopped; the helper's stage is not blamed.
 //

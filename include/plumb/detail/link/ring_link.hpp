@@ -7,6 +7,7 @@
 #include <plumb/detail/link/help_desk.hpp>
 #include <plumb/detail/link/index_ring.hpp>
 #include <plumb/detail/link/link_core.hpp>
+#include <plumb/detail/link/solo_gate.hpp>
 #include <plumb/detail/link/take.hpp>
 #include <plumb/detail/sync/stop_flag.hpp>
 #include <plumb/detail/stats/tally.hpp>
@@ -124,10 +125,15 @@ class LinkInput final : public Input<T> {
   ~LinkInput() override {
     if (held_ != RingLink<T>::kEnd) link_.release(held_, stop_);
     if (seat_ != kNoSeat) desk_->let_go(seat_);  // H4: its home may wait for it
+    if (solo_ != nullptr) solo_->retire();        // makes nothing more (S1)
   }
 
   // An ordering layer numbers the packets this input takes (take.hpp).
   void set_take_hook(TakeHook* hook) noexcept { hook_ = hook; }
+
+  // This input is a sibling's in a group lent solo (solo_gate.hpp): each pull first waits
+  // while the group's lead is lent.
+  void set_solo(SoloGate* solo) noexcept { solo_ = solo; }
 
  private:
   T* pull() override {
@@ -136,6 +142,7 @@ class LinkInput final : public Input<T> {
       const FreedFor for_whom = seat_ != kNoSeat && link_.core().single() ? FreedFor::holder : FreedFor::producers;
       link_.release(std::exchange(held_, RingLink<T>::kEnd), stop_, for_whom);
     }
+    if (solo_ != nullptr) solo_->wait_turn(stop_, tally_.input_timer());  // holds nothing (S2)
     const std::uint32_t slot = take();
     if (slot == RingLink<T>::kEnd) return nullptr;
     tally_.took();
@@ -240,6 +247,7 @@ class LinkInput final : public Input<T> {
   HelpDesk* desk_;
   bool keeps_seat_;  // the link's one consumer keeps the seat it helped (help())
   TakeHook* hook_ = nullptr;
+  SoloGate* solo_ = nullptr;
   std::uint32_t held_ = RingLink<T>::kEnd;
   std::size_t cursor_ = 0;  // the seat helped last (HelpDesk::claim())
   std::size_t seat_ = kNoSeat;  // the seat kept (claimed) between two steps

@@ -6,6 +6,7 @@
 #include <plumb/detail/core/input.hpp>
 #include <plumb/detail/link/help_desk.hpp>
 #include <plumb/detail/link/link_core.hpp>
+#include <plumb/detail/link/solo_gate.hpp>
 #include <plumb/detail/stats/tally.hpp>
 #include <plumb/detail/sync/stop_flag.hpp>
 #include <plumb/detail/worker/chain.hpp>
@@ -198,10 +199,12 @@ class OwnWork {
 // (unordered), lending the worker to the link's consumers through `desk` (seat `seat`) whenever
 // `policy` says so. `fill(slot, packet)` writes a packet into a slot (giving the slot back if it
 // throws); `fail()` records the exception in flight as the run's error, charged to the worker.
-// Returns at the end of the output; throws what the generator throws, or Stopped.
+// `solo` (may be null): the worker is the lead of a group with an input and several workers,
+// lent only while its siblings wait (solo_gate.hpp, S1). Returns at the end of the output;
+// throws what the generator throws, or Stopped.
 template <class Core, class T, class Fill, class Fail>
 void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, Input<T>& output,
-               WorkerContext& context, Fill&& fill, Fail&& fail) {
+               WorkerContext& context, Fill&& fill, Fail&& fail, SoloGate* solo = nullptr) {
   const StopFlag stop = context.stop();
   WorkerTally& tally = context.tally();
   WorkerClock& clock = tally.clock();
@@ -292,9 +295,19 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
   };
   Lent lent(core, output, clock, policy, desk, fill, fail, stop);
 
+  // The lead's siblings take input again whenever it is home for good or for a while (S1).
+  struct Release {
+    SoloGate* solo;
+    ~Release() {
+      if (solo != nullptr) solo->release();
+    }
+  } const release{solo};
+  // Lend now: the policy says so and, for a lead, every sibling waits (asked at the first call).
+  auto lend_now = [&] { return policy.lend_now() && (solo == nullptr || solo->quiet()); };
+
   for (;;) {
     // At home: packets as drain_into() makes them, measured, until the policy lends.
-    while (!policy.lend_now()) {
+    while (!lend_now()) {
       if (!policy.timing_next()) [[likely]] {
         if (!lent.make(core.acquire_slot(stop, tally.output_timer()), MadeBy::producer)) return;
         policy.at_home(0);
@@ -319,6 +332,7 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
       return;
     }
     stop.check();
+    if (solo != nullptr) solo->release();  // home, no helper inside its step (S1)
     policy.taken_back();
   }
 }
