@@ -198,6 +198,101 @@ TEST_CASE("a stage lent solo that turns slow gets its workers' concurrency back"
   if (lending == Lending::always) CHECK(pipeline.last_stats().stages[1].helped_out > 0);
 }
 
+TEST_CASE("a stage lent solo: what a waiting worker holds comes out within a few turns",
+          "[lending][thread]") {
+  const Lending lending = GENERATE(Lending::always, Lending::adaptive);
+  const ForceLending force(lending);
+  INFO((lending == Lending::always ? "always" : "adaptive"));
+  // Two workers that pass their input on in batches of 4. A worker waiting at a pull while its
+  // lead is lent holds up to 3 packets, which come out only once it gets more input: each turn
+  // (S4, 10 ms) gives it a packet. Without turns they came out at the end of the input, about
+  // 8000 outputs late; a few turns at this source's pace cost a few hundred.
+  constexpr int kPackets = 8000;
+  auto paced = [](int count) -> Generator<int> {
+    for (int i = 0; i < count; ++i) {
+      if (i % 4 == 0) std::this_thread::sleep_for(50us);
+      co_yield i;
+    }
+  };
+  auto batches = [](Stream<int> in) -> Generator<int> {
+    std::vector<int> batch;
+    for (int x : in) {
+      batch.push_back(x);
+      if (batch.size() == 4) {
+        for (int y : batch) co_yield y;
+        batch.clear();
+      }
+    }
+    for (int y : batch) co_yield y;
+  };
+  auto worst_lag = [](Stream<int> in) {
+    long worst = 0;
+    long position = 0;
+    for (int x : in) worst = std::max(worst, position++ - x);
+    return worst;
+  };
+  plumb::Pipeline pipeline{plumb::stage(paced, kPackets).in_flight(8), plumb::stage(batches).workers(2).in_flight(4),
+                           plumb::stage(worst_lag)};
+  const long lag = pipeline.run();
+  INFO(pipeline.last_stats().table());
+  CHECK(lag < kPackets / 2);
+}
+
+TEST_CASE("a lead that asks its siblings to wait does not keep them waiting while it works at home",
+          "[lending][thread]") {
+  const ForceLending force(Lending::adaptive);
+  // One sibling is slow to come to its first pull (300 ms), so the lead, asking the others to
+  // wait, stays home; then its steps turn dear (300 us). Asking must end: the siblings take
+  // their share of the dear packets. Kept waiting, they made none.
+  std::atomic<long> late_by_siblings{0};
+  auto turns_dear = [&](Stream<int> in) -> Generator<int> {
+    const std::size_t me = plumb::this_worker().index;
+    bool first = true;
+    int seen = 0;
+    for (int x : in) {
+      ++seen;
+      if (me == 3 && first) std::this_thread::sleep_for(300ms);
+      first = false;
+      if (x > 1000) {
+        std::this_thread::sleep_for(300us);
+        if (me != 0) ++late_by_siblings;
+      }
+      co_yield x;
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 3000).in_flight(8), plumb::stage(turns_dear).workers(4).in_flight(8),
+                           plumb::stage(sum_of)};
+  CHECK(pipeline.run() == 2999L * 3000 / 2);
+  INFO(pipeline.last_stats().table());
+  CHECK(late_by_siblings >= 500);  // of 1999: an even share is 1500
+}
+
+TEST_CASE("a stage lent solo leaves the stage after it its concurrency", "[lending][thread]") {
+  const ForceLending force(Lending::always);
+  // Three waiting siblings hold a slot of the 4-slot link each: lent solo, the four sinks would
+  // take turns on the one slot left, one busy at a time. S2 asks for a slot per sibling and per
+  // sink, so this stage stays home, and the sinks overlap.
+  std::atomic<int> busy{0};
+  std::atomic<int> most_busy{0};
+  std::atomic<long> total{0};
+  auto heavy = [&](Stream<int> in) {
+    for (int x : in) {
+      const int now = ++busy;
+      int seen = most_busy.load();
+      while (now > seen && !most_busy.compare_exchange_weak(seen, now)) {
+      }
+      std::this_thread::sleep_for(1ms);
+      --busy;
+      total += x;
+    }
+  };
+  plumb::Pipeline pipeline{plumb::stage(numbers, 400), plumb::stage(plus, 0).workers(4).in_flight(4),
+                           plumb::stage(heavy).workers(4)};
+  pipeline.run();
+  CHECK(total == 399L * 400 / 2);
+  CHECK(most_busy >= 2);
+}
+
 TEST_CASE("in_flight still bounds the packets alive while workers are lent",
           "[lending][thread]") {
   const ForceLending force(Lending::always);
@@ -488,8 +583,9 @@ TEST_CASE("the capacity rule: a narrow link before a lent stage does not deadloc
   // The layout of a hang that H5 prevented when groups with an input and several workers were
   // lent: a one-slot source, 8 workers, 8 slots, 7 workers, 48 slots, 3 sinks. Now the two
   // middle stages are lent solo (their leads alone, H7), the source into a link of one slot:
-  // capacity 1 >= U = 1 (H5 with W = 1), and each lead's link has a slot for each of its
-  // waiting siblings and one more (S2: 8 >= 8, 48 >= 7).
+  // capacity 1 >= U = 1 (H5 with W = 1); a middle stage is lent solo only where its link has a
+  // slot for each waiting sibling and each consumer (S2): the first at in_flight 14 (>= 7 + 7),
+  // not 8; the second always (48 >= 6 + 3).
   const int middle_in_flight = GENERATE(8, 14);
   INFO("in_flight " << middle_in_flight);
   std::atomic<long> total{0};

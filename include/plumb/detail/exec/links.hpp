@@ -99,7 +99,7 @@ class LinkSet {
   // processes) or without an in-process link on either side (its steps would wait on shared
   // memory); the last group. A group with an input and several workers is lent solo (H7,
   // solo_gate.hpp): its lead alone, while its siblings wait at a pull holding a slot of the
-  // output link each, so that link needs a slot more than they hold (S2: capacity >= workers).
+  // output link each, so that link needs a slot for each and one for each consumer (S2).
   // And H5: the link before the group must have a slot for the lent worker and each worker
   // upstream but one (capacity >= U): else every slot could be held while helpers wait, a
   // cycle (docs/design/lending.md).
@@ -109,7 +109,8 @@ class LinkSet {
     if (group.mode != Mode::thread || group.pinned || group.ordered || group.caller) return false;
     if (plan_.crosses_processes(g)) return false;
     if (g == 0) return true;
-    if (plan_.capacity[group.last] < group.workers) return false;  // S2
+    // S2: a slot for each waiting sibling and for each consumer.
+    if (group.workers > 1 && plan_.capacity[group.last] < group.workers - 1 + plan_.groups[g + 1].workers) return false;
     const GroupPlan& upstream = plan_.groups[g - 1];
     if (plan_.crosses_processes(g - 1)) return false;
     return plan_.capacity[upstream.last] >= upstream.workers;  // H5 with W = 1 (the lead)
@@ -136,10 +137,16 @@ class LinkSet {
   // kIdleWatchPeriod + 2 kWatchPeriod. Returns whether any worker is lent.
   static constexpr std::chrono::milliseconds kWatchPeriod{2};
   static constexpr std::chrono::milliseconds kIdleWatchPeriod{20};
+  // A solo lead lent for a turn is called home for its siblings' turn (S4).
   bool watch() noexcept {
     bool lent = false;
-    for (const std::unique_ptr<HelpDesk>& desk : desks_) {
-      if (desk && desk->watch()) lent = true;
+    std::int64_t now = 0;
+    for (std::size_t g = 0; g < desks_.size(); ++g) {
+      if (!desks_[g]) continue;
+      if (desks_[g]->watch()) lent = true;
+      if (!solos_[g]) continue;
+      if (now == 0) now = now_ns();
+      if (solos_[g]->due(now)) desks_[g]->recall();
     }
     return lent;
   }

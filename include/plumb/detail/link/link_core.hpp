@@ -266,6 +266,14 @@ class LinkCore {
     return slot == kEnd ? kEmpty : slot;
   }
 
+  // Whether a packet looks queued: a helper that just claimed a seat looks again before it runs
+  // the step (ring_link.hpp, help()). The consumer's own view on the single path; on the ring,
+  // a push under way counts.
+  [[nodiscard]] bool ready_approx() noexcept {
+    if (single_) return consumer_has_packet();
+    return ready_ring().was_nonempty();
+  }
+
   // Whether a slot looks free. Racy: a hint for a waiting helper, re-checked by
   // try_acquire_slot().
   [[nodiscard]] bool room_approx() noexcept {

@@ -142,7 +142,8 @@ class LinkInput final : public Input<T> {
       const FreedFor for_whom = seat_ != kNoSeat && link_.core().single() ? FreedFor::holder : FreedFor::producers;
       link_.release(std::exchange(held_, RingLink<T>::kEnd), stop_, for_whom);
     }
-    if (solo_ != nullptr) solo_->wait_turn(stop_, tally_.input_timer());  // holds nothing (S2)
+    // Holds nothing (S2); after a wait, one packet before the next (S4).
+    if (solo_ != nullptr && !std::exchange(passes_, false)) passes_ = solo_->wait_turn(stop_, tally_.input_timer());
     const std::uint32_t slot = take();
     if (slot == RingLink<T>::kEnd) return nullptr;
     tally_.took();
@@ -193,8 +194,17 @@ class LinkInput final : public Input<T> {
   // several consumers the seat goes back after each step, for any of them.
   bool help() {
     if (seat_ != kNoSeat && desk_->recalled(seat_)) desk_->let_go(std::exchange(seat_, kNoSeat));
-    const std::size_t seat = seat_ != kNoSeat ? seat_ : desk_->claim(cursor_);
+    const bool kept = seat_ != kNoSeat;
+    const std::size_t seat = kept ? seat_ : desk_->claim(cursor_);
     if (seat == desk_->seats()) return false;
+    // A packet queued after this input looked and before the claim (the worker's last one made
+    // at home before it parked, or a solo sibling's before it waited, S1: the claim's acquire
+    // sees it) is taken first: the step might wait for input while that packet, which nobody
+    // else may take, stayed behind. Not a miss to retry at once: the caller's wait takes it.
+    if (!kept && link_.core().ready_approx()) {
+      desk_->let_go(seat);
+      return false;
+    }
     const std::uint32_t slot = link_.core().try_acquire_slot();
     if (slot == Core::kEmpty) {
       if (seat_ == kNoSeat) desk_->let_go(seat);
@@ -248,6 +258,7 @@ class LinkInput final : public Input<T> {
   bool keeps_seat_;  // the link's one consumer keeps the seat it helped (help())
   TakeHook* hook_ = nullptr;
   SoloGate* solo_ = nullptr;
+  bool passes_ = false;  // its next pull does not wait (S4)
   std::uint32_t held_ = RingLink<T>::kEnd;
   std::size_t cursor_ = 0;  // the seat helped last (HelpDesk::claim())
   std::size_t seat_ = kNoSeat;  // the seat kept (claimed) between two steps

@@ -6,34 +6,51 @@
 // Why: a helper inside a lent step that waits for input cannot take the packets the lent
 // worker's siblings make meanwhile: it is their consumer. A Service's answer made by a sibling
 // would wait for the next request, which waits for that answer. So while the lead is lent its
-// siblings make nothing: each waits at its next pull, where it owes no output (all its code
-// could still yield needs more input) and holds no input, until the lead is home again.
+// siblings make nothing: each waits at its next pull, holding no input, until the lead is home
+// again. What a waiting sibling still owes (a batch it fills across pulls) needs more input,
+// which the lead takes while it is lent: so the lead is lent for a turn of kTurn at most, then
+// called home (the supervisor's watch, LinkSet::watch()), and each sibling takes a packet
+// before it waits again (S4).
 //
-// The word: kSolo (the lead asked its siblings to wait) beside a count of the siblings that
-// make nothing until kSolo is cleared: those waiting at a pull, and those retired for good.
+// The word: kSolo (the lead asked its siblings to wait), the epoch (one per release()), and the
+// count of the siblings waiting at a pull in this epoch. Beside it, `retired_`: the siblings
+// that make nothing more (their input ended, or their code returned).
 //
-// Invariants (cited as S1-S3 in lend.hpp, ring_link.hpp and links.hpp):
-//   S1 quiet is stable: a sibling leaves its wait only by a CAS from a word without kSolo, and
-//      only the lead's home clears kSolo, so once the lead read kSolo | siblings (quiet()), no
-//      sibling takes input until its home clears kSolo. It parks the lead only then, and
-//      clears kSolo only with the lead at home (taken back or ended, H4: no helper inside its
-//      step), so no sibling makes a packet while a helper runs the lead.
+// Invariants (cited as S1-S4 in lend.hpp, ring_link.hpp and links.hpp):
+//   S1 quiet is stable: a sibling counted in an epoch leaves its wait only by a CAS from a word
+//      of that epoch without kSolo, or once the epoch changed; only the lead's home clears
+//      kSolo or moves the epoch on (release()), so once the lead read kSolo and every sibling
+//      waiting or retired (quiet()), no sibling takes input until its home releases them. It
+//      parks the lead only then, and releases only with the lead at home (taken back or
+//      ended, H4: no helper inside its step), so no sibling makes a packet while a helper
+//      runs the lead. The new epoch starts with a count of 0: a sibling still asleep from the
+//      last one is not counted, so the lead, asking again at once, waits until each sibling
+//      woke, took its packet (S4) and waits again.
 //   S2 a sibling waits after letting go of its last input: it holds no slot of its input link;
 //      it holds one free slot of its output link (drain_into() takes it before the pull), so
 //      LinkSet::lends() lends such a group only if that link has a slot for each sibling and
-//      one more for the lead's helper (H2): capacity >= workers.
+//      one for each worker of the consumer stage (the lead's helper needs one, H2, and the
+//      others would otherwise take turns on one slot).
 //   S3 the run's stop wakes every sibling (wake_all()); a sibling's wait ends when kSolo is
 //      cleared or the run stops.
-// Every access is a read-modify-write or a load of the one word, whose modification order is
-// the whole argument; no other data is published through it (the packets go through the
-// links), so acq_rel / acquire only keep the word's readers from being reordered before
-// their own earlier link operations.
+//   S4 turns: a lead lent for kTurn is called home (due()); it asks again at once (rotated():
+//      not a verdict on its cost), and a sibling released from a wait takes one packet before
+//      it waits again (LinkInput), so that what a sibling owes comes out within a few turns.
+//      The lead also stops asking when its siblings are slow to come to a pull (lend.hpp).
+// Memory orders: S1 rests on the modification order of the one word (every write to it is a
+// read-modify-write). The acq_rel / acquire orders carry one more thing: a sibling's last
+// enqueue comes before its count (or retire) in its program order, quiet() reads that with
+// acquire before the lead's park (release), and a helper's claim (acquire) then sees the
+// packet: LinkInput::help() takes it before it runs the lead's step (ring_link.hpp).
+// `lent_since_` and `rotate_` are hints for the watch (relaxed): a wrong reading costs a turn
+// early or late.
 
 #include <plumb/detail/stats/tally.hpp>
 #include <plumb/detail/sync/stop_flag.hpp>
 #include <plumb/detail/sync/wait.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 
@@ -49,54 +66,86 @@ class SoloGate {
   // --- The lead's home ---------------------------------------------------------------------
 
   // Asks the siblings to wait at their next pull (if not asked yet); returns whether every one
-  // does (or retired): then the lead may be lent until release() (S1).
+  // does (or retired): then the lead may be lent until release() (S1), and its turn begins
+  // now (the watch's clock).
   [[nodiscard]] bool quiet() noexcept {
     std::uint32_t word = word_.load(std::memory_order_acquire);
     if ((word & kSolo) == 0) word = word_.fetch_or(kSolo, std::memory_order_acq_rel) | kSolo;
-    return word == (kSolo | siblings_);
+    if ((word & kCount) + retired_.load(std::memory_order_acquire) != siblings_) return false;
+    lent_since_.store(now_ns(), std::memory_order_relaxed);
+    return true;
   }
 
-  // The lead is home: the siblings take input again.
+  // The lead is home: the siblings take input again (a new epoch, S1).
   void release() noexcept {
-    if ((word_.load(std::memory_order_relaxed) & kSolo) == 0) return;
-    word_.fetch_and(~kSolo, std::memory_order_acq_rel);
+    std::uint32_t word = word_.load(std::memory_order_relaxed);
+    if ((word & kSolo) == 0) return;
+    lent_since_.store(0, std::memory_order_relaxed);
+    while (!word_.compare_exchange_weak(word, (word + kEpochOne) & kEpochs, std::memory_order_acq_rel,
+                                        std::memory_order_relaxed)) {
+    }
     event_.notify_all();
+  }
+
+  // Whether the lead came home for its siblings' turn (S4); clears the note.
+  [[nodiscard]] bool rotated() noexcept { return rotate_.exchange(false, std::memory_order_relaxed); }
+
+  // --- The supervisor's watch ------------------------------------------------------------------
+
+  // Whether the lead's turn is over (`now`: now_ns()): then the caller recalls it (S4). Once
+  // per turn.
+  [[nodiscard]] bool due(std::int64_t now) noexcept {
+    const std::int64_t since = lent_since_.load(std::memory_order_relaxed);
+    if (since == 0 || now - since < kTurn.count()) return false;
+    return !rotate_.exchange(true, std::memory_order_relaxed);
   }
 
   // --- A sibling, at a pull, holding nothing (S2) ---------------------------------------------
 
-  // Returns at once unless the lead asked; else waits until the lead is home or the run stops.
-  // The wait is the sibling's wait for input (`timer`, may be null).
-  void wait_turn(StopFlag stop, WaitTimer* timer) {
-    if ((word_.load(std::memory_order_relaxed) & kSolo) == 0) [[likely]] return;
-    word_.fetch_add(1, std::memory_order_acq_rel);
+  // Returns at once (false) unless the lead asked; else waits until the lead is home or the
+  // run stops (true: the caller then takes a packet before it waits again, S4). The wait is
+  // the sibling's wait for input (`timer`, may be null).
+  bool wait_turn(StopFlag stop, WaitTimer* timer) {
+    if ((word_.load(std::memory_order_relaxed) & kSolo) == 0) [[likely]] return false;
+    const std::uint32_t epoch = word_.fetch_add(1, std::memory_order_acq_rel) & kEpochs;
     const WaitScope waiting(timer);
     event_.wait(
         [&] {
           std::uint32_t word = word_.load(std::memory_order_acquire);
-          while ((word & kSolo) == 0 || stop.stopping()) {
-            // Leaves only from a word without kSolo (S1), or when the run stops.
+          for (;;) {
+            if ((word & kEpochs) != epoch) return true;  // released: counted no more (S1)
+            if ((word & kSolo) != 0 && !stop.stopping()) return false;
+            // Leaves only from a word of its epoch without kSolo (S1), or when the run stops.
             if (word_.compare_exchange_weak(word, word - 1, std::memory_order_acq_rel,
                                             std::memory_order_acquire)) {
               return true;
             }
           }
-          return false;
         },
         SpinPolicy{.yields = 0, .naps = 0});
+    return true;
   }
 
   // The sibling makes nothing more (its input ended, or its code returned): it counts as
   // waiting for good.
-  void retire() noexcept { word_.fetch_add(1, std::memory_order_acq_rel); }
+  void retire() noexcept { retired_.fetch_add(1, std::memory_order_acq_rel); }
 
   // The run stops: every sibling's wait re-reads the stop flag (S3).
   void wake_all() noexcept { event_.wake_all(); }
 
  private:
+  // The word's fields. kMaxWorkers (128) bounds the count; the epoch wraps after 2^15
+  // releases, which a sibling would have to sleep through, woken at each (notify_all()).
   static constexpr std::uint32_t kSolo = 1U << 31;
+  static constexpr std::uint32_t kEpochOne = 1U << 16;
+  static constexpr std::uint32_t kEpochs = kSolo - kEpochOne;  // bits 16-30
+  static constexpr std::uint32_t kCount = kEpochOne - 1;
+  static constexpr std::chrono::nanoseconds kTurn = std::chrono::milliseconds(10);
 
   std::atomic<std::uint32_t> word_{0};
+  std::atomic<std::uint32_t> retired_{0};
+  std::atomic<std::int64_t> lent_since_{0};  // now_ns() when the lead was last lent; 0: home
+  std::atomic<bool> rotate_{false};          // the watch called the lead home for a turn
   std::uint32_t siblings_;
   Event<Sharing::process_private> event_;
 };

@@ -202,6 +202,9 @@ class OwnWork {
 // `solo` (may be null): the worker is the lead of a group with an input and several workers,
 // lent only while its siblings wait (solo_gate.hpp, S1). Returns at the end of the output;
 // throws what the generator throws, or Stopped.
+// Packets a lead makes at home asking its siblings to wait before it stops asking (S4).
+inline constexpr std::uint64_t kMaxAsked = 64;
+
 template <class Core, class T, class Fill, class Fail>
 void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, Input<T>& output,
                WorkerContext& context, Fill&& fill, Fail&& fail, SoloGate* solo = nullptr) {
@@ -302,8 +305,26 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
       if (solo != nullptr) solo->release();
     }
   } const release{solo};
-  // Lend now: the policy says so and, for a lead, every sibling waits (asked at the first call).
-  auto lend_now = [&] { return policy.lend_now() && (solo == nullptr || solo->quiet()); };
+  // Lend now: the policy says so and, for a lead, every sibling waits (asked at the first
+  // call). Siblings slow to come to a pull (a long step, a long set-up) are not kept waiting at
+  // theirs meanwhile: after kMaxAsked packets the lead stops asking for a measuring gap.
+  std::uint64_t asked = 0;
+  auto lend_now = [&] {
+    if (!policy.lend_now()) {
+      if (solo != nullptr) solo->release();
+      return false;
+    }
+    if (solo == nullptr || solo->quiet()) {
+      asked = 0;
+      return true;
+    }
+    if (++asked > kMaxAsked) {
+      asked = 0;
+      solo->release();
+      policy.taken_back();
+    }
+    return false;
+  };
 
   for (;;) {
     // At home: packets as drain_into() makes them, measured, until the policy lends.
@@ -332,7 +353,10 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
       return;
     }
     stop.check();
-    if (solo != nullptr) solo->release();  // home, no helper inside its step (S1)
+    if (solo != nullptr) {
+      solo->release();  // home, no helper inside its step (S1)
+      if (solo->rotated()) continue;  // the siblings' turn (S4), not a verdict on its cost
+    }
     policy.taken_back();
   }
 }
