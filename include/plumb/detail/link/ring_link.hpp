@@ -142,8 +142,7 @@ class LinkInput final : public Input<T> {
       const FreedFor for_whom = seat_ != kNoSeat && link_.core().single() ? FreedFor::holder : FreedFor::producers;
       link_.release(std::exchange(held_, RingLink<T>::kEnd), stop_, for_whom);
     }
-    // Holds nothing (S2); after a wait, one packet before the next (S4).
-    if (solo_ != nullptr && !std::exchange(passes_, false)) passes_ = solo_->wait_turn(stop_, tally_.input_timer());
+    if (solo_ != nullptr) solo_->wait_turn(stop_, tally_.input_timer());  // holds nothing (S2)
     const std::uint32_t slot = take();
     if (slot == RingLink<T>::kEnd) return nullptr;
     tally_.took();
@@ -258,7 +257,6 @@ class LinkInput final : public Input<T> {
   bool keeps_seat_;  // the link's one consumer keeps the seat it helped (help())
   TakeHook* hook_ = nullptr;
   SoloGate* solo_ = nullptr;
-  bool passes_ = false;  // its next pull does not wait (S4)
   std::uint32_t held_ = RingLink<T>::kEnd;
   std::size_t cursor_ = 0;  // the seat helped last (HelpDesk::claim())
   std::size_t seat_ = kNoSeat;  // the seat kept (claimed) between two steps

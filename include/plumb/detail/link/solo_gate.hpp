@@ -33,17 +33,18 @@
 //      others would otherwise take turns on one slot).
 //   S3 the run's stop wakes every sibling (wake_all()); a sibling's wait ends when kSolo is
 //      cleared or the run stops.
-//   S4 turns: a lead lent for kTurn is called home (due()); it asks again at once (rotated():
-//      not a verdict on its cost), and a sibling released from a wait takes one packet before
-//      it waits again (LinkInput), so that what a sibling owes comes out within a few turns.
-//      The lead also stops asking when its siblings are slow to come to a pull (lend.hpp).
+//   S4 turns: a lead lent for kTurn is called home (due()); it asks again at once, without its
+//      policy's verdict (rotated(): a turn says nothing of its cost), and a sibling released
+//      from a wait takes the packet its pull was for before it can wait again (the new epoch
+//      counts it only then), so that what a sibling owes comes out within a few turns. The
+//      lead also stops asking when its siblings are slow to come to a pull (lend.hpp).
 // Memory orders: S1 rests on the modification order of the one word (every write to it is a
 // read-modify-write). The acq_rel / acquire orders carry one more thing: a sibling's last
 // enqueue comes before its count (or retire) in its program order, quiet() reads that with
 // acquire before the lead's park (release), and a helper's claim (acquire) then sees the
 // packet: LinkInput::help() takes it before it runs the lead's step (ring_link.hpp).
-// `lent_since_` and `rotate_` are hints for the watch (relaxed): a wrong reading costs a turn
-// early or late.
+// `lent_since_` is the watch's hint (relaxed, its CAS against release()'s exchange): a wrong
+// reading costs a turn early or late.
 
 #include <plumb/detail/stats/tally.hpp>
 #include <plumb/detail/sync/stop_flag.hpp>
@@ -69,9 +70,12 @@ class SoloGate {
   // does (or retired): then the lead may be lent until release() (S1), and its turn begins
   // now (the watch's clock).
   [[nodiscard]] bool quiet() noexcept {
+    // Retired first: a sibling leaving on stop and retiring between the two reads is then
+    // missed (false), not counted twice.
+    const std::uint32_t retired = retired_.load(std::memory_order_acquire);
     std::uint32_t word = word_.load(std::memory_order_acquire);
     if ((word & kSolo) == 0) word = word_.fetch_or(kSolo, std::memory_order_acq_rel) | kSolo;
-    if ((word & kCount) + retired_.load(std::memory_order_acquire) != siblings_) return false;
+    if ((word & kCount) + retired != siblings_) return false;
     lent_since_.store(now_ns(), std::memory_order_relaxed);
     return true;
   }
@@ -80,40 +84,43 @@ class SoloGate {
   void release() noexcept {
     std::uint32_t word = word_.load(std::memory_order_relaxed);
     if ((word & kSolo) == 0) return;
-    lent_since_.store(0, std::memory_order_relaxed);
+    rotated_ = lent_since_.exchange(0, std::memory_order_relaxed) == kCalledHome;
     while (!word_.compare_exchange_weak(word, (word + kEpochOne) & kEpochs, std::memory_order_acq_rel,
                                         std::memory_order_relaxed)) {
     }
     event_.notify_all();
   }
 
-  // Whether the lead came home for its siblings' turn (S4); clears the note.
-  [[nodiscard]] bool rotated() noexcept { return rotate_.exchange(false, std::memory_order_relaxed); }
+  // Whether the last release() ended a turn the watch called over (S4).
+  [[nodiscard]] bool rotated() const noexcept { return rotated_; }
 
   // --- The supervisor's watch ------------------------------------------------------------------
 
   // Whether the lead's turn is over (`now`: now_ns()): then the caller recalls it (S4). Once
-  // per turn.
+  // per turn: the CAS marks this lent period called home, and loses to a release() that ended
+  // it first (then the note dies with the period).
   [[nodiscard]] bool due(std::int64_t now) noexcept {
-    const std::int64_t since = lent_since_.load(std::memory_order_relaxed);
-    if (since == 0 || now - since < kTurn.count()) return false;
-    return !rotate_.exchange(true, std::memory_order_relaxed);
+    std::int64_t since = lent_since_.load(std::memory_order_relaxed);
+    if (since <= 0 || now - since < kTurn.count()) return false;
+    return lent_since_.compare_exchange_strong(since, kCalledHome, std::memory_order_relaxed);
   }
 
   // --- A sibling, at a pull, holding nothing (S2) ---------------------------------------------
 
-  // Returns at once (false) unless the lead asked; else waits until the lead is home or the
-  // run stops (true: the caller then takes a packet before it waits again, S4). The wait is
-  // the sibling's wait for input (`timer`, may be null).
-  bool wait_turn(StopFlag stop, WaitTimer* timer) {
-    if ((word_.load(std::memory_order_relaxed) & kSolo) == 0) [[likely]] return false;
+  // Returns at once unless the lead asked; else waits until the lead is home or the run stops,
+  // and the caller takes its packet (S4) before it can wait again. The wait is the sibling's
+  // wait for input (`timer`, may be null).
+  void wait_turn(StopFlag stop, WaitTimer* timer) {
+    if ((word_.load(std::memory_order_relaxed) & kSolo) == 0) [[likely]] return;
     const std::uint32_t epoch = word_.fetch_add(1, std::memory_order_acq_rel) & kEpochs;
     const WaitScope waiting(timer);
     event_.wait(
         [&] {
           std::uint32_t word = word_.load(std::memory_order_acquire);
           for (;;) {
-            if ((word & kEpochs) != epoch) return true;  // released: counted no more (S1)
+            // Released: counted no more (S1). A count of 0 in its epoch cannot count it either
+            // (the epoch wrapped while it slept): released too, not decremented.
+            if ((word & kEpochs) != epoch || (word & kCount) == 0) return true;
             if ((word & kSolo) != 0 && !stop.stopping()) return false;
             // Leaves only from a word of its epoch without kSolo (S1), or when the run stops.
             if (word_.compare_exchange_weak(word, word - 1, std::memory_order_acq_rel,
@@ -123,7 +130,6 @@ class SoloGate {
           }
         },
         SpinPolicy{.yields = 0, .naps = 0});
-    return true;
   }
 
   // The sibling makes nothing more (its input ended, or its code returned): it counts as
@@ -144,8 +150,11 @@ class SoloGate {
 
   std::atomic<std::uint32_t> word_{0};
   std::atomic<std::uint32_t> retired_{0};
-  std::atomic<std::int64_t> lent_since_{0};  // now_ns() when the lead was last lent; 0: home
-  std::atomic<bool> rotate_{false};          // the watch called the lead home for a turn
+  static constexpr std::int64_t kCalledHome = -1;
+
+  // now_ns() when the lead was lent; 0 at home; kCalledHome once the watch ended its turn.
+  std::atomic<std::int64_t> lent_since_{0};
+  bool rotated_ = false;  // the lead's home only
   std::uint32_t siblings_;
   Event<Sharing::process_private> event_;
 };

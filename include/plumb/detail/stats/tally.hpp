@@ -33,13 +33,9 @@ inline std::int64_t now_ns() noexcept {
 }
 
 // The clock of waits and of timed resumes, read where a worker waits on a link and around
-// sampled resumes: the time-stamp counter on x86-64 when it is invariant (the kernel keeps time
-// with it, clocksource "tsc"; or the CPU says constant_tsc and nonstop_tsc, as a KVM guest's
-// virtual CPUs do under kvm-clock, whose readings the counter then underlies), 11 ns a read
-// against 25 ns for the steady clock on this kind of virtual machine, and not serializing;
-// else the steady clock in ns. Its readings are differences over microseconds on one thread
-// (or the same pair of readings' thread after a migration): a cost clamped at zero, never a
-// deadline.
+// sampled resumes: the time-stamp counter on x86-64 when the kernel keeps time with it (its
+// clocksource is "tsc": then the counter is invariant and synchronized across cores), about
+// half the cost of the steady clock here and not serializing; else the steady clock in ns.
 // Ticks become nanoseconds through a reference pair (ns, ticks) taken at the first use, so no
 // calibration loop is needed: by the time a run's stats are read, the pair is far behind.
 //
@@ -85,7 +81,6 @@ class TickClock {
                    (name[3] == '\n' || name[3] == '\0');
         std::fclose(file);
       }
-      if (!made.tsc) made.tsc = invariant_tsc();
 #endif
       made.reference_ns = now_ns();
       made.reference_ticks = now_raw(made.tsc);
@@ -97,21 +92,6 @@ class TickClock {
       return made;
     }();
     return clock;
-  }
-
-  // Whether /proc/cpuinfo's first "flags" line has constant_tsc and nonstop_tsc.
-  static bool invariant_tsc() noexcept {
-    std::FILE* file = std::fopen("/proc/cpuinfo", "r");
-    if (file == nullptr) return false;
-    bool found = false;
-    char line[8192];
-    while (std::fgets(line, sizeof line, file) != nullptr) {
-      if (std::strncmp(line, "flags", 5) != 0) continue;
-      found = std::strstr(line, " constant_tsc") != nullptr && std::strstr(line, " nonstop_tsc") != nullptr;
-      break;
-    }
-    std::fclose(file);
-    return found;
   }
 
   static std::int64_t now_raw([[maybe_unused]] bool tsc) noexcept {

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -94,6 +95,13 @@ class LendPolicy {
     skip_ = gap_;
     gap_ = std::min(2 * gap_, kMaxGap);
     measured_ = 0;
+  }
+
+  // A lead stopped asking its siblings to wait (lend.hpp): measure again after the first gap,
+  // which does not grow (its siblings were slow, not its packets dear).
+  void pause() noexcept {
+    measured_ = 0;
+    if (lending_ != Lending::always) skip_ = kFirstGap;
   }
 
   // The worker was taken back: measure again, after a gap.
@@ -202,8 +210,10 @@ class OwnWork {
 // `solo` (may be null): the worker is the lead of a group with an input and several workers,
 // lent only while its siblings wait (solo_gate.hpp, S1). Returns at the end of the output;
 // throws what the generator throws, or Stopped.
-// Packets a lead makes at home asking its siblings to wait before it stops asking (S4).
+// How long a lead asks its siblings to wait while it works at home, at least, before it stops
+// asking (S4): kMaxAsked packets and kMaxAsking.
 inline constexpr std::uint64_t kMaxAsked = 64;
+inline constexpr std::chrono::nanoseconds kMaxAsking = std::chrono::milliseconds(10);
 
 template <class Core, class T, class Fill, class Fail>
 void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, Input<T>& output,
@@ -253,9 +263,13 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
         ticks += stall;
       }
       if (ticks != 0) add_owned(clock.helped_ticks, ticks);
+      if (stall != 0) judged = true;
       if (!made) return Step::ended;
       clock.helped_out.store(steps + 1, std::memory_order_relaxed);
-      if (timed && policy.helped(cost.own)) desk.recall();
+      if (timed && policy.helped(cost.own)) {
+        judged = true;
+        desk.recall();
+      }
       return Step::packet;
     }
 
@@ -295,6 +309,10 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
     }
 
     void fail() noexcept override { fail_with(); }
+
+    // A step of this lent period stalled, or the policy sent the worker home: its return is a
+    // verdict on its cost, even if its turn was over too (S4). Its owner's (H1).
+    bool judged = false;
   };
   Lent lent(core, output, clock, policy, desk, fill, fail, stop);
 
@@ -306,22 +324,29 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
     }
   } const release{solo};
   // Lend now: the policy says so and, for a lead, every sibling waits (asked at the first
-  // call). Siblings slow to come to a pull (a long step, a long set-up) are not kept waiting at
-  // theirs meanwhile: after kMaxAsked packets the lead stops asking for a measuring gap.
+  // call). After a turn (S4) the lead asks again at once, the policy not asked: a turn says
+  // nothing of its cost. Siblings slow to come to a pull (a long set-up, a long step) are not
+  // kept waiting at theirs meanwhile: after kMaxAsked packets and a turn's time of asking, the
+  // lead stops asking for a measuring pause.
+  bool turn_over = false;
   std::uint64_t asked = 0;
+  std::int64_t asked_since = 0;
   auto lend_now = [&] {
-    if (!policy.lend_now()) {
+    if (!turn_over && !policy.lend_now()) {
       if (solo != nullptr) solo->release();
       return false;
     }
     if (solo == nullptr || solo->quiet()) {
       asked = 0;
+      turn_over = false;
       return true;
     }
-    if (++asked > kMaxAsked) {
+    if (asked++ == 0) asked_since = now_ns();
+    if (asked > kMaxAsked && now_ns() - asked_since > kMaxAsking.count()) {
       asked = 0;
+      turn_over = false;
       solo->release();
-      policy.taken_back();
+      policy.pause();
     }
     return false;
   };
@@ -340,6 +365,7 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
     }
     // Lent: the home waits (its time counts as blocked, less the helped steps: monitor.hpp).
     policy.lent();
+    lent.judged = false;
     HelpDesk::Return back = HelpDesk::Return::ended;
     {
       const WaitScope waiting(tally.output_timer());
@@ -355,7 +381,8 @@ void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, 
     stop.check();
     if (solo != nullptr) {
       solo->release();  // home, no helper inside its step (S1)
-      if (solo->rotated()) continue;  // the siblings' turn (S4), not a verdict on its cost
+      turn_over = solo->rotated() && !lent.judged;  // the siblings' turn (S4), not a verdict
+      if (turn_over) continue;
     }
     policy.taken_back();
   }
