@@ -5,7 +5,7 @@
 #   tests/run.sh               the quick check (5.5 minutes on 2 cores): GCC 12 with warnings
 #                              as errors; every behaviour test, the examples, the compile-fail
 #                              and package tests, the stress harness and the [stress] tests x3
-#   tests/run.sh --all         everything CI runs (.ci/run; 38 minutes): docs gcc clang asan tsan
+#   tests/run.sh --all         everything CI runs (.ci/run; 42 minutes): docs gcc clang asan tsan
 #   tests/run.sh asan tsan     only those configurations, as --all runs them
 #   --stress N                 run the [stress] tests N times per configuration (quick: 3,
 #                              otherwise 50; PLUMB_STRESS_REPEAT sets it too)
