@@ -248,9 +248,7 @@ TEST_CASE("a lead that asks its siblings to wait does not keep them waiting whil
   auto turns_dear = [&](Stream<int> in) -> Generator<int> {
     const std::size_t me = plumb::this_worker().index;
     bool first = true;
-    int seen = 0;
     for (int x : in) {
-      ++seen;
       if (me == 3 && first) std::this_thread::sleep_for(300ms);
       first = false;
       if (x > 1000) {

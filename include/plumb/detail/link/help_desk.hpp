@@ -326,9 +326,9 @@ class HelpDesk {
   // (its helper may not have seen the mark), the mark is taken back unless a helper took it.
   // The mark and the step's end are stores to two variables, each read by the other side
   // with no sequentially consistent order between them, so the watch may still read the old
-  // `steps` after the helper looked for a mark and found none: the mark then stays, until the worker's next helped step takes
-  // it (charging the time from this watch to that step's end as busy) or the next pass clears
-  // it (clear_stale_mark()). A statistic's error of two periods at most; excluding it would
+  // `steps` after the helper looked for a mark and found none: the mark then stays, until the
+  // worker's next helped step takes it (charging the time from this watch to that step's end
+  // as busy) or the next pass clears it (clear_stale_mark()). A statistic's error of two periods at most; excluding it would
   // take a sequentially consistent store on every step.
   void mark_stall(Seat& s, std::uint64_t steps) noexcept {
     WorkerClock* clock = s.clock.load(std::memory_order_relaxed);

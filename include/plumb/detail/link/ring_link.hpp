@@ -206,7 +206,7 @@ class LinkInput final : public Input<T> {
     }
     const std::uint32_t slot = link_.core().try_acquire_slot();
     if (slot == Core::kEmpty) {
-      if (seat_ == kNoSeat) desk_->let_go(seat);
+      if (!kept) desk_->let_go(seat);
       return false;
     }
     std::int64_t ticks = 0;

@@ -31,8 +31,8 @@
 //      LinkSet::lends() lends such a group only if that link has a slot for each sibling and
 //      one for each worker of the consumer stage (the lead's helper needs one, H2, and the
 //      others would otherwise take turns on one slot).
-//   S3 the run's stop wakes every sibling (wake_all()); a sibling's wait ends when kSolo is
-//      cleared or the run stops.
+//   S3 the run's stop wakes every sibling (wake_all()); a sibling's wait ends when the lead
+//      releases it (a new epoch) or the run stops.
 //   S4 turns: a lead lent for kTurn is called home (due()); it asks again at once, without its
 //      policy's verdict (rotated(): a turn says nothing of its cost), and a sibling released
 //      from a wait takes the packet its pull was for before it can wait again (the new epoch
@@ -148,10 +148,10 @@ class SoloGate {
   static constexpr std::uint32_t kCount = kEpochOne - 1;
   static constexpr std::chrono::nanoseconds kTurn = std::chrono::milliseconds(10);
 
+  static constexpr std::int64_t kCalledHome = -1;  // lent_since_ of a turn called over
+
   std::atomic<std::uint32_t> word_{0};
   std::atomic<std::uint32_t> retired_{0};
-  static constexpr std::int64_t kCalledHome = -1;
-
   // now_ns() when the lead was lent; 0 at home; kCalledHome once the watch ended its turn.
   std::atomic<std::int64_t> lent_since_{0};
   bool rotated_ = false;  // the lead's home only

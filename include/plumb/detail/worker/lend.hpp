@@ -203,6 +203,11 @@ class OwnWork {
   std::int64_t start_;
 };
 
+// How long a lead asks its siblings to wait while it works at home, at least, before it stops
+// asking (S4): kMaxAsked packets and kMaxAsking.
+inline constexpr std::uint64_t kMaxAsked = 64;
+inline constexpr std::chrono::nanoseconds kMaxAsking = std::chrono::milliseconds(10);
+
 // Drains `output` (a worker's last generator) into the link of `core` like drain_into()
 // (unordered), lending the worker to the link's consumers through `desk` (seat `seat`) whenever
 // `policy` says so. `fill(slot, packet)` writes a packet into a slot (giving the slot back if it
@@ -210,11 +215,6 @@ class OwnWork {
 // `solo` (may be null): the worker is the lead of a group with an input and several workers,
 // lent only while its siblings wait (solo_gate.hpp, S1). Returns at the end of the output;
 // throws what the generator throws, or Stopped.
-// How long a lead asks its siblings to wait while it works at home, at least, before it stops
-// asking (S4): kMaxAsked packets and kMaxAsking.
-inline constexpr std::uint64_t kMaxAsked = 64;
-inline constexpr std::chrono::nanoseconds kMaxAsking = std::chrono::milliseconds(10);
-
 template <class Core, class T, class Fill, class Fail>
 void lend_into(Core& core, HelpDesk& desk, std::size_t seat, LendPolicy policy, Input<T>& output,
                WorkerContext& context, Fill&& fill, Fail&& fail, SoloGate* solo = nullptr) {
