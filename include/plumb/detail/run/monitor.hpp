@@ -164,7 +164,9 @@ class Monitor {
         stage.workers = group.workers;
         stage.per_worker.resize(group.workers);
       }
-      if (g + 1 < groups.size()) {
+      // A link of 0 slots is none the statistics can describe (a graph's: its links are
+      // per node, not after each group).
+      if (g + 1 < groups.size() && layout_.plan.capacity[group.last] != 0) {
         const std::size_t s = group.last;
         const double mean = samples_ == 0 ? static_cast<double>(queued[s])
                                           : depth_sums_[s] / static_cast<double>(samples_);

@@ -1,0 +1,169 @@
+#pragma once
+// SPDX-License-Identifier: MIT
+// plumb/detail/graph/plan.hpp: a graph run's plan: each node's workers, mode and slots, each input
+// link's size, a join's window; and the run-time checks (ConfigError) done before anything runs.
+
+#include <plumb/detail/graph/rules.hpp>
+#include <plumb/detail/run/validate.hpp>
+#include <plumb/run_options.hpp>
+#include <plumb/stage.hpp>
+
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace plumb::detail {
+
+// What the plan needs to know of a node's place in the graph (from its Topology).
+struct GraphNodeShape {
+  std::vector<std::size_t> producers;      // per input port: the node it comes from
+  FanInKind kind = FanInKind::none;
+  std::optional<std::size_t> window;       // a join's .window()
+  bool returns_value = false;              // a sink whose value run() returns
+  bool sink = false;                       // no node reads it
+};
+
+// The nodes node `k` reads from, however far up (k itself excluded).
+inline std::vector<bool> graph_ancestors(std::span<const GraphNodeShape> shapes, std::size_t k) {
+  std::vector<bool> seen(shapes.size(), false);
+  std::vector<std::size_t> todo(shapes[k].producers.begin(), shapes[k].producers.end());
+  while (!todo.empty()) {
+    const std::size_t up = todo.back();
+    todo.pop_back();
+    if (seen[up]) continue;
+    seen[up] = true;
+    todo.insert(todo.end(), shapes[up].producers.begin(), shapes[up].producers.end());
+  }
+  return seen;
+}
+
+struct GraphNodePlan {
+  std::size_t workers = 1;
+  Mode mode = Mode::thread;
+  std::size_t capacity = 1;         // slots per edge that leaves it (its in_flight)
+  std::size_t inbox_capacity = 0;   // slots of its input link: its inputs' capacities, summed
+  std::size_t inbox_producers = 0;  // workers that write its input link (one per port each)
+  std::size_t window = 0;           // a join: packets that may wait for partners
+};
+
+struct GraphPlan {
+  Mode mode = Mode::thread;
+  std::vector<GraphNodePlan> nodes;
+  // Every packet the graph can hold at once: its links' slots and one per worker. A join's
+  // default window, and the bound of an edge's queue in a sequential run.
+  std::size_t total_in_flight = 0;
+  std::size_t total_workers = 0;
+};
+
+// In a sequential run the calling thread runs one sink at a time, each to its end: two sinks
+// that read a common node would need every packet for the second one held until the first one
+// ended, so such a graph is rejected (independent sinks, with no common node, run one after
+// the other).
+inline void check_sequential_sinks(std::span<const GraphNodeShape> shapes, std::span<const std::string> names) {
+  std::vector<std::size_t> sinks;
+  for (std::size_t k = 0; k < shapes.size(); ++k) {
+    if (shapes[k].sink) sinks.push_back(k);
+  }
+  for (std::size_t i = 0; i < sinks.size(); ++i) {
+    const std::vector<bool> first = graph_ancestors(shapes, sinks[i]);
+    for (std::size_t j = i + 1; j < sinks.size(); ++j) {
+      const std::vector<bool> second = graph_ancestors(shapes, sinks[j]);
+      for (std::size_t a = 0; a < shapes.size(); ++a) {
+        if (!first[a] || !second[a]) continue;
+        throw_config_error(sinks[j], names[sinks[j]],
+                           "in Mode::sequential the calling thread runs one sink at a time, and "
+                           "this sink reads node '{}' as sink '{}' does, which would hold every "
+                           "packet for this one until '{}' ended; run the graph in Mode::thread, "
+                           "or merge the two sinks into one",
+                           names[a], names[sinks[i]], names[sinks[i]]);
+      }
+    }
+  }
+}
+
+// Throws ConfigError for what a graph run cannot do (yet) or what could go wrong silently.
+inline GraphPlan make_graph_plan(std::span<const StageOptions* const> options,
+                                 std::span<const std::string> names,
+                                 std::span<const GraphNodeShape> shapes, Mode run_mode) {
+  validate_stages(options, names, false);
+  const std::size_t count = options.size();
+  GraphPlan plan;
+  plan.mode = run_mode;
+  plan.nodes.resize(count);
+  if (run_mode == Mode::process) {
+    throw ConfigError(
+        "plumb.config_error: a plumb::Graph runs in Mode::sequential or Mode::thread; process "
+        "mode for graphs is not available yet; run the graph in Mode::thread");
+  }
+  for (std::size_t k = 0; k < count; ++k) {
+    const StageOptions& node = *options[k];
+    GraphNodePlan& planned = plan.nodes[k];
+    const Mode mode = node.mode.value_or(run_mode);
+    if (mode != run_mode) {
+      throw_config_error(k, names[k],
+                         "the graph runs in Mode::{} and this node asks for Mode::{}; a graph's "
+                         "nodes all run in the run's mode for now: remove .mode() from the node",
+                         run_mode == Mode::sequential ? "sequential" : "thread",
+                         mode == Mode::sequential ? "sequential"
+                                                  : (mode == Mode::thread ? "thread" : "process"));
+    }
+    if (node.ordered) {
+      throw_config_error(k, names[k],
+                         "ordered() is not available on a graph node yet; give the node one "
+                         "worker to keep its packets in order, or remove .ordered()");
+    }
+    planned.mode = mode;
+    planned.workers = mode == Mode::sequential ? 1 : static_cast<std::size_t>(node.workers);
+    planned.capacity = static_cast<std::size_t>(effective_in_flight(node));
+    const GraphNodeShape& shape = shapes[k];
+    const bool join = shape.kind == FanInKind::join || shape.kind == FanInKind::join_by_key;
+    if (join && planned.workers != 1) {
+      throw_config_error(k, names[k],
+                         "a join pairs its inputs' packets in one place, so it runs one worker, "
+                         "not workers({}); give the work to a node after the join",
+                         node.workers);
+    }
+    if (shape.returns_value && planned.workers != 1) {
+      throw_config_error(k, names[k],
+                         "a sink that returns a value must have one worker, not workers({}), "
+                         "since run() returns one value; return void, or keep one worker",
+                         node.workers);
+    }
+    if (shape.window && *shape.window == 0) {
+      throw_config_error(k, names[k], "window(0) lets no packet wait for its partners; give a "
+                                      "window of at least 1, or leave it out for the default");
+    }
+  }
+  for (std::size_t k = 0; k < count; ++k) {
+    GraphNodePlan& planned = plan.nodes[k];
+    for (std::size_t producer : shapes[k].producers) {
+      planned.inbox_capacity += plan.nodes[producer].capacity;
+      planned.inbox_producers += plan.nodes[producer].workers;
+    }
+    plan.total_in_flight += planned.inbox_capacity + planned.workers;
+    plan.total_workers += planned.workers;
+  }
+  for (std::size_t k = 0; k < count; ++k) {
+    const GraphNodeShape& shape = shapes[k];
+    plan.nodes[k].window = shape.window.value_or(plan.total_in_flight);
+    if (shape.kind != FanInKind::join) continue;
+    // A join by order pairs the i-th packet of each input: every node that feeds it, however
+    // far up, must keep the order of its packets (one worker), or the pairs would be wrong
+    // without any error.
+    const std::vector<bool> up = graph_ancestors(shapes, k);
+    for (std::size_t a = 0; a < count; ++a) {
+      if (!up[a] || plan.nodes[a].workers <= 1) continue;
+      throw_config_error(k, names[k],
+                         "a join by order pairs the i-th packet of each input, but node '{}' "
+                         "before it has {} workers, which reorder packets; give '{}' one "
+                         "worker, or join by key (plumb::join_by_key)",
+                         names[a], plan.nodes[a].workers, names[a]);
+    }
+  }
+  if (run_mode == Mode::sequential) check_sequential_sinks(shapes, names);
+  return plan;
+}
+
+}  // namespace plumb::detail

@@ -1,0 +1,175 @@
+#pragma once
+// SPDX-License-Identifier: MIT
+// plumb/graph.hpp: Graph<Nodes...>, a pipeline that branches and joins: nodes named at compile
+// time, fan-out (broadcast, route, round robin), fan-in (merge, join by order or by key), its
+// compile-time rules and run().
+
+#include <plumb/detail/graph/plan.hpp>
+#include <plumb/detail/graph/rules.hpp>
+#include <plumb/detail/graph/sequential_run.hpp>
+#include <plumb/detail/graph/spec.hpp>
+#include <plumb/detail/graph/thread_run.hpp>
+#include <plumb/detail/graph/topology.hpp>
+#include <plumb/detail/core/format.hpp>
+#include <plumb/detail/run/validate.hpp>
+#include <plumb/error.hpp>
+#include <plumb/pipeline.hpp>
+#include <plumb/run_options.hpp>
+#include <plumb/stats.hpp>
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <exception>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace plumb {
+
+/// A directed acyclic graph of stages: sources, nodes that read one or more other nodes, sinks.
+///
+/// Each node is `plumb::node<"name">(plumb::stage(...), inputs, fan-out)`, listed after the
+/// nodes it reads. A node without inputs is a source; a node that no node reads is a sink. By
+/// default every packet a node yields goes to every node that reads it (a copy each, the last
+/// one moved); plumb::route and plumb::round_robin send it to one of them. A node reads one
+/// input, or several merged (plumb::from<"a", "b">: one type, interleaved as they come), or
+/// joined into tuples (plumb::join<"a", "b">: the i-th of each; plumb::join_by_key: equal keys).
+///
+/// Checked at compile time: names are unique and name earlier nodes (so there is no cycle),
+/// the types agree on every edge, a join's node takes the tuple of its inputs, a node that
+/// others read yields, a node nobody reads is a sink, a route names exactly the nodes that read
+/// it. Every broken rule is a static_assert starting `plumb::Graph:`.
+///
+/// Runs in Mode::sequential (the calling thread) or Mode::thread (each node's workers on
+/// threads of their own, every edge a bounded link); process mode is not available yet. Errors,
+/// stop and the inactivity timeout behave as in a Pipeline: the first error wins and is thrown
+/// from run() with its original type; `last_failure()` names the node.
+///
+/// Example (the graph of docs/guide.md, "Graphs"):
+/// ```cpp
+/// plumb::Graph graph{
+///     plumb::node<"inp">(plumb::stage(random_strings, 100)),
+///     plumb::node<"n1">(plumb::stage(reverse), plumb::from<"inp">),
+///     plumb::node<"n2">(plumb::stage(upper), plumb::from<"n1">),
+///     plumb::node<"n3">(plumb::stage(lower), plumb::from<"n1", "n2">),
+///     plumb::node<"n4">(plumb::stage(print), plumb::from<"n2", "n3">),
+/// };
+/// graph.run(plumb::Mode::thread);
+/// ```
+template <class... Nodes>
+class Graph {
+  static_assert(sizeof...(Nodes) >= 2, "plumb::Graph: needs a source node and at least one more node");
+  static constexpr bool kOk = detail::GraphRules<Nodes...>::ok;
+  using Topo = detail::Topology<Nodes...>;
+  using Base = detail::GraphRunBase<Nodes...>;
+  static constexpr std::size_t kCount = sizeof...(Nodes);
+
+ public:
+  /// What `run()` returns: the value of the one sink that returns one, else void.
+  using result_type = std::conditional_t<kOk, typename Base::Result, void>;
+
+  /// Number of nodes.
+  static constexpr std::size_t size = kCount;
+
+  /// Takes the nodes, each listed after the nodes it reads.
+  explicit Graph(Nodes... nodes) : nodes_(std::move(nodes)...) {}
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+  ~Graph() = default;
+
+  /// Runs the graph in `Mode::thread` to completion.
+  result_type run() { return run(RunOptions{}); }
+
+  /// Runs the graph in `mode` to completion.
+  result_type run(Mode mode) {
+    RunOptions options;
+    options.mode = mode;
+    return run(options);
+  }
+
+  /// Runs the graph to completion and returns the value of its sink that returns one (if any).
+  ///
+  /// Throws: `ConfigError` before anything runs if a node's options are invalid or the graph
+  /// cannot run as asked (see the guide); otherwise the first error of the run, as
+  /// `Pipeline::run()`.
+  result_type run(const RunOptions& options) {
+    if constexpr (kOk) {
+      const detail::RunGuard guard(running_);
+      last_failure_.reset();
+      last_stats_ = Stats{};
+      std::vector<std::string> names;
+      std::array<const StageOptions*, kCount> stage_options{};
+      std::vector<detail::GraphNodeShape> shapes(kCount);
+      describe(names, stage_options, shapes, std::index_sequence_for<Nodes...>{});
+      detail::validate_run_options(options);
+      const detail::GraphPlan plan = detail::make_graph_plan(stage_options, names, shapes, options.mode);
+      detail::RunState state;
+      std::optional<typename Base::ResultStore> result;
+      if (plan.mode == Mode::sequential) {
+        detail::GraphSequentialRun<Nodes...> runner(nodes_, plan, names, state, options);
+        runner.run(last_stats_);
+        result.emplace(std::move(runner.result()));
+      } else {
+        detail::GraphThreadRun<Nodes...> runner(nodes_, plan, names, state, options);
+        runner.run(last_stats_);
+        result.emplace(std::move(runner.result()));
+      }
+      if (const std::exception_ptr error = state.error()) {
+        last_failure_ = state.failure();
+        std::rethrow_exception(error);
+      }
+      if constexpr (!std::is_void_v<result_type>) {
+        PLUMB_ASSERT(result->has_value(), "plumb: the graph's sink finished without a result");
+        return std::move(**result);
+      }
+    } else if constexpr (!std::is_void_v<result_type>) {
+      return result_type{};  // not reached: a static_assert has failed
+    }
+  }
+
+  /// The node and worker that raised the error of the last run, as `Pipeline::last_failure()`
+  /// (`stage_index` is the node's position in the graph).
+  [[nodiscard]] const std::optional<Failure>& last_failure() const noexcept { return last_failure_; }
+
+  /// What the last run measured, one StageStats per node in graph order (links are not
+  /// reported per edge yet).
+  [[nodiscard]] const Stats& last_stats() const noexcept { return last_stats_; }
+
+  /// The nodes, in order.
+  [[nodiscard]] const std::tuple<Nodes...>& nodes() const noexcept { return nodes_; }
+
+ private:
+  template <std::size_t... K>
+  void describe(std::vector<std::string>& names, std::array<const StageOptions*, kCount>& options,
+                std::vector<detail::GraphNodeShape>& shapes, std::index_sequence<K...>) const {
+    (describe_node<K>(names, options, shapes[K]), ...);
+  }
+  template <std::size_t K>
+  void describe_node(std::vector<std::string>& names, std::array<const StageOptions*, kCount>& options,
+                     detail::GraphNodeShape& shape) const {
+    const auto& node = std::get<K>(nodes_);
+    options[K] = &node.stage.options();
+    names.push_back(node.stage.options().name);
+    for (std::string_view input : Topo::template input_names<K>()) {
+      shape.producers.push_back(Topo::Tables::index_of(input));
+    }
+    shape.kind = Topo::template kind<K>;
+    if constexpr (Topo::template is_join<K>) shape.window = node.fan_in.window_;
+    shape.returns_value = K == Base::kValueSink;
+    shape.sink = Topo::template is_sink<K>;
+  }
+
+  std::tuple<Nodes...> nodes_;
+  std::optional<Failure> last_failure_;
+  Stats last_stats_;
+  std::atomic<bool> running_{false};
+};
+
+/// Lets `plumb::Graph graph{plumb::node<"a">(...), ...}` deduce the node types.
+template <class... Nodes>
+Graph(Nodes...) -> Graph<Nodes...>;
+
+}  // namespace plumb

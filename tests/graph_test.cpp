@@ -1,0 +1,548 @@
+// SPDX-License-Identifier: MIT
+// tests/graph_test.cpp: plumb::Graph in every mode it runs in: the graph (inp -> n1 ->
+// n2 -> n3 -> n4), broadcast, merge, route, round robin, joins by order and by key, the errors
+// a graph raises (a node's own, a join's partners missing, its window, a route out of range),
+// ConfigErrors before anything runs, stop, and statistics per node.
+
+#include <plumb/graph.hpp>
+
+#include "support/modes.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+using namespace std::chrono_literals;
+using plumb::Generator;
+using plumb::Mode;
+using plumb::Stream;
+using plumb::test::modes;
+
+namespace {
+
+Generator<std::string> strings(int count) {
+  for (int i = 0; i < count; ++i) {
+    std::string text = "Str" + std::to_string(i) + "x";
+    co_yield text;
+  }
+}
+
+Generator<int> numbers(int count) {
+  for (int i = 0; i < count; ++i) co_yield i;
+}
+
+std::string reversed(const std::string& text) { return {text.rbegin(), text.rend()}; }
+std::string upper(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return text;
+}
+std::string lower(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+Generator<std::string> reverse_each(Stream<std::string> in) {
+  for (std::string& text : in) {
+    std::string out = reversed(text);
+    co_yield out;
+  }
+}
+Generator<std::string> upper_each(Stream<std::string> in) {
+  for (std::string& text : in) {
+    std::string out = upper(text);
+    co_yield out;
+  }
+}
+Generator<std::string> lower_each(Stream<std::string> in) {
+  for (std::string& text : in) {
+    std::string out = lower(text);
+    co_yield out;
+  }
+}
+
+Generator<int> times(Stream<int> in, int factor) {
+  for (int x : in) co_yield x * factor;
+}
+
+// Thread-safe collection of what sinks saw.
+template <class T>
+struct Seen {
+  std::mutex mutex;
+  std::multiset<T> values;
+  void add(T value) {
+    std::lock_guard lock(mutex);
+    values.insert(std::move(value));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("graph: the issue's graph prints every string's three forms through n4", "[graph]") {
+  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  CAPTURE(plumb::test::mode_name(mode));
+  Seen<std::string> n4;
+  auto print = [&n4](Stream<std::string> in) {
+    for (std::string& text : in) n4.add(text);
+  };
+  plumb::Graph graph{
+      plumb::node<"inp">(plumb::stage(strings, 200)),
+      plumb::node<"n1">(plumb::stage(reverse_each), plumb::from<"inp">),
+      plumb::node<"n2">(plumb::stage(upper_each), plumb::from<"n1">),
+      plumb::node<"n3">(plumb::stage(lower_each), plumb::from<"n1", "n2">),
+      plumb::node<"n4">(plumb::stage(print), plumb::from<"n2", "n3">),
+  };
+  graph.run(mode);
+  std::multiset<std::string> expected;
+  for (int i = 0; i < 200; ++i) {
+    const std::string text = "Str" + std::to_string(i) + "x";
+    expected.insert(upper(reversed(text)));  // n1 -> n2 -> n4
+    expected.insert(lower(reversed(text)));  // n1 -> n3 -> n4
+    expected.insert(lower(reversed(text)));  // n1 -> n2 -> n3 -> n4
+  }
+  CHECK(n4.values == expected);
+  const plumb::Stats& stats = graph.last_stats();
+  REQUIRE(stats.stages.size() == 5);
+  CHECK(stats.finished);
+  CHECK(stats.stages[0].name == "inp");
+  CHECK(stats.stages[3].name == "n3");
+  CHECK(stats.stages[0].packets_out == 200);
+  CHECK(stats.stages[3].packets_in == 400);
+  CHECK(stats.stages[3].packets_out == 400);
+  CHECK(stats.stages[4].packets_in == 600);
+}
+
+TEST_CASE("graph: a broadcast gives every successor each packet, and a merge reads them all",
+          "[graph]") {
+  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  CAPTURE(plumb::test::mode_name(mode));
+  Seen<int> seen;
+  auto collect = [&seen](Stream<int> in) {
+    for (int x : in) seen.add(x);
+  };
+  plumb::Graph graph{
+      plumb::node<"numbers">(plumb::stage(numbers, 300)),
+      plumb::node<"x2">(plumb::stage(times, 2), plumb::from<"numbers">),
+      plumb::node<"x3">(plumb::stage(times, 3).workers(3).in_flight(6), plumb::from<"numbers">),
+      plumb::node<"x5">(plumb::stage(times, 5), plumb::from<"numbers">),
+      plumb::node<"all">(plumb::stage(collect), plumb::from<"x2", "x3", "x5">),
+  };
+  graph.run(mode);
+  std::multiset<int> expected;
+  for (int i = 0; i < 300; ++i) expected.insert({2 * i, 3 * i, 5 * i});
+  CHECK(seen.values == expected);
+}
+
+TEST_CASE("graph: two sources merge into one stream, and run() returns the sink's value", "[graph]") {
+  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  auto sum = [](Stream<int> in) {
+    long total = 0;
+    for (int x : in) total += x;
+    return total;
+  };
+  plumb::Graph graph{
+      plumb::node<"a">(plumb::stage(numbers, 100)),
+      plumb::node<"b">(plumb::stage(numbers, 50)),
+      plumb::node<"sum">(plumb::stage(sum), plumb::from<"a", "b">),
+  };
+  CHECK(graph.run(mode) == 4950 + 1225);
+}
+
+TEST_CASE("graph: a route sends each packet to the node it picks, round robin in turn", "[graph]") {
+  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  CAPTURE(plumb::test::mode_name(mode));
+  auto tag = [](Stream<int> in, int offset) -> Generator<int> {
+    for (int x : in) co_yield x + offset;
+  };
+  Seen<int> seen;
+  auto collect = [&seen](Stream<int> in) {
+    for (int x : in) seen.add(x);
+  };
+  plumb::Graph routed{
+      plumb::node<"numbers">(plumb::stage(numbers, 101),
+                             plumb::route<"even", "odd">([](int x) { return static_cast<std::size_t>(x % 2); })),
+      plumb::node<"odd">(plumb::stage(tag, 1000), plumb::from<"numbers">),
+      plumb::node<"even">(plumb::stage(tag, 2000), plumb::from<"numbers">),
+      plumb::node<"all">(plumb::stage(collect), plumb::from<"odd", "even">),
+  };
+  routed.run(mode);
+  std::multiset<int> expected;
+  for (int i = 0; i < 101; ++i) expected.insert(i + (i % 2 == 0 ? 2000 : 1000));
+  CHECK(seen.values == expected);
+
+  std::atomic<int> left{0};
+  std::atomic<int> right{0};
+  auto count = [](Stream<int> in, std::atomic<int>* counter) {
+    for (int x : in) {
+      (void)x;
+      ++*counter;
+    }
+  };
+  plumb::Graph turns{
+      plumb::node<"numbers">(plumb::stage(numbers, 100), plumb::round_robin<"left", "right">),
+      plumb::node<"left">(plumb::stage(times, 1), plumb::from<"numbers">),
+      plumb::node<"right">(plumb::stage(times, -1), plumb::from<"numbers">),
+      plumb::node<"count">(plumb::stage([&](Stream<int> in) {
+                             for (int x : in) ++(x >= 0 ? left : right);
+                           }),
+                           plumb::from<"left", "right">),
+  };
+  turns.run(mode);
+  CHECK(left == 50);
+  CHECK(right == 50);
+
+  if (mode == Mode::thread) {
+    // Sinks of their own: each runs at once in thread mode (in sequential mode: next test).
+    left = 0;
+    right = 0;
+    plumb::Graph sinks{
+        plumb::node<"numbers">(plumb::stage(numbers, 100), plumb::round_robin<"left", "right">),
+        plumb::node<"left">(plumb::stage(count, &left), plumb::from<"numbers">),
+        plumb::node<"right">(plumb::stage(count, &right), plumb::from<"numbers">),
+    };
+    sinks.run(mode);
+    CHECK(left == 50);
+    CHECK(right == 50);
+  }
+}
+
+TEST_CASE("graph: a join by order pairs the i-th packet of each branch of a diamond", "[graph]") {
+  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  CAPTURE(plumb::test::mode_name(mode));
+  auto slow_double = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      if (x % 50 == 0) std::this_thread::sleep_for(1ms);
+      co_yield 2 * x;
+    }
+  };
+  auto check_pairs = [](Stream<std::tuple<int, std::string>> in) {
+    long pairs = 0;
+    for (auto& [doubled, text] : in) {
+      if (std::to_string(doubled / 2) != text) throw std::logic_error("pair mismatch: " + text);
+      ++pairs;
+    }
+    return pairs;
+  };
+  auto as_text = [](Stream<int> in) -> Generator<std::string> {
+    for (int x : in) {
+      std::string text = std::to_string(x);
+      co_yield text;
+    }
+  };
+  plumb::Graph graph{
+      plumb::node<"src">(plumb::stage(numbers, 500).in_flight(4)),
+      plumb::node<"double">(plumb::stage(slow_double), plumb::from<"src">),
+      plumb::node<"text">(plumb::stage(as_text), plumb::from<"src">),
+      plumb::node<"join">(plumb::stage(check_pairs), plumb::join<"double", "text">),
+  };
+  CHECK(graph.run(mode) == 500);
+}
+
+TEST_CASE("graph: a join by key pairs packets that arrive in different orders", "[graph]") {
+  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  CAPTURE(plumb::test::mode_name(mode));
+  // One branch reverses every batch of 10: keys arrive out of order on that input.
+  auto reverse_batches = [](Stream<int> in) -> Generator<int> {
+    std::vector<int> batch;
+    for (int x : in) {
+      batch.push_back(x);
+      if (batch.size() == 10) {
+        for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
+          int value = *it;
+          co_yield value;
+        }
+        batch.clear();
+      }
+    }
+    for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
+      int value = *it;
+      co_yield value;
+    }
+  };
+  auto square = [](Stream<int> in) -> Generator<std::pair<int, long>> {
+    for (int x : in) {
+      std::pair<int, long> squared{x, static_cast<long>(x) * x};
+      co_yield squared;
+    }
+  };
+  auto check = [](Stream<std::tuple<int, std::pair<int, long>>> in) {
+    long pairs = 0;
+    for (auto& [x, squared] : in) {
+      if (squared.first != x || squared.second != static_cast<long>(x) * x) throw std::logic_error("wrong pair");
+      ++pairs;
+    }
+    return pairs;
+  };
+  struct Key {
+    int operator()(int x) const { return x; }
+    int operator()(const std::pair<int, long>& p) const { return p.first; }
+  };
+  plumb::Graph graph{
+      plumb::node<"src">(plumb::stage(numbers, 1005)),
+      plumb::node<"shuffled">(plumb::stage(reverse_batches), plumb::from<"src">),
+      plumb::node<"squares">(plumb::stage(square).workers(mode == Mode::thread ? 2 : 1).in_flight(4),
+                             plumb::from<"src">),
+      plumb::node<"join">(plumb::stage(check), plumb::join_by_key<"shuffled", "squares">(Key{})),
+  };
+  CHECK(graph.run(mode) == 1005);
+}
+
+TEST_CASE("graph: a join whose inputs end without partners fails, naming the join", "[graph]") {
+  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  CAPTURE(plumb::test::mode_name(mode));
+  auto drop_one = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      if (x != 7) co_yield x;
+    }
+  };
+  auto pass = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) co_yield x;
+  };
+  auto pairs = [](Stream<std::tuple<int, int>> in) {
+    for (auto& pair : in) (void)pair;
+  };
+  plumb::Graph graph{
+      plumb::node<"src">(plumb::stage(numbers, 20)),
+      plumb::node<"dropper">(plumb::stage(drop_one), plumb::from<"src">),
+      plumb::node<"keeper">(plumb::stage(pass), plumb::from<"src">),
+      plumb::node<"pairs">(plumb::stage(pairs), plumb::join<"dropper", "keeper">),
+  };
+  CHECK_THROWS_WITH(graph.run(mode), Catch::Contains("'pairs'") && Catch::Contains("no partner") &&
+                                         Catch::Contains("1 from 'keeper'"));
+  REQUIRE(graph.last_failure());
+  CHECK(graph.last_failure()->stage_name == "pairs");
+  CHECK(graph.last_failure()->stage_index == 3);
+}
+
+TEST_CASE("graph: a join holds at most its window of packets waiting for partners", "[graph]") {
+  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  CAPTURE(plumb::test::mode_name(mode));
+  auto evens = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      if (x % 2 == 0) co_yield x;
+    }
+  };
+  auto pass = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) co_yield x;
+  };
+  auto pairs = [](Stream<std::tuple<int, int>> in) {
+    for (auto& pair : in) (void)pair;
+  };
+  plumb::Graph graph{
+      plumb::node<"src">(plumb::stage(numbers, 1000)),
+      plumb::node<"evens">(plumb::stage(evens), plumb::from<"src">),
+      plumb::node<"all">(plumb::stage(pass), plumb::from<"src">),
+      plumb::node<"pairs">(plumb::stage(pairs), plumb::join<"evens", "all">.window(8)),
+  };
+  CHECK_THROWS_WITH(graph.run(mode), Catch::Contains("'pairs'") && Catch::Contains("window(8)"));
+}
+
+TEST_CASE("graph: a node's error stops the run and reaches the caller with its type", "[graph]") {
+  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  CAPTURE(plumb::test::mode_name(mode));
+  auto fragile = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      if (x == 42) throw std::domain_error("42 is not welcome");
+      co_yield x;
+    }
+  };
+  std::atomic<long> seen{0};
+  auto count = [&seen](Stream<int> in) {
+    for (int x : in) {
+      (void)x;
+      ++seen;
+    }
+  };
+  plumb::Graph graph{
+      plumb::node<"src">(plumb::stage(numbers, 1'000'000)),
+      plumb::node<"fine">(plumb::stage(times, 1), plumb::from<"src">),
+      plumb::node<"fragile">(plumb::stage(fragile), plumb::from<"src">),
+      plumb::node<"sink">(plumb::stage(count), plumb::from<"fine", "fragile">),
+  };
+  CHECK_THROWS_AS(graph.run(mode), std::domain_error);
+  REQUIRE(graph.last_failure());
+  CHECK(graph.last_failure()->stage_name == "fragile");
+  CHECK(graph.last_failure()->stage_index == 2);
+  CHECK(seen < 1'000'000);
+  CHECK_FALSE(graph.last_stats().finished);
+}
+
+TEST_CASE("graph: a route's index out of range is the routing node's error", "[graph]") {
+  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  auto drain = [](Stream<int> in) {
+    for (int x : in) (void)x;
+  };
+  plumb::Graph graph{
+      plumb::node<"numbers">(plumb::stage(numbers, 10),
+                             plumb::route<"a", "b">([](int x) { return static_cast<std::size_t>(x); })),
+      plumb::node<"a">(plumb::stage(times, 1), plumb::from<"numbers">),
+      plumb::node<"b">(plumb::stage(times, 1), plumb::from<"numbers">),
+      plumb::node<"sink">(plumb::stage(drain), plumb::from<"a", "b">),
+  };
+  CHECK_THROWS_WITH(graph.run(mode), Catch::Contains("'numbers'") && Catch::Contains("route picked 2"));
+  REQUIRE(graph.last_failure());
+  CHECK(graph.last_failure()->stage_name == "numbers");
+}
+
+TEST_CASE("graph: what a graph run cannot do is a ConfigError before anything runs", "[graph]") {
+  std::atomic<int> started{0};
+  auto source = [&started](int count) -> Generator<int> {
+    ++started;
+    for (int i = 0; i < count; ++i) co_yield i;
+  };
+  auto drain = [](Stream<int> in) {
+    for (int x : in) (void)x;
+  };
+  auto pairs = [](Stream<std::tuple<int, int>> in) {
+    for (auto& pair : in) (void)pair;
+  };
+  SECTION("a join with several workers") {
+    plumb::Graph graph{
+        plumb::node<"src">(plumb::stage(source, 10)),
+        plumb::node<"a">(plumb::stage(times, 1), plumb::from<"src">),
+        plumb::node<"b">(plumb::stage(times, 2), plumb::from<"src">),
+        plumb::node<"j">(plumb::stage(pairs).workers(2), plumb::join<"a", "b">),
+    };
+    CHECK_THROWS_AS(graph.run(), plumb::ConfigError);
+    CHECK_THROWS_WITH(graph.run(), Catch::Contains("'j'") && Catch::Contains("one worker"));
+  }
+  SECTION("a join by order behind a node whose workers reorder packets") {
+    plumb::Graph graph{
+        plumb::node<"src">(plumb::stage(source, 10)),
+        plumb::node<"a">(plumb::stage(times, 1).workers(2), plumb::from<"src">),
+        plumb::node<"b">(plumb::stage(times, 2), plumb::from<"src">),
+        plumb::node<"j">(plumb::stage(pairs), plumb::join<"a", "b">),
+    };
+    CHECK_THROWS_WITH(graph.run(), Catch::Contains("'j'") && Catch::Contains("node 'a'") &&
+                                       Catch::Contains("join_by_key"));
+  }
+  SECTION("process mode, and a node's own mode") {
+    plumb::Graph graph{
+        plumb::node<"src">(plumb::stage(source, 10)),
+        plumb::node<"sink">(plumb::stage(drain), plumb::from<"src">),
+    };
+    CHECK_THROWS_AS(graph.run(Mode::process), plumb::ConfigError);
+    plumb::Graph mixed{
+        plumb::node<"src">(plumb::stage(source, 10).mode(Mode::process)),
+        plumb::node<"sink">(plumb::stage(drain), plumb::from<"src">),
+    };
+    CHECK_THROWS_WITH(mixed.run(Mode::thread), Catch::Contains("'src'") && Catch::Contains("remove .mode()"));
+  }
+  SECTION("ordered(), in_flight below workers, window(0)") {
+    plumb::Graph ordered{
+        plumb::node<"src">(plumb::stage(source, 10)),
+        plumb::node<"a">(plumb::stage(times, 1).workers(2).ordered(), plumb::from<"src">),
+        plumb::node<"sink">(plumb::stage(drain), plumb::from<"a">),
+    };
+    CHECK_THROWS_WITH(ordered.run(), Catch::Contains("'a'") && Catch::Contains("ordered()"));
+    plumb::Graph narrow{
+        plumb::node<"src">(plumb::stage(source, 10)),
+        plumb::node<"a">(plumb::stage(times, 1).workers(4).in_flight(2), plumb::from<"src">),
+        plumb::node<"sink">(plumb::stage(drain), plumb::from<"a">),
+    };
+    CHECK_THROWS_WITH(narrow.run(), Catch::Contains("'a'") && Catch::Contains("in_flight(2)"));
+    plumb::Graph closed{
+        plumb::node<"src">(plumb::stage(source, 10)),
+        plumb::node<"a">(plumb::stage(times, 1), plumb::from<"src">),
+        plumb::node<"b">(plumb::stage(times, 2), plumb::from<"src">),
+        plumb::node<"j">(plumb::stage(pairs), plumb::join<"a", "b">.window(0)),
+    };
+    CHECK_THROWS_WITH(closed.run(), Catch::Contains("'j'") && Catch::Contains("window(0)"));
+  }
+  CHECK(started == 0);
+}
+
+TEST_CASE("graph: a stop_token and the inactivity timeout stop a running graph", "[graph]") {
+  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  CAPTURE(plumb::test::mode_name(mode));
+  auto endless = []() -> Generator<int> {
+    for (int i = 0;; ++i) co_yield i;
+  };
+  auto slow = [](Stream<int> in) {
+    for (int x : in) {
+      (void)x;
+      std::this_thread::sleep_for(1ms);
+    }
+  };
+  std::stop_source stop;
+  std::jthread canceller([&stop] {
+    std::this_thread::sleep_for(50ms);
+    stop.request_stop();
+  });
+  plumb::Graph graph{
+      plumb::node<"endless">(plumb::stage(endless)),
+      plumb::node<"a">(plumb::stage(times, 1), plumb::from<"endless">),
+      plumb::node<"b">(plumb::stage(times, 2), plumb::from<"endless">),
+      plumb::node<"slow">(plumb::stage(slow), plumb::from<"a", "b">),
+  };
+  plumb::RunOptions options;
+  options.mode = mode;
+  options.stop_token = stop.get_token();
+  CHECK_THROWS_AS(graph.run(options), plumb::CancelledError);
+
+  auto stuck = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      if (x == 3) std::this_thread::sleep_for(600ms);
+      co_yield x;
+    }
+  };
+  auto drain = [](Stream<int> in) {
+    for (int x : in) (void)x;
+  };
+  plumb::Graph idle{
+      plumb::node<"src">(plumb::stage(numbers, 10)),
+      plumb::node<"stuck">(plumb::stage(stuck), plumb::from<"src">),
+      plumb::node<"sink">(plumb::stage(drain), plumb::from<"stuck">),
+  };
+  plumb::RunOptions timeout;
+  timeout.mode = mode;
+  timeout.inactivity_timeout = 100ms;
+  CHECK_THROWS_AS(idle.run(timeout), plumb::InactivityError);
+}
+
+TEST_CASE("graph: in sequential mode two sinks of one node are a ConfigError", "[graph]") {
+  // The calling thread runs one sink at a time, to its end: the second one's packets would pile
+  // up meanwhile. A thread run has both at once; sinks with no common node run one by one.
+  std::atomic<long> first{0};
+  std::atomic<long> second{0};
+  auto count_first = [&first](Stream<int> in) {
+    for (int x : in) first += x >= 0;
+  };
+  auto count_second = [&second](Stream<int> in) {
+    for (int x : in) second += x >= 0;
+  };
+  plumb::Graph graph{
+      plumb::node<"src">(plumb::stage(numbers, 1000)),
+      plumb::node<"first">(plumb::stage(count_first), plumb::from<"src">),
+      plumb::node<"second">(plumb::stage(count_second), plumb::from<"src">),
+  };
+  CHECK_THROWS_WITH(graph.run(Mode::sequential), Catch::Contains("'second'") && Catch::Contains("'src'") &&
+                                                     Catch::Contains("Mode::thread"));
+  CHECK(first == 0);
+  graph.run(Mode::thread);
+  CHECK(first == 1000);
+  CHECK(second == 1000);
+
+  first = 0;
+  second = 0;
+  plumb::Graph apart{
+      plumb::node<"a">(plumb::stage(numbers, 300)),
+      plumb::node<"b">(plumb::stage(numbers, 200)),
+      plumb::node<"first">(plumb::stage(count_first), plumb::from<"a">),
+      plumb::node<"second">(plumb::stage(count_second), plumb::from<"b">),
+  };
+  apart.run(Mode::sequential);
+  CHECK(first == 300);
+  CHECK(second == 200);
+}
