@@ -180,6 +180,27 @@ class Tables {
     }
   }
 
+  void graphs() const {
+    bool any = false;
+    for (std::string_view row : kGraphRows) {
+      for (std::string_view runner : kGraphRunners) {
+        if (reporter_.find(fmt::format("{}/{}", row, runner)) != nullptr) any = true;
+      }
+    }
+    if (!any) return;
+    fmt::print("\n## Graphs: a diamond (source -> two branches -> join -> sink; messages/s, "
+               "context switches per 100 messages)\n\n| row | plumb sequential | plumb thread | "
+               "plumb process | oneTBB flow graph | thread / oneTBB | switches/100 thread | "
+               "switches/100 oneTBB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (std::string_view row : kGraphRows) {
+      const auto full = [&](std::string_view runner) { return fmt::format("{}/{}", row, runner); };
+      fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} |\n", row, rate_cell(full("plumb_sequential")),
+                 rate_cell(full("plumb_thread")), rate_cell(full("plumb_process")), rate_cell(full("tbb_flow")),
+                 ratio_of(full("plumb_thread"), full("tbb_flow")), switches_cell(full("plumb_thread")),
+                 switches_cell(full("tbb_flow")));
+    }
+  }
+
   void limits() const {
     const Result* copy = reporter_.find("limits/memcpy_40MB");
     const Result* handoff = reporter_.find("limits/spsc_handoff_small");
@@ -461,6 +482,7 @@ int main(int argc, char** argv) {
     }
   }
   bench::register_scheduling();
+  bench::register_graph();
   bench::register_limits();
   bench::register_gzip();
   bench::register_redis();
@@ -474,6 +496,7 @@ int main(int argc, char** argv) {
   tables.stats_overhead();
   tables.ordering_overhead();
   tables.scheduling();
+  tables.graphs();
   tables.limits();
   tables.compression();
   tables.scale_out();

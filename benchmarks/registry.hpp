@@ -29,6 +29,12 @@ void register_limits();                                        // limits_bench.c
 void register_gzip();                                          // gzip_bench.cpp
 // examples/redis_worker, 1 and 2 instances on one stream, when it is built.
 void register_redis();                                         // redis_bench.cpp
+// graph/<row>/<runner>: a diamond plumb::Graph against oneTBB's flow graph.
+void register_graph();                                         // graph_bench.cpp
+// The rows of graph_bench.cpp and its runners, for the table.
+inline constexpr std::array<std::string_view, 2> kGraphRows{"graph/diamond", "graph/diamond_cpu"};
+inline constexpr std::array<std::string_view, 4> kGraphRunners{"plumb_sequential", "plumb_thread",
+                                                               "plumb_process", "tbb_flow"};
 // Thread-mode rows run with Scheduling::adaptive and ::pinned side by side.
 void register_scheduling();                                    // scheduling_bench.cpp
 // Runs small/deep once per mode with a progress line and prints its statistics table.

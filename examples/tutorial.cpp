@@ -4,17 +4,20 @@
 //
 //   example_tutorial
 
+#include <plumb/graph.hpp>
 #include <plumb/plumb.hpp>
 
 #include "support/cli.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <iostream>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -244,6 +247,39 @@ bool statistics() {
   return stats.bottleneck() == 1;  // `work`: busy nearly all the time
 }
 
+// --- 8. Branches and joins: plumb::Graph ----------------------------------------------------
+
+plumb::Generator<int> numbers(int count) {
+  for (int i = 0; i < count; ++i) co_yield i;
+}
+plumb::Generator<int> square(plumb::Stream<int> in) {
+  for (int x : in) co_yield x * x;
+}
+plumb::Generator<std::string> spell(plumb::Stream<int> in) {
+  for (int x : in) co_yield std::to_string(x);
+}
+long check(plumb::Stream<std::tuple<int, std::string>> in) {
+  long pairs = 0;
+  for (auto& [squared, text] : in) pairs += squared == std::stoi(text) * std::stoi(text);
+  return pairs;
+}
+struct Root {  // the join's key: the number a packet came from
+  int operator()(int squared) const { return static_cast<int>(std::lround(std::sqrt(squared))); }
+  int operator()(const std::string& text) const { return std::stoi(text); }
+};
+
+bool graph() {
+  plumb::Graph graph{
+      plumb::node<"numbers">(plumb::stage(numbers, 1000)),
+      plumb::node<"square">(plumb::stage(square).workers(2).in_flight(8), plumb::from<"numbers">),
+      plumb::node<"spell">(plumb::stage(spell), plumb::from<"numbers">),
+      plumb::node<"check">(plumb::stage(check), plumb::join_by_key<"square", "spell">(Root{})),
+  };
+  const long pairs = graph.run(plumb::Mode::process);
+  std::cout << "8. " << pairs << " pairs\n" << graph.last_stats().table();
+  return pairs == 1000;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -252,7 +288,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(command_line, argc, argv);
   bool ok = true;
   for (bool (*section)() : {first_pipeline, workers_and_in_flight, synchronous, modes, errors,
-                            zero_copy, statistics}) {
+                            zero_copy, statistics, graph}) {
     ok &= section();
   }
   std::cout << (ok ? "all sections behaved as described\n" : "a section did not behave as described\n");

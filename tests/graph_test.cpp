@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
-// tests/graph_test.cpp: plumb::Graph in every mode it runs in: the issue's graph (inp -> n1 ->
-// n2 -> n3 -> n4), broadcast, merge, route, round robin, joins by order and by key, the errors
-// a graph raises (a node's own, a join's partners missing, its window, a route out of range),
-// ConfigErrors before anything runs, stop, and statistics per node.
+// tests/graph_test.cpp: plumb::Graph in every mode (sequential, thread, process, mixed): the
+// issue's graph (inp -> n1 -> n2 -> n3 -> n4), broadcast, merge, route, round robin, joins by
+// order and by key, the errors a graph raises (a node's own, a join's partners missing, its
+// window, a route out of range, a packet too large), ConfigErrors before anything runs, stop,
+// and statistics per node. Sinks return what they saw, so that a sink in a worker process
+// reports it too.
 
 #include <plumb/graph.hpp>
 
@@ -76,34 +78,36 @@ Generator<int> times(Stream<int> in, int factor) {
   for (int x : in) co_yield x * factor;
 }
 
-// Thread-safe collection of what sinks saw.
+// What a sink saw, sorted (a value run() returns from every mode).
 template <class T>
-struct Seen {
-  std::mutex mutex;
-  std::multiset<T> values;
-  void add(T value) {
-    std::lock_guard lock(mutex);
-    values.insert(std::move(value));
-  }
-};
+std::vector<T> collect_all(Stream<T> in) {
+  std::vector<T> seen;
+  for (T& value : in) seen.push_back(std::move(value));
+  std::sort(seen.begin(), seen.end());
+  return seen;
+}
+
+template <class T>
+std::vector<T> sorted(std::multiset<T> values) {
+  return {values.begin(), values.end()};
+}
+
+// Every mode a graph runs in; a run in worker processes where this build checks them.
+auto every_mode() { return modes({Mode::sequential, Mode::thread, Mode::process}); }
 
 }  // namespace
 
 TEST_CASE("graph: the issue's graph prints every string's three forms through n4", "[graph]") {
-  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  const Mode mode = GENERATE(every_mode());
   CAPTURE(plumb::test::mode_name(mode));
-  Seen<std::string> n4;
-  auto print = [&n4](Stream<std::string> in) {
-    for (std::string& text : in) n4.add(text);
-  };
   plumb::Graph graph{
       plumb::node<"inp">(plumb::stage(strings, 200)),
       plumb::node<"n1">(plumb::stage(reverse_each), plumb::from<"inp">),
       plumb::node<"n2">(plumb::stage(upper_each), plumb::from<"n1">),
       plumb::node<"n3">(plumb::stage(lower_each), plumb::from<"n1", "n2">),
-      plumb::node<"n4">(plumb::stage(print), plumb::from<"n2", "n3">),
+      plumb::node<"n4">(plumb::stage(collect_all<std::string>), plumb::from<"n2", "n3">),
   };
-  graph.run(mode);
+  const std::vector<std::string> n4 = graph.run(mode);
   std::multiset<std::string> expected;
   for (int i = 0; i < 200; ++i) {
     const std::string text = "Str" + std::to_string(i) + "x";
@@ -111,7 +115,7 @@ TEST_CASE("graph: the issue's graph prints every string's three forms through n4
     expected.insert(lower(reversed(text)));  // n1 -> n3 -> n4
     expected.insert(lower(reversed(text)));  // n1 -> n2 -> n3 -> n4
   }
-  CHECK(n4.values == expected);
+  CHECK(n4 == sorted(expected));
   const plumb::Stats& stats = graph.last_stats();
   REQUIRE(stats.stages.size() == 5);
   CHECK(stats.finished);
@@ -121,31 +125,40 @@ TEST_CASE("graph: the issue's graph prints every string's three forms through n4
   CHECK(stats.stages[3].packets_in == 400);
   CHECK(stats.stages[3].packets_out == 400);
   CHECK(stats.stages[4].packets_in == 600);
+  // The graph's shape and links in the statistics: each node's inputs and its input link.
+  CHECK(stats.graph());
+  CHECK(stats.stages[0].inputs.empty());
+  CHECK_FALSE(stats.stages[0].input);
+  CHECK(stats.stages[3].inputs == std::vector<std::size_t>{1, 2});
+  REQUIRE(stats.stages[3].input);
+  CHECK(stats.stages[3].input->capacity == 2);  // in_flight 1 of n1 and of n2
+  CHECK(stats.stages[3].input->shared == (mode == Mode::process));
+  CHECK(stats.stages[4].rate > 0);  // a sink's rate: the packets it took
+  const std::string table = stats.table();
+  CHECK_THAT(table, Catch::Contains("graph of 5 nodes") && Catch::Contains("n1,n2"));
+  const std::string dot = stats.dot();
+  CHECK_THAT(dot, Catch::Contains("s1 -> s3") && Catch::Contains("s2 -> s3") && Catch::Contains("s3 -> s4"));
+  CHECK_THAT(stats.mermaid(), Catch::Contains("s2 --> s4") && Catch::Contains("input: 2 slots"));
 }
 
 TEST_CASE("graph: a broadcast gives every successor each packet, and a merge reads them all",
           "[graph]") {
-  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  const Mode mode = GENERATE(every_mode());
   CAPTURE(plumb::test::mode_name(mode));
-  Seen<int> seen;
-  auto collect = [&seen](Stream<int> in) {
-    for (int x : in) seen.add(x);
-  };
   plumb::Graph graph{
       plumb::node<"numbers">(plumb::stage(numbers, 300)),
       plumb::node<"x2">(plumb::stage(times, 2), plumb::from<"numbers">),
       plumb::node<"x3">(plumb::stage(times, 3).workers(3).in_flight(6), plumb::from<"numbers">),
       plumb::node<"x5">(plumb::stage(times, 5), plumb::from<"numbers">),
-      plumb::node<"all">(plumb::stage(collect), plumb::from<"x2", "x3", "x5">),
+      plumb::node<"all">(plumb::stage(collect_all<int>), plumb::from<"x2", "x3", "x5">),
   };
-  graph.run(mode);
   std::multiset<int> expected;
   for (int i = 0; i < 300; ++i) expected.insert({2 * i, 3 * i, 5 * i});
-  CHECK(seen.values == expected);
+  CHECK(graph.run(mode) == sorted(expected));
 }
 
 TEST_CASE("graph: two sources merge into one stream, and run() returns the sink's value", "[graph]") {
-  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  const Mode mode = GENERATE(every_mode());
   auto sum = [](Stream<int> in) {
     long total = 0;
     for (int x : in) total += x;
@@ -160,52 +173,47 @@ TEST_CASE("graph: two sources merge into one stream, and run() returns the sink'
 }
 
 TEST_CASE("graph: a route sends each packet to the node it picks, round robin in turn", "[graph]") {
-  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  const Mode mode = GENERATE(every_mode());
   CAPTURE(plumb::test::mode_name(mode));
   auto tag = [](Stream<int> in, int offset) -> Generator<int> {
     for (int x : in) co_yield x + offset;
-  };
-  Seen<int> seen;
-  auto collect = [&seen](Stream<int> in) {
-    for (int x : in) seen.add(x);
   };
   plumb::Graph routed{
       plumb::node<"numbers">(plumb::stage(numbers, 101),
                              plumb::route<"even", "odd">([](int x) { return static_cast<std::size_t>(x % 2); })),
       plumb::node<"odd">(plumb::stage(tag, 1000), plumb::from<"numbers">),
       plumb::node<"even">(plumb::stage(tag, 2000), plumb::from<"numbers">),
-      plumb::node<"all">(plumb::stage(collect), plumb::from<"odd", "even">),
+      plumb::node<"all">(plumb::stage(collect_all<int>), plumb::from<"odd", "even">),
   };
-  routed.run(mode);
   std::multiset<int> expected;
   for (int i = 0; i < 101; ++i) expected.insert(i + (i % 2 == 0 ? 2000 : 1000));
-  CHECK(seen.values == expected);
+  CHECK(routed.run(mode) == sorted(expected));
 
-  std::atomic<int> left{0};
-  std::atomic<int> right{0};
-  auto count = [](Stream<int> in, std::atomic<int>* counter) {
-    for (int x : in) {
-      (void)x;
-      ++*counter;
-    }
+  auto count_signs = [](Stream<int> in) {
+    std::pair<int, int> counts{0, 0};
+    for (int x : in) ++(x >= 0 ? counts.first : counts.second);
+    return counts;
   };
   plumb::Graph turns{
       plumb::node<"numbers">(plumb::stage(numbers, 100), plumb::round_robin<"left", "right">),
       plumb::node<"left">(plumb::stage(times, 1), plumb::from<"numbers">),
       plumb::node<"right">(plumb::stage(times, -1), plumb::from<"numbers">),
-      plumb::node<"count">(plumb::stage([&](Stream<int> in) {
-                             for (int x : in) ++(x >= 0 ? left : right);
-                           }),
-                           plumb::from<"left", "right">),
+      plumb::node<"count">(plumb::stage(count_signs), plumb::from<"left", "right">),
   };
-  turns.run(mode);
-  CHECK(left == 50);
-  CHECK(right == 50);
+  // In turn: the even numbers go left (kept), the odd ones right (negated).
+  CHECK(turns.run(mode) == std::pair<int, int>{50, 50});
 
   if (mode == Mode::thread) {
-    // Sinks of their own: each runs at once in thread mode (in sequential mode: next test).
-    left = 0;
-    right = 0;
+    // Sinks of their own: each runs at once in thread mode (in sequential mode: a ConfigError,
+    // tested below).
+    std::atomic<int> left{0};
+    std::atomic<int> right{0};
+    auto count = [](Stream<int> in, std::atomic<int>* counter) {
+      for (int x : in) {
+        (void)x;
+        ++*counter;
+      }
+    };
     plumb::Graph sinks{
         plumb::node<"numbers">(plumb::stage(numbers, 100), plumb::round_robin<"left", "right">),
         plumb::node<"left">(plumb::stage(count, &left), plumb::from<"numbers">),
@@ -218,7 +226,7 @@ TEST_CASE("graph: a route sends each packet to the node it picks, round robin in
 }
 
 TEST_CASE("graph: a join by order pairs the i-th packet of each branch of a diamond", "[graph]") {
-  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  const Mode mode = GENERATE(every_mode());
   CAPTURE(plumb::test::mode_name(mode));
   auto slow_double = [](Stream<int> in) -> Generator<int> {
     for (int x : in) {
@@ -250,7 +258,7 @@ TEST_CASE("graph: a join by order pairs the i-th packet of each branch of a diam
 }
 
 TEST_CASE("graph: a join by key pairs packets that arrive in different orders", "[graph]") {
-  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  const Mode mode = GENERATE(every_mode());
   CAPTURE(plumb::test::mode_name(mode));
   // One branch reverses every batch of 10: keys arrive out of order on that input.
   auto reverse_batches = [](Stream<int> in) -> Generator<int> {
@@ -299,7 +307,7 @@ TEST_CASE("graph: a join by key pairs packets that arrive in different orders", 
 }
 
 TEST_CASE("graph: a join whose inputs end without partners fails, naming the join", "[graph]") {
-  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  const Mode mode = GENERATE(every_mode());
   CAPTURE(plumb::test::mode_name(mode));
   auto drop_one = [](Stream<int> in) -> Generator<int> {
     for (int x : in) {
@@ -326,7 +334,7 @@ TEST_CASE("graph: a join whose inputs end without partners fails, naming the joi
 }
 
 TEST_CASE("graph: a join holds at most its window of packets waiting for partners", "[graph]") {
-  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  const Mode mode = GENERATE(every_mode());
   CAPTURE(plumb::test::mode_name(mode));
   auto evens = [](Stream<int> in) -> Generator<int> {
     for (int x : in) {
@@ -349,7 +357,7 @@ TEST_CASE("graph: a join holds at most its window of packets waiting for partner
 }
 
 TEST_CASE("graph: a node's error stops the run and reaches the caller with its type", "[graph]") {
-  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  const Mode mode = GENERATE(every_mode());
   CAPTURE(plumb::test::mode_name(mode));
   auto fragile = [](Stream<int> in) -> Generator<int> {
     for (int x : in) {
@@ -379,7 +387,7 @@ TEST_CASE("graph: a node's error stops the run and reaches the caller with its t
 }
 
 TEST_CASE("graph: a route's index out of range is the routing node's error", "[graph]") {
-  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  const Mode mode = GENERATE(every_mode());
   auto drain = [](Stream<int> in) {
     for (int x : in) (void)x;
   };
@@ -427,17 +435,37 @@ TEST_CASE("graph: what a graph run cannot do is a ConfigError before anything ru
     CHECK_THROWS_WITH(graph.run(), Catch::Contains("'j'") && Catch::Contains("node 'a'") &&
                                        Catch::Contains("join_by_key"));
   }
-  SECTION("process mode, and a node's own mode") {
-    plumb::Graph graph{
+  SECTION("a node's own mode that the run's mode cannot give") {
+    plumb::Graph fused{
         plumb::node<"src">(plumb::stage(source, 10)),
+        plumb::node<"sink">(plumb::stage(drain).mode(Mode::sequential), plumb::from<"src">),
+    };
+    CHECK_THROWS_WITH(fused.run(Mode::thread), Catch::Contains("'sink'") && Catch::Contains("never fused"));
+    plumb::Graph threaded{
+        plumb::node<"src">(plumb::stage(source, 10).mode(Mode::thread)),
         plumb::node<"sink">(plumb::stage(drain), plumb::from<"src">),
     };
-    CHECK_THROWS_AS(graph.run(Mode::process), plumb::ConfigError);
-    plumb::Graph mixed{
-        plumb::node<"src">(plumb::stage(source, 10).mode(Mode::process)),
-        plumb::node<"sink">(plumb::stage(drain), plumb::from<"src">),
+    CHECK_THROWS_WITH(threaded.run(Mode::sequential),
+                      Catch::Contains("'src'") && Catch::Contains("calling thread"));
+  }
+  SECTION("a type that cannot cross a process boundary") {
+    struct Handle {
+      int* pointer;
     };
-    CHECK_THROWS_WITH(mixed.run(Mode::thread), Catch::Contains("'src'") && Catch::Contains("remove .mode()"));
+    auto handles = [&started]() -> Generator<Handle> {
+      ++started;
+      Handle handle{nullptr};
+      co_yield handle;
+    };
+    auto use = [](Stream<Handle> in) {
+      for (Handle& handle : in) (void)handle;
+    };
+    plumb::Graph graph{
+        plumb::node<"handles">(plumb::stage(handles)),
+        plumb::node<"use">(plumb::stage(use).mode(Mode::process), plumb::from<"handles">),
+    };
+    CHECK_THROWS_WITH(graph.run(Mode::thread), Catch::Contains("'use'") && Catch::Contains("'handles'") &&
+                                                   Catch::Contains("cannot be serialized"));
   }
   SECTION("ordered(), in_flight below workers, window(0)") {
     plumb::Graph ordered{
@@ -464,7 +492,7 @@ TEST_CASE("graph: what a graph run cannot do is a ConfigError before anything ru
 }
 
 TEST_CASE("graph: a stop_token and the inactivity timeout stop a running graph", "[graph]") {
-  const Mode mode = GENERATE(modes({Mode::sequential, Mode::thread}));
+  const Mode mode = GENERATE(every_mode());
   CAPTURE(plumb::test::mode_name(mode));
   auto endless = []() -> Generator<int> {
     for (int i = 0;; ++i) co_yield i;
@@ -545,4 +573,63 @@ TEST_CASE("graph: in sequential mode two sinks of one node are a ConfigError", "
   apart.run(Mode::sequential);
   CHECK(first == 300);
   CHECK(second == 200);
+}
+
+TEST_CASE("mixed: a graph's nodes run in threads and worker processes at once", "[graph][process]") {
+  // A source in the caller's process, branches in worker processes (one with 2 workers), a
+  // join by key and the sink back in threads: every link kind at once.
+  struct Key {
+    int operator()(int x) const { return x / 2; }
+    int operator()(const std::string& text) const { return std::stoi(text); }
+  };
+  auto as_text = [](Stream<int> in) -> Generator<std::string> {
+    for (int x : in) {
+      std::string text = std::to_string(x);
+      co_yield text;
+    }
+  };
+  auto check = [](Stream<std::tuple<int, std::string>> in) {
+    long total = 0;
+    for (auto& [doubled, text] : in) {
+      if (doubled / 2 != std::stoi(text)) throw std::logic_error("wrong pair " + text);
+      total += doubled / 2;
+    }
+    return total;
+  };
+  plumb::Graph graph{
+      plumb::node<"src">(plumb::stage(numbers, 2000)),
+      plumb::node<"double">(plumb::stage(times, 2).mode(Mode::process).workers(2).in_flight(8),
+                            plumb::from<"src">),
+      plumb::node<"text">(plumb::stage(as_text).mode(Mode::process), plumb::from<"src">),
+      plumb::node<"join">(plumb::stage(check), plumb::join_by_key<"double", "text">(Key{})),
+  };
+  CHECK(graph.run(Mode::thread) == 1999L * 2000 / 2);
+  const plumb::Stats& stats = graph.last_stats();
+  CHECK(stats.stages[1].mode == Mode::process);
+  CHECK(stats.stages[3].mode == Mode::thread);
+  CHECK(stats.stages[3].packets_in == 4000);
+}
+
+TEST_CASE("process mode: a packet over a node's max_message_size is that node's error",
+          "[graph][process]") {
+  auto big = [](Stream<int> in) -> Generator<std::string> {
+    for (int x : in) {
+      std::string text(static_cast<std::size_t>(x) * 100, 'x');
+      co_yield text;
+    }
+  };
+  auto drain = [](Stream<std::string> in) {
+    std::size_t bytes = 0;
+    for (std::string& text : in) bytes += text.size();
+    return bytes;
+  };
+  plumb::Graph graph{
+      plumb::node<"src">(plumb::stage(numbers, 50)),
+      plumb::node<"big">(plumb::stage(big).max_message_size(2000), plumb::from<"src">),
+      plumb::node<"sink">(plumb::stage(drain), plumb::from<"big">),
+  };
+  CHECK_THROWS_WITH(graph.run(Mode::process),
+                    Catch::Contains("'big'") && Catch::Contains("max_message_size(2000)"));
+  REQUIRE(graph.last_failure());
+  CHECK(graph.last_failure()->stage_name == "big");
 }

@@ -8,7 +8,7 @@
 #include <plumb/detail/graph/rules.hpp>
 #include <plumb/detail/graph/sequential_run.hpp>
 #include <plumb/detail/graph/spec.hpp>
-#include <plumb/detail/graph/thread_run.hpp>
+#include <plumb/detail/graph/parallel_run.hpp>
 #include <plumb/detail/graph/topology.hpp>
 #include <plumb/detail/core/format.hpp>
 #include <plumb/detail/run/validate.hpp>
@@ -43,10 +43,11 @@ namespace plumb {
 /// others read yields, a node nobody reads is a sink, a route names exactly the nodes that read
 /// it. Every broken rule is a static_assert starting `plumb::Graph:`.
 ///
-/// Runs in Mode::sequential (the calling thread) or Mode::thread (each node's workers on
-/// threads of their own, every edge a bounded link); process mode is not available yet. Errors,
-/// stop and the inactivity timeout behave as in a Pipeline: the first error wins and is thrown
-/// from run() with its original type; `last_failure()` names the node.
+/// Runs in Mode::sequential (every node in the calling thread), Mode::thread or Mode::process
+/// (each node's workers on threads or in worker processes of their own, every node's input a
+/// bounded link; nodes may mix thread and process with `.mode()`). Errors, stop and the
+/// inactivity timeout behave as in a Pipeline: the first error wins and is thrown from run()
+/// (with its original type in sequential and thread mode); `last_failure()` names the node.
 ///
 /// Example (the graph of docs/guide.md, "Graphs"):
 /// ```cpp
@@ -102,18 +103,21 @@ class Graph {
       last_stats_ = Stats{};
       std::vector<std::string> names;
       std::array<const StageOptions*, kCount> stage_options{};
+      std::array<std::size_t, kCount> max_message_sizes{};
       std::vector<detail::GraphNodeShape> shapes(kCount);
       describe(names, stage_options, shapes, std::index_sequence_for<Nodes...>{});
+      for (std::size_t k = 0; k < kCount; ++k) max_message_sizes[k] = stage_options[k]->max_message_size;
       detail::validate_run_options(options);
       const detail::GraphPlan plan = detail::make_graph_plan(stage_options, names, shapes, options.mode);
       detail::RunState state;
       std::optional<typename Base::ResultStore> result;
       if (plan.mode == Mode::sequential) {
-        detail::GraphSequentialRun<Nodes...> runner(nodes_, plan, names, state, options);
+        detail::GraphSequentialRun<Nodes...> runner(nodes_, plan, names, state, options, shapes);
         runner.run(last_stats_);
         result.emplace(std::move(runner.result()));
       } else {
-        detail::GraphThreadRun<Nodes...> runner(nodes_, plan, names, state, options);
+        detail::GraphParallelRun<Nodes...> runner(nodes_, plan, names, state, options, shapes,
+                                                  max_message_sizes, arena_);
         runner.run(last_stats_);
         result.emplace(std::move(runner.result()));
       }
@@ -166,6 +170,7 @@ class Graph {
   std::optional<Failure> last_failure_;
   Stats last_stats_;
   std::atomic<bool> running_{false};
+  detail::ArenaCache arena_;  // the shared mapping of the last run with worker processes, reused
 };
 
 /// Lets `plumb::Graph graph{plumb::node<"a">(...), ...}` deduce the node types.

@@ -91,8 +91,14 @@ struct StageStats {
   double blocked_fraction = 0;
   /// Packets out (for the sink: in) per second of the run.
   double rate = 0;
-  /// Its output link, if it has one.
+  /// Its output link, if it has one (a Pipeline's stages).
   std::optional<LinkStats> output;
+  /// A plumb::Graph's node: the nodes it reads, by index, one per input (empty for a source,
+  /// and for every stage of a Pipeline).
+  std::vector<std::size_t> inputs;
+  /// A plumb::Graph's node: its one input link, which every node it reads writes (its slots:
+  /// the sum of their in_flight), if it has inputs.
+  std::optional<LinkStats> input;
   /// Per worker, by worker index.
   std::vector<WorkerStats> per_worker;
 };
@@ -131,6 +137,14 @@ class Stats {
 
   /// True before the first run (no stages).
   [[nodiscard]] bool empty() const noexcept { return stages.empty(); }
+
+  /// True for the statistics of a plumb::Graph (its nodes read `StageStats::inputs`).
+  [[nodiscard]] bool graph() const noexcept {
+    for (const StageStats& stage : stages) {
+      if (!stage.inputs.empty()) return true;
+    }
+    return false;
+  }
 
   /// The stage that limits throughput: the one whose workers spent the largest share of the
   /// run busy (ties: the earliest). Empty when nothing was timed (no run, timing off, or no
@@ -254,6 +268,11 @@ inline std::string link_label(const LinkStats& link) {
                         percent(std::clamp(fill, 0.0, 1.0)));
 }
 
+// A plumb::Graph's views (detail/stats/graph_view.hpp, included at the end).
+inline std::string graph_table(const Stats& stats);
+inline std::string graph_dot(const Stats& stats);
+inline std::string graph_mermaid(const Stats& stats);
+
 }  // namespace detail
 
 inline std::string Stats::bottleneck_summary() const {
@@ -283,6 +302,7 @@ inline std::string Stats::bottleneck_summary() const {
 }
 
 inline std::string Stats::table() const {
+  if (graph()) return detail::graph_table(*this);
   std::string text = detail::format("plumb: {} stages, {:.3f} s, {}\n", stages.size(),
                                     std::chrono::duration<double>(elapsed).count(),
                                     finished ? "finished" : "not finished");
@@ -325,6 +345,7 @@ inline std::string Stats::table() const {
 }
 
 inline std::string Stats::dot() const {
+  if (graph()) return detail::graph_dot(*this);
   const std::optional<std::size_t> slowest = bottleneck();
   std::string text =
       "digraph plumb {\n"
@@ -378,6 +399,7 @@ inline std::string Stats::dot() const {
 }
 
 inline std::string Stats::mermaid() const {
+  if (graph()) return detail::graph_mermaid(*this);
   const std::optional<std::size_t> slowest = bottleneck();
   std::string text = "flowchart LR\n";
   const auto node = [&](std::size_t i, std::string_view indent) {
@@ -418,3 +440,6 @@ inline std::string Stats::mermaid() const {
 }
 
 }  // namespace plumb
+
+// The graph views, after Stats (they read it).
+#include <plumb/detail/stats/graph_view.hpp>  // IWYU pragma: keep

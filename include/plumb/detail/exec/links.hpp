@@ -208,11 +208,17 @@ class LinkSet {
     }
   }
 
-  // The link that needs the most shared memory, for the error when the mapping is too large:
-  // the stage it follows, and its bytes.
-  [[nodiscard]] std::pair<std::size_t, std::size_t> largest_shared() const noexcept {
-    const auto largest = std::max_element(bytes_.begin(), bytes_.end());
-    return {static_cast<std::size_t>(largest - bytes_.begin()), *largest};
+  // The message of the ConfigError when the shared mapping would be more than a process can
+  // map (`total` of it, over `limit` bytes): names the link that needs the most.
+  [[nodiscard]] std::string too_large(const std::string& total, std::size_t limit) const {
+    const auto largest = static_cast<std::size_t>(std::max_element(bytes_.begin(), bytes_.end()) - bytes_.begin());
+    return detail::format(
+        "plumb.config_error: the links between this run's worker processes need {} of shared "
+        "memory, over the {} bytes a process can map; the largest is the output link of {}: "
+        "in_flight({}) slots of max_message_size({}) bytes ({} bytes); lower in_flight or "
+        "max_message_size there or on the other process links",
+        total, limit, describe_stage(largest, names_[largest]), plan_.capacity[largest],
+        max_message_sizes_[largest], bytes_[largest]);
   }
 
   // Builds every link and gate: the shared ones in `arena` (reserve() placed them), the others

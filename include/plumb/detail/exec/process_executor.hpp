@@ -66,27 +66,19 @@ class ProcessExecutor final : public Executor {
 
   // Lays out and maps the run's shared mapping: this executor's parts (reserve(), map()),
   // `stats_bytes` for the workers' statistics blocks (whose address it returns), and the links
-  // that cross a process boundary (`links.reserve()`). Throws ConfigError, naming the stage
-  // whose link is the largest, if the whole is more than a process can map.
+  // that cross a process boundary (`links.reserve()`). Throws ConfigError if the whole is more
+  // than a process can map, with `links.too_large(total, limit)` as its message (naming the
+  // largest link).
   template <class Links>
-  std::byte* map_run(Links& links, std::size_t stats_bytes, std::size_t result_bytes,
-                     const Plan& plan, std::span<const std::string> names,
-                     std::span<const std::size_t> max_message_sizes) {
+  std::byte* map_run(Links& links, std::size_t stats_bytes, std::size_t result_bytes) {
     ArenaLayout layout;
     reserve(layout, result_bytes);
     const std::size_t stats_at = layout.add(stats_bytes);
     links.reserve(layout);
     if (layout.overflowed() || layout.size() > kMaxArenaBytes) {
-      const auto [largest, bytes] = links.largest_shared();
       const std::string total = layout.overflowed() ? std::string("more than 2^64 bytes")
                                                     : detail::format("{} bytes", layout.size());
-      throw ConfigError(detail::format(
-          "plumb.config_error: the links between this run's worker processes need {} of shared "
-          "memory, over the {} bytes a process can map; the largest is the output link of {}: "
-          "in_flight({}) slots of max_message_size({}) bytes ({} bytes); lower in_flight or "
-          "max_message_size there or on the other process links",
-          total, kMaxArenaBytes, describe_stage(largest, names[largest]), plan.capacity[largest],
-          max_message_sizes[largest], bytes));
+      throw ConfigError(links.too_large(total, kMaxArenaBytes));
     }
     map(layout);
     return arena_->at(stats_at);

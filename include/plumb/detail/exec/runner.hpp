@@ -419,10 +419,8 @@ class Runner {
   // the process executor's parts, the statistics blocks and the links between processes.
   void map_shared_memory() {
     const bool sink_in_process = plan_.groups.back().mode == Mode::process;
-    std::byte* blocks = processes_.map_run(
-        links_, StatsBlocks::bytes_for(infos_.size(), kCount),
-        sink_in_process ? setup_.max_message_sizes()[kSink] : 0, plan_, setup_.names(),
-        setup_.max_message_sizes());
+    std::byte* blocks = processes_.map_run(links_, StatsBlocks::bytes_for(infos_.size(), kCount),
+                                           sink_in_process ? setup_.max_message_sizes()[kSink] : 0);
     blocks_.emplace(infos_.size(), kCount, blocks);
   }
 

@@ -83,7 +83,7 @@ inline void check_sequential_sinks(std::span<const GraphNodeShape> shapes, std::
   }
 }
 
-// Throws ConfigError for what a graph run cannot do (yet) or what could go wrong silently.
+// Throws ConfigError for what a graph run cannot do or what could go wrong silently.
 inline GraphPlan make_graph_plan(std::span<const StageOptions* const> options,
                                  std::span<const std::string> names,
                                  std::span<const GraphNodeShape> shapes, Mode run_mode) {
@@ -92,22 +92,22 @@ inline GraphPlan make_graph_plan(std::span<const StageOptions* const> options,
   GraphPlan plan;
   plan.mode = run_mode;
   plan.nodes.resize(count);
-  if (run_mode == Mode::process) {
-    throw ConfigError(
-        "plumb.config_error: a plumb::Graph runs in Mode::sequential or Mode::thread; process "
-        "mode for graphs is not available yet; run the graph in Mode::thread");
-  }
   for (std::size_t k = 0; k < count; ++k) {
     const StageOptions& node = *options[k];
     GraphNodePlan& planned = plan.nodes[k];
     const Mode mode = node.mode.value_or(run_mode);
-    if (mode != run_mode) {
+    if (run_mode == Mode::sequential && mode != Mode::sequential) {
       throw_config_error(k, names[k],
-                         "the graph runs in Mode::{} and this node asks for Mode::{}; a graph's "
-                         "nodes all run in the run's mode for now: remove .mode() from the node",
-                         run_mode == Mode::sequential ? "sequential" : "thread",
-                         mode == Mode::sequential ? "sequential"
-                                                  : (mode == Mode::thread ? "thread" : "process"));
+                         "a graph in Mode::sequential runs every node in the calling thread, and "
+                         "this node asks for Mode::{}; run the graph in Mode::thread or "
+                         "Mode::process (nodes may then mix thread and process), or remove .mode()",
+                         mode == Mode::thread ? "thread" : "process");
+    }
+    if (run_mode != Mode::sequential && mode == Mode::sequential) {
+      throw_config_error(k, names[k],
+                         "a graph node runs with workers of its own (it is never fused into "
+                         "another node), so .mode(Mode::sequential) cannot apply; remove it, or "
+                         "run the whole graph in Mode::sequential");
     }
     if (node.ordered) {
       throw_config_error(k, names[k],

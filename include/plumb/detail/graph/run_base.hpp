@@ -70,10 +70,16 @@ class GraphRunBase {
                                     typename Topo::template Rules<(kValueSink < kCount ? kValueSink : 0)>::result>;
   using ResultStore = std::conditional_t<std::is_void_v<Result>, std::monostate, std::optional<Result>>;
 
-  // `workers_per_node`: each node's workers (1 each in a sequential run).
   GraphRunBase(const std::tuple<Nodes...>& nodes, const GraphPlan& plan,
-               const std::vector<std::string>& names, RunState& state, const RunOptions& options)
+               const std::vector<std::string>& names, RunState& state, const RunOptions& options,
+               std::span<const GraphNodeShape> shapes)
       : nodes_(nodes), plan_(plan), names_(names), state_(state), options_(options) {
+    for (std::size_t k = 0; k < kCount; ++k) {
+      graph_layout_.inputs.push_back(shapes[k].producers);
+      graph_layout_.capacity.push_back(plan.nodes[k].inbox_capacity);
+      graph_layout_.sink.push_back(shapes[k].sink);
+    }
+    graph_layout_.shared.assign(kCount, false);
     monitor_plan_.fused.assign(kCount, false);
     monitor_plan_.capacity.assign(kCount, 0);  // no per-link statistics for a graph's links yet
     for (std::size_t k = 0; k < kCount; ++k) {
@@ -124,6 +130,13 @@ class GraphRunBase {
     }
   }
 
+  // A worker sent a packet into node `consumer`'s input link: counted in its own slot of that
+  // node (GraphLayout: the link's queue in the statistics). One writer: the worker.
+  static void count_send(WorkerTally& tally, std::size_t consumer) noexcept {
+    StageSlot& slot = tally.slot(consumer);
+    slot.out.store(slot.out.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+
   // The exception in flight left a worker of node `info`: the run's error, if first.
   void fail(WorkerContext& context, const WorkerInfo& info) noexcept {
     const std::exception_ptr error = std::current_exception();
@@ -136,7 +149,8 @@ class GraphRunBase {
   }
 
   Monitor& make_monitor(StatsBlocks& blocks, const RunOptions& options) {
-    monitor_.emplace(options, state_, blocks, RunLayout{names_, monitor_plan_, shared_, node_of_}, start_);
+    monitor_.emplace(options, state_, blocks, RunLayout{names_, monitor_plan_, shared_, node_of_, &graph_layout_},
+                     start_);
     return *monitor_;
   }
 
@@ -150,6 +164,7 @@ class GraphRunBase {
   std::vector<std::size_t> node_of_;            // per worker id
   std::vector<std::size_t> first_worker_;       // per node
   Plan monitor_plan_;                           // a group per node, for the Monitor
+  GraphLayout graph_layout_;                    // the nodes' inputs and links, for the Monitor
   std::vector<bool> shared_;
   std::optional<Monitor> monitor_;
   ResultStore result_;

@@ -61,7 +61,10 @@ class GraphSequentialRun : public GraphRunBase<Nodes...> {
   };
 
  public:
-  using Base::Base;
+  GraphSequentialRun(const std::tuple<Nodes...>& nodes, const GraphPlan& plan,
+                     const std::vector<std::string>& names, RunState& state, const RunOptions& options,
+                     std::span<const GraphNodeShape> shapes)
+      : Base(nodes, plan, names, state, options, shapes) {}
 
   // Runs every sink to its end; the run's error (if any) is in the RunState.
   void run(Stats& stats) {
@@ -205,6 +208,7 @@ class GraphSequentialRun : public GraphRunBase<Nodes...> {
               info.stage_index, info.stage_name, info.index);
         }
         queue.packets.push_back(Topo::template inbox_value<edge.consumer, edge.port>(std::forward<Value>(value)));
+        Base::count_send(run.contexts_[K]->tally(), edge.consumer);
       }
     };
 

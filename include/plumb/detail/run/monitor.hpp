@@ -31,11 +31,23 @@ inline std::string format_seconds(std::chrono::steady_clock::duration duration) 
 
 // Who does what in a run, as the monitor needs it to read the tallies: worker ids are numbered
 // group by group, so worker `id` is worker `id - first_worker[group]` of its group.
+// A plumb::Graph's shape, for its statistics: each node is a group of its own, reads the nodes
+// `inputs[k]` through one input link of `capacity[k]` slots (`shared[k]`: across processes),
+// and each worker counts the packets it sends into node c's link in its slot of stage c
+// (StageSlot::out: a graph worker yields only through its own node's slot).
+struct GraphLayout {
+  std::vector<std::vector<std::size_t>> inputs;  // per node, one entry per input port
+  std::vector<std::size_t> capacity;
+  std::vector<bool> shared;
+  std::vector<bool> sink;  // no node reads it
+};
+
 struct RunLayout {
   std::span<const std::string> names;
   const Plan& plan;
   const std::vector<bool>& shared_link;      // per stage: its output link crosses processes
   std::span<const std::size_t> group_of_worker;  // per worker id
+  const GraphLayout* graph = nullptr;        // a Graph's shape; null for a Pipeline
 };
 
 // Builds plumb::Stats from the tallies and watches the run. Created for every run: the
@@ -164,9 +176,8 @@ class Monitor {
         stage.workers = group.workers;
         stage.per_worker.resize(group.workers);
       }
-      // A link of 0 slots is none the statistics can describe (a graph's: its links are
-      // per node, not after each group).
-      if (g + 1 < groups.size() && layout_.plan.capacity[group.last] != 0) {
+      // A graph's links are its nodes' input links (graph_links()).
+      if (g + 1 < groups.size() && layout_.graph == nullptr) {
         const std::size_t s = group.last;
         const double mean = samples_ == 0 ? static_cast<double>(queued[s])
                                           : depth_sums_[s] / static_cast<double>(samples_);
@@ -177,6 +188,7 @@ class Monitor {
         read_worker(group, id, id - first_worker_[g], now, now_ticks, ns_per_tick, stats);
       }
     }
+    if (layout_.graph != nullptr) graph_links(queued, stats);
     const double seconds = std::chrono::duration<double>(stats.elapsed).count();
     const std::size_t sink = stats.stages.size() - 1;
     for (std::size_t s = 0; s < stats.stages.size(); ++s) {
@@ -196,7 +208,8 @@ class Monitor {
         stage.blocked_fraction = std::clamp(static_cast<double>(stage.blocked.count()) / capacity, 0.0, 1.0);
       }
       if (seconds > 0) {
-        stage.rate = static_cast<double>(s == sink ? stage.packets_in : stage.packets_out) / seconds;
+        const bool ends = layout_.graph != nullptr ? layout_.graph->sink[s] : s == sink;
+        stage.rate = static_cast<double>(ends ? stage.packets_in : stage.packets_out) / seconds;
       }
     }
     return stats;
@@ -294,8 +307,49 @@ class Monitor {
     return parts;
   }
 
+  // A graph's nodes: the nodes each reads, and its one input link (queue sampled as a
+  // pipeline's output links are).
+  void graph_links(const std::vector<std::uint64_t>& queued, Stats& stats) const {
+    const GraphLayout& graph = *layout_.graph;
+    for (std::size_t k = 0; k < stats.stages.size(); ++k) {
+      StageStats& stage = stats.stages[k];
+      stage.inputs = graph.inputs[k];
+      if (graph.inputs[k].empty()) continue;
+      const double mean = samples_ == 0 ? static_cast<double>(queued[k])
+                                        : depth_sums_[k] / static_cast<double>(samples_);
+      stage.input = LinkStats{graph.capacity[k], static_cast<bool>(graph.shared[k]), queued[k], mean};
+    }
+  }
+
+  // A graph's links: per node, the packets its producers sent into its input link and it has
+  // not taken yet.
+  [[nodiscard]] std::vector<std::uint64_t> graph_queued_now() const {
+    const GraphLayout& graph = *layout_.graph;
+    std::vector<std::uint64_t> queued(layout_.names.size(), 0);
+    for (std::size_t c = 0; c < queued.size(); ++c) {
+      if (graph.inputs[c].empty()) continue;
+      // Takes first, as in queued_now().
+      std::uint64_t taken = 0;
+      for (std::size_t id = first_worker_[c]; id < first_worker_[c + 1]; ++id) {
+        taken += blocks_.clock(id).taken.load(std::memory_order_relaxed);
+      }
+      std::uint64_t sent = 0;
+      std::vector<bool> counted(queued.size(), false);
+      for (std::size_t p : graph.inputs[c]) {
+        if (counted[p]) continue;  // a node read twice counts its sends once (one slot each)
+        counted[p] = true;
+        for (std::size_t id = first_worker_[p]; id < first_worker_[p + 1]; ++id) {
+          sent += blocks_.slots(id)[c].out.load(std::memory_order_relaxed);
+        }
+      }
+      queued[c] = sent > taken ? sent - taken : 0;
+    }
+    return queued;
+  }
+
   // Packets queued on each link now: produced by the stage before it, not yet taken.
   [[nodiscard]] std::vector<std::uint64_t> queued_now() const {
+    if (layout_.graph != nullptr) return graph_queued_now();
     std::vector<std::uint64_t> queued(layout_.names.size(), 0);
     const std::vector<GroupPlan>& groups = layout_.plan.groups;
     for (std::size_t g = 0; g + 1 < groups.size(); ++g) {
