@@ -14,6 +14,7 @@
 
 #include "context_switches.hpp"
 #include "registry.hpp"
+#include "spin.hpp"
 #include "workloads.hpp"
 
 #include <benchmark/benchmark.h>
@@ -33,31 +34,6 @@
 
 namespace bench {
 namespace {
-
-// `rounds` steps of a linear congruential generator (kept by DoNotOptimize: cannot be dropped).
-std::uint64_t spin(std::uint64_t rounds, std::uint64_t seed) {
-  for (std::uint64_t round = 0; round < rounds; ++round) {
-    seed = seed * 6364136223846793005u + 1442695040888963407u;
-    benchmark::DoNotOptimize(seed);
-  }
-  return seed;
-}
-
-// Rounds of spin() in about 10 us on this machine: the fastest of several timed runs.
-std::uint64_t rounds_for_10us() {
-  static const std::uint64_t rounds = [] {
-    constexpr std::uint64_t kRounds = 200'000;
-    double fastest_us = std::numeric_limits<double>::max();
-    for (std::uint64_t trial = 0; trial < 20; ++trial) {
-      const auto start = std::chrono::steady_clock::now();
-      benchmark::DoNotOptimize(spin(kRounds, trial));
-      const std::chrono::duration<double, std::micro> took = std::chrono::steady_clock::now() - start;
-      fastest_us = std::min(fastest_us, took.count());
-    }
-    return static_cast<std::uint64_t>(std::llround(10.0 * static_cast<double>(kRounds) / std::max(fastest_us, 1.0)));
-  }();
-  return rounds;
-}
 
 struct Row {
   std::string_view name;
@@ -121,7 +97,7 @@ std::int64_t summed(plumb::Stream<std::tuple<Small, std::int64_t>> in) {
 }
 
 void run_plumb(benchmark::State& state, const Row& row, plumb::Mode mode) {
-  const std::uint64_t rounds = row.spins ? rounds_for_10us() : 0;
+  const std::uint64_t rounds = row.spins ? rounds_for(10.0) : 0;
   constexpr std::int64_t kInFlight = 256;
   plumb::Graph graph{
       plumb::node<"source">(plumb::stage(messages, row.count).in_flight(kInFlight)),
@@ -140,7 +116,7 @@ void run_plumb(benchmark::State& state, const Row& row, plumb::Mode mode) {
 
 void run_tbb_flow(benchmark::State& state, const Row& row) {
   namespace flow = oneapi::tbb::flow;
-  const std::uint64_t rounds = row.spins ? rounds_for_10us() : 0;
+  const std::uint64_t rounds = row.spins ? rounds_for(10.0) : 0;
   const ContextSwitches switches;
   for (auto _ : state) {
     flow::graph graph;

@@ -7,6 +7,7 @@
 
 #include "context_switches.hpp"
 #include "registry.hpp"
+#include "spin.hpp"
 
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
@@ -26,40 +27,6 @@
 
 namespace bench {
 namespace {
-
-// --- simulated work -----------------------------------------------------------------------------
-
-// `rounds` steps of a linear congruential generator from `seed`, each kept by DoNotOptimize so
-// the compiler can neither drop nor shorten the loop. A count of rounds, not a clock deadline:
-// a thread that loses its core still has all its work to do, as with real work.
-std::uint64_t spin(std::uint64_t rounds, std::uint64_t seed) {
-  for (std::uint64_t round = 0; round < rounds; ++round) {
-    seed = seed * 6364136223846793005u + 1442695040888963407u;
-    benchmark::DoNotOptimize(seed);
-  }
-  return seed;
-}
-
-// Rounds of spin() per microsecond on this machine, measured once: the fastest of several
-// timed runs, so that a run which lost its core to another thread does not count.
-double rounds_per_us() {
-  static const double rate = [] {
-    constexpr std::uint64_t kRounds = 200'000;
-    double fastest_us = std::numeric_limits<double>::max();
-    for (std::uint64_t trial = 0; trial < 20; ++trial) {
-      const auto start = std::chrono::steady_clock::now();
-      benchmark::DoNotOptimize(spin(kRounds, trial));
-      const std::chrono::duration<double, std::micro> took = std::chrono::steady_clock::now() - start;
-      fastest_us = std::min(fastest_us, took.count());
-    }
-    return static_cast<double>(kRounds) / std::max(fastest_us, 1.0);
-  }();
-  return rate;
-}
-
-std::uint64_t rounds_for(double microseconds) {
-  return static_cast<std::uint64_t>(std::llround(microseconds * rounds_per_us()));
-}
 
 // --- the three stages ---------------------------------------------------------------------------
 

@@ -435,6 +435,28 @@ TEST_CASE("graph: what a graph run cannot do is a ConfigError before anything ru
     CHECK_THROWS_WITH(graph.run(), Catch::Contains("'j'") && Catch::Contains("node 'a'") &&
                                        Catch::Contains("join_by_key"));
   }
+  SECTION("a join of inputs from different sources, and a join by order behind a merge") {
+    plumb::Graph zip{
+        plumb::node<"a">(plumb::stage(source, 10)),
+        plumb::node<"b">(plumb::stage(source, 10)),
+        plumb::node<"j">(plumb::stage(pairs), plumb::join<"a", "b">),
+    };
+    CHECK_THROWS_WITH(zip.run(), Catch::Contains("'j'") && Catch::Contains("same sources"));
+    CHECK_THROWS_WITH(zip.run(Mode::sequential), Catch::Contains("same sources"));
+    // src -> split -(round robin)-> x, y -> m (merge) ; src -> keep ; join<keep, m>: the merge
+    // interleaves x and y as they come, so the i-th of m is not the i-th of keep.
+    plumb::Graph merged{
+        plumb::node<"src">(plumb::stage(source, 10)),
+        plumb::node<"keep">(plumb::stage(times, 1), plumb::from<"src">),
+        plumb::node<"split">(plumb::stage(times, 1), plumb::from<"src">, plumb::round_robin<"x", "y">),
+        plumb::node<"x">(plumb::stage(times, 1), plumb::from<"split">),
+        plumb::node<"y">(plumb::stage(times, 1), plumb::from<"split">),
+        plumb::node<"m">(plumb::stage(times, 1), plumb::from<"x", "y">),
+        plumb::node<"j">(plumb::stage(pairs), plumb::join<"keep", "m">),
+    };
+    CHECK_THROWS_WITH(merged.run(), Catch::Contains("'j'") && Catch::Contains("node 'm'") &&
+                                        Catch::Contains("join_by_key"));
+  }
   SECTION("a node's own mode that the run's mode cannot give") {
     plumb::Graph fused{
         plumb::node<"src">(plumb::stage(source, 10)),
@@ -632,4 +654,28 @@ TEST_CASE("process mode: a packet over a node's max_message_size is that node's 
                     Catch::Contains("'big'") && Catch::Contains("max_message_size(2000)"));
   REQUIRE(graph.last_failure());
   CHECK(graph.last_failure()->stage_name == "big");
+}
+
+TEST_CASE("graph: a route whose packets come in long runs of one kind, in every mode", "[graph]") {
+  // The merge after the route pulls one branch while the route fills the other's queue: in a
+  // sequential run that queue holds a whole run (here 100 packets), within its bound.
+  const Mode mode = GENERATE(every_mode());
+  CAPTURE(plumb::test::mode_name(mode));
+  auto sorted_kinds = []() -> Generator<int> {
+    for (int i = 0; i < 100; ++i) co_yield 2 * i + 1;  // odd first
+    for (int i = 0; i < 100; ++i) co_yield 2 * i;      // then even
+  };
+  auto sum = [](Stream<int> in) {
+    long total = 0;
+    for (int x : in) total += x;
+    return total;
+  };
+  plumb::Graph graph{
+      plumb::node<"src">(plumb::stage(sorted_kinds),
+                         plumb::route<"even", "odd">([](int x) { return static_cast<std::size_t>(x % 2); })),
+      plumb::node<"odd">(plumb::stage(times, 1), plumb::from<"src">),
+      plumb::node<"even">(plumb::stage(times, 1), plumb::from<"src">),
+      plumb::node<"sum">(plumb::stage(sum), plumb::from<"odd", "even">),
+  };
+  CHECK(graph.run(mode) == 199L * 200 / 2);
 }

@@ -62,6 +62,32 @@ struct GeneratorElement<true, Result> {
   using type = typename IsGenerator<Result>::element;
 };
 
+// What a stage's callable declares as its first parameter: whether it is a plumb::Stream
+// (`declares`), and its T (`element`; Invalid where it cannot be told, for a generic callable,
+// or where it declares no Stream). For the rules that look at a stage on its own (Service,
+// Graph).
+template <class StageSpec>
+struct DeclaredStream {
+  static constexpr bool declares = false;
+  using element = Invalid;
+};
+template <class F, class... Constants>
+struct DeclaredStream<Stage<F, Constants...>> {
+  using Declared = Signature<F>;
+  using FirstParam = typename Front<typename Declared::params>::type;
+  static constexpr bool declares = Declared::known && Declared::params::size > 0 &&
+                                   IsStream<std::remove_cvref_t<FirstParam>>::value;
+  template <class Param, bool Declares = declares>
+  struct Element {
+    using type = Invalid;
+  };
+  template <class Param>
+  struct Element<Param, true> {
+    using type = typename IsStream<std::remove_cvref_t<Param>>::element;
+  };
+  using element = typename Element<FirstParam>::type;
+};
+
 template <class Param>
 inline constexpr bool kStreamByValue =
     !std::is_lvalue_reference_v<Param> && !std::is_const_v<std::remove_reference_t<Param>>;

@@ -50,8 +50,9 @@ class OrderMatcher {
     std::get<Port>(queues_).push_back(std::forward<Value>(value));
     ++held_;
     if (!all_waiting(std::index_sequence_for<T...>{})) return std::nullopt;
-    held_ -= kPorts;
-    return pop(std::index_sequence_for<T...>{});
+    Tuple tuple = pop(std::index_sequence_for<T...>{});
+    held_ -= kPorts;  // after the pop: a move that throws leaves the count true
+    return tuple;
   }
 
   [[nodiscard]] std::size_t held() const noexcept { return held_; }

@@ -81,13 +81,15 @@ class GraphLinks {
   }
 
   // The slot size of node k's shared input link: the exact size of its messages when they all
-  // have one size, else the largest max_message_size of the nodes it reads (a join's variant
-  // adds its 4-byte index).
+  // have one size, else the largest max_message_size of the nodes it reads (plus, for a join,
+  // what its variant adds).
   template <std::size_t K>
   [[nodiscard]] std::size_t slot_bytes() const {
     std::size_t limit = 0;
     for (std::size_t producer : shapes_[K].producers) limit = std::max(limit, max_message_sizes_[producer]);
-    if constexpr (Topo::template is_join<K>) limit += sizeof(std::uint32_t);
+    // A join's variant: its 4-byte index, which also shifts the 64-byte alignment of bulk data
+    // inside the packet (up to 63 bytes more).
+    if constexpr (Topo::template is_join<K>) limit += sizeof(std::uint32_t) + 63;
     const std::size_t fixed = kFixedEncodedSize<Inbox<K>>;
     return fixed != 0 ? std::min(fixed, limit) : limit;
   }
@@ -96,6 +98,7 @@ class GraphLinks {
   void reserve(ArenaLayout& layout) {
     offsets_.assign(kCount, 0);
     bytes_.assign(kCount, 0);
+    slots_.assign(kCount, 0);
     [&]<std::size_t... K>(std::index_sequence<K...>) { (reserve<K>(layout), ...); }(
         std::index_sequence_for<Nodes...>{});
   }
@@ -109,7 +112,7 @@ class GraphLinks {
         "slots (the in_flight of the nodes it reads) of {} bytes ({} bytes); lower in_flight or "
         "max_message_size on the nodes it reads",
         total, limit, describe_stage(largest, names_[largest]), plan_.nodes[largest].inbox_capacity,
-        largest_slot_, bytes_[largest]);
+        slots_[largest], bytes_[largest]);
   }
 
   // Builds every link: the shared ones in `arena` (reserve() placed them), the others in heap
@@ -130,28 +133,42 @@ class GraphLinks {
     return store.add<LinkInput<Inbox<K>>>(*std::get<K>(rings_), stop, tally);
   }
 
-  // Hands `value` (a packet of the node `info` runs) to input `Port` of node `C`: a slot of C's
-  // link, filled, queued. A packet too large for a shared link's slots is the sender's error.
-  template <std::size_t C, std::size_t Port, class Value>
-  void send(Value&& value, WorkerContext& context, const WorkerInfo& info) {
+  // Hands `value` (a packet of the node `info` runs) to input `Port` of node `C`: the value the
+  // link holds is made first (a copy, for all but the last edge of a broadcast), then a slot is
+  // taken, filled, counted (`counted()`, before any consumer can take it) and queued: no slot is
+  // held while user code runs or while another link is waited on (docs/design/graph.md). A
+  // packet too large for a shared link's slots is the sender's error.
+  template <std::size_t C, std::size_t Port, class Value, class Counted>
+  void send(Value&& value, WorkerContext& context, const WorkerInfo& info, Counted&& counted) {
     const StopFlag stop = context.stop();
     WaitTimer* const timer = context.tally().output_timer();
     if (!shared_[C]) {
       auto& link = *std::get<C>(rings_);
+      Inbox<C> held = Topo::template inbox_value<C, Port>(std::forward<Value>(value));
       const std::uint32_t slot = link.core().acquire_slot(stop, timer);
-      link.fill(slot, Topo::template inbox_value<C, Port>(std::forward<Value>(value)), stop);
+      link.fill(slot, std::move(held), stop);
+      counted();
       link.core().enqueue(slot, stop);
     } else if constexpr (is_serializable_v<Inbox<C>>) {
       auto& link = *std::get<C>(shms_);
-      const std::uint32_t slot = link.core().acquire_slot(stop, timer);
       std::size_t size = 0;
       if constexpr (Topo::template is_join<C>) {
-        size = link.fill(slot, Topo::template inbox_value<C, Port>(std::forward<Value>(value)), stop);
+        const Inbox<C> held = Topo::template inbox_value<C, Port>(std::forward<Value>(value));
+        const std::uint32_t slot = link.core().acquire_slot(stop, timer);
+        size = link.fill(slot, held, stop);
+        if (size == 0) {
+          counted();
+          link.core().enqueue(slot, stop);
+        }
       } else {
+        const std::uint32_t slot = link.core().acquire_slot(stop, timer);
         size = link.fill(slot, value, stop);
+        if (size == 0) {
+          counted();
+          link.core().enqueue(slot, stop);
+        }
       }
       if (size != 0) throw_oversized(context, info, size, link.slot_bytes());
-      link.core().enqueue(slot, stop);
     }
   }
 
@@ -193,14 +210,10 @@ class GraphLinks {
   void reserve(ArenaLayout& layout) {
     if constexpr (is_serializable_v<Inbox<K>> && !Topo::template is_source<K>) {
       if (!shared_[K]) return;
-      const std::size_t slot = slot_bytes<K>();
+      slots_[K] = slot_bytes<K>();
       // Cannot overflow: at most 2^20 slots of 2^40 bytes each (validate.hpp's limits).
-      bytes_[K] = ShmLink<Inbox<K>>::bytes_for(plan_.nodes[K].inbox_capacity, slot);
+      bytes_[K] = ShmLink<Inbox<K>>::bytes_for(plan_.nodes[K].inbox_capacity, slots_[K]);
       offsets_[K] = layout.add(bytes_[K]);
-      if (bytes_[K] >= largest_bytes_) {
-        largest_bytes_ = bytes_[K];
-        largest_slot_ = slot;
-      }
     }
   }
 
@@ -230,8 +243,7 @@ class GraphLinks {
   std::vector<bool> shared_;          // per node: its input link is a ShmLink
   std::vector<std::size_t> offsets_;  // per node: its ShmLink in the arena
   std::vector<std::size_t> bytes_;    // per node: its ShmLink's size
-  std::size_t largest_bytes_ = 0;
-  std::size_t largest_slot_ = 0;
+  std::vector<std::size_t> slots_;    // per node: its ShmLink's slot size
   decltype(ring_tuple(std::index_sequence_for<Nodes...>{})) rings_;
   decltype(shm_tuple(std::index_sequence_for<Nodes...>{})) shms_;
 };

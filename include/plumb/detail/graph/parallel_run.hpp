@@ -209,8 +209,8 @@ class GraphParallelRun : public GraphRunBase<Nodes...> {
     template <std::size_t E, class Value>
     void to(Value&& value) {
       constexpr GraphEdge edge = Topo::template kOutEdges<K>[E];
-      links.template send<edge.consumer, edge.port>(std::forward<Value>(value), context, info);
-      Base::count_send(context.tally(), edge.consumer);
+      links.template send<edge.consumer, edge.port>(std::forward<Value>(value), context, info,
+                                                    [this] { Base::count_send(context.tally(), edge.consumer); });
     }
   };
 

@@ -8,6 +8,7 @@
 #include <plumb/run_options.hpp>
 #include <plumb/stage.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <optional>
 #include <span>
@@ -15,6 +16,8 @@
 #include <vector>
 
 namespace plumb::detail {
+
+inline constexpr std::size_t kSequentialQueue = 256;
 
 // What the plan needs to know of a node's place in the graph (from its Topology).
 struct GraphNodeShape {
@@ -52,10 +55,71 @@ struct GraphPlan {
   Mode mode = Mode::thread;
   std::vector<GraphNodePlan> nodes;
   // Every packet the graph can hold at once: its links' slots and one per worker. A join's
-  // default window, and the bound of an edge's queue in a sequential run.
+  // default window.
   std::size_t total_in_flight = 0;
+  // The bound of a node's queue in a sequential run, where one branch may fill a queue while
+  // another is pulled: the total in flight, at least kSequentialQueue.
+  std::size_t sequential_queue = 0;
   std::size_t total_workers = 0;
 };
+
+// The sources node `k` descends from (itself, if it is one).
+inline std::vector<bool> graph_sources(std::span<const GraphNodeShape> shapes, std::size_t k) {
+  std::vector<bool> up = graph_ancestors(shapes, k);
+  up[k] = true;
+  for (std::size_t a = 0; a < shapes.size(); ++a) up[a] = up[a] && shapes[a].producers.empty();
+  return up;
+}
+
+// Whether node `k` reads two or more different nodes (a merge interleaves them as they come).
+inline bool merges_distinct(const GraphNodeShape& shape, FanInKind kind) {
+  if (kind != FanInKind::merge) return false;
+  for (std::size_t producer : shape.producers) {
+    if (producer != shape.producers.front()) return true;
+  }
+  return false;
+}
+
+// A join holds the packets of its faster inputs until their partners arrive. What bounds that is
+// backpressure from a common source: every source upstream of one input must be upstream of
+// every other input, or a source that feeds only one input runs ahead of the others without
+// limit (and the join's window fails at random). And a join by order pairs the i-th packet of
+// each input, so nothing upstream may reorder packets: no node with several workers, and no
+// merge of two different nodes (it interleaves them as they come).
+inline void check_join(std::span<const GraphNodeShape> shapes, std::span<const std::string> names,
+                       const GraphPlan& plan, std::size_t k) {
+  const GraphNodeShape& shape = shapes[k];
+  const std::vector<bool> first = graph_sources(shapes, shape.producers.front());
+  for (std::size_t port = 1; port < shape.producers.size(); ++port) {
+    if (graph_sources(shapes, shape.producers[port]) != first) {
+      throw_config_error(k, names[k],
+                         "the join's inputs '{}' and '{}' do not come from the same sources, so "
+                         "nothing holds the faster one back and the packets waiting for partners "
+                         "would grow without bound; join inputs that branch from common sources, "
+                         "or yield the pairs from one source",
+                         names[shape.producers.front()], names[shape.producers[port]]);
+    }
+  }
+  if (shape.kind != FanInKind::join) return;
+  const std::vector<bool> up = graph_ancestors(shapes, k);
+  for (std::size_t a = 0; a < shapes.size(); ++a) {
+    if (!up[a]) continue;
+    if (plan.nodes[a].workers > 1) {
+      throw_config_error(k, names[k],
+                         "a join by order pairs the i-th packet of each input, but node '{}' "
+                         "before it has {} workers, which reorder packets; give '{}' one "
+                         "worker, or join by key (plumb::join_by_key)",
+                         names[a], plan.nodes[a].workers, names[a]);
+    }
+    if (merges_distinct(shapes[a], shapes[a].kind)) {
+      throw_config_error(k, names[k],
+                         "a join by order pairs the i-th packet of each input, but node '{}' "
+                         "before it merges several nodes, interleaving their packets as they "
+                         "come; join by key (plumb::join_by_key)",
+                         names[a]);
+    }
+  }
+}
 
 // In a sequential run the calling thread runs one sink at a time, each to its end: two sinks
 // that read a common node would need every packet for the second one held until the first one
@@ -145,22 +209,11 @@ inline GraphPlan make_graph_plan(std::span<const StageOptions* const> options,
     plan.total_in_flight += planned.inbox_capacity + planned.workers;
     plan.total_workers += planned.workers;
   }
+  plan.sequential_queue = std::max(plan.total_in_flight, kSequentialQueue);
   for (std::size_t k = 0; k < count; ++k) {
     const GraphNodeShape& shape = shapes[k];
     plan.nodes[k].window = shape.window.value_or(plan.total_in_flight);
-    if (shape.kind != FanInKind::join) continue;
-    // A join by order pairs the i-th packet of each input: every node that feeds it, however
-    // far up, must keep the order of its packets (one worker), or the pairs would be wrong
-    // without any error.
-    const std::vector<bool> up = graph_ancestors(shapes, k);
-    for (std::size_t a = 0; a < count; ++a) {
-      if (!up[a] || plan.nodes[a].workers <= 1) continue;
-      throw_config_error(k, names[k],
-                         "a join by order pairs the i-th packet of each input, but node '{}' "
-                         "before it has {} workers, which reorder packets; give '{}' one "
-                         "worker, or join by key (plumb::join_by_key)",
-                         names[a], plan.nodes[a].workers, names[a]);
-    }
+    if (shape.kind == FanInKind::join || shape.kind == FanInKind::join_by_key) check_join(shapes, names, plan, k);
   }
   if (run_mode == Mode::sequential) check_sequential_sinks(shapes, names);
   return plan;

@@ -276,27 +276,6 @@ constexpr bool check_results() {
   return ValueSinks <= 1;
 }
 
-template <class Spec>
-struct DeclaredInput;
-template <class F, class... Constants>
-struct DeclaredInput<Stage<F, Constants...>> {
-  using Declared = Signature<F>;
-  using FirstParam = typename Front<typename Declared::params>::type;
-  static constexpr bool declares_stream = Declared::known && Declared::params::size > 0 &&
-                                          IsStream<std::remove_cvref_t<FirstParam>>::value;
-  template <class Param, bool Declares = declares_stream>
-  struct Element {
-    using type = Invalid;
-  };
-  template <class Param>
-  struct Element<Param, true> {
-    using type = typename IsStream<std::remove_cvref_t<Param>>::element;
-  };
-  // The T of the Stream<T> the callable declares, Invalid if it cannot be told (a generic
-  // callable) or it declares none.
-  using element = typename Element<FirstParam>::type;
-};
-
 // What a node reads, from its fan-in, its inputs' checks, the element its callable declares
 // (Invalid if it cannot be told), its first input's packets, and its inputs' packets as a tuple.
 template <FanInKind Kind, bool InputsOk, class Declared, class First, class Joined>
@@ -395,8 +374,8 @@ struct NodeRules {
   // Every input names an earlier node whose rules held.
   static constexpr bool inputs_ok = all_produced(Ports{});
 
-  using Declared = DeclaredInput<Spec>;
-  static constexpr bool declares_stream = Declared::declares_stream;
+  using Declared = DeclaredStream<Spec>;
+  static constexpr bool declares_stream = Declared::declares;
 
   // What the node reads, before its own checks.
   using Joined = decltype(produced_tuple(Ports{}));

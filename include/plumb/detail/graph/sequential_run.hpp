@@ -7,8 +7,9 @@
 // producers (in turn) by one packet, which that producer sends along its edges into the queues
 // of the nodes it feeds; and so on up the graph. No node can be resumed while it runs: a
 // resume goes from a node to one of its inputs, and the graph has no cycle. A queue that one
-// branch fills while another is pulled may grow, up to the graph's total in_flight; beyond it
-// the run fails (naming the two nodes) rather than use unbounded memory.
+// branch fills while another is pulled may grow, up to the graph's total in_flight (at least
+// kSequentialQueue); beyond it the run fails (naming the two nodes) rather than use unbounded
+// memory.
 
 #include <plumb/detail/graph/run_base.hpp>
 
@@ -198,17 +199,18 @@ class GraphSequentialRun : public GraphRunBase<Nodes...> {
       void to(Value&& value) {
         constexpr GraphEdge edge = Topo::template kOutEdges<K>[E];
         auto& queue = std::get<edge.consumer>(run.queues_);
-        if (queue.packets.size() >= run.plan_.total_in_flight) {
+        if (queue.packets.size() >= run.plan_.sequential_queue) {
           throw StageError(
               detail::format("plumb.stage_error: {} worker {}: in Mode::sequential its packets for "
-                             "node '{}' piled up to {}, the graph's total in_flight, while other "
-                             "nodes were pulled; run the graph in Mode::thread, or raise in_flight",
+                             "node '{}' piled up to {} while other nodes were pulled (the bound of "
+                             "a sequential run's queues: the graph's total in_flight, at least {}); "
+                             "run the graph in Mode::thread, or raise in_flight",
                              describe_stage(info.stage_index, info.stage_name), info.index,
-                             run.names_[edge.consumer], run.plan_.total_in_flight),
+                             run.names_[edge.consumer], run.plan_.sequential_queue, kSequentialQueue),
               info.stage_index, info.stage_name, info.index);
         }
         queue.packets.push_back(Topo::template inbox_value<edge.consumer, edge.port>(std::forward<Value>(value)));
-        Base::count_send(run.contexts_[K]->tally(), edge.consumer);
+        Base::count_send(run.contexts_[K]->tally(), edge.consumer);  // one thread: order is moot
       }
     };
 

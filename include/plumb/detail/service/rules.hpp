@@ -28,18 +28,8 @@ struct ServiceTypes {
 template <class F, class... Constants>
 struct ServiceTypes<Stage<F, Constants...>> {
   using Declared = Signature<F>;
-  using FirstParam = typename Front<typename Declared::params>::type;
-  static constexpr bool takes_stream = Declared::known && Declared::params::size > 0 &&
-                                       IsStream<std::remove_cvref_t<FirstParam>>::value;
-  template <class Param, bool Takes = takes_stream>
-  struct Element {
-    using type = Invalid;
-  };
-  template <class Param>
-  struct Element<Param, true> {
-    using type = typename IsStream<std::remove_cvref_t<Param>>::element;
-  };
-  using input = typename Element<FirstParam>::type;
+  static constexpr bool takes_stream = DeclaredStream<Stage<F, Constants...>>::declares;
+  using input = typename DeclaredStream<Stage<F, Constants...>>::element;
   static constexpr bool shape_ok = takes_stream && !IsView<input>::value;
   static constexpr bool invocable = [] {
     if constexpr (shape_ok) {
