@@ -9,6 +9,7 @@
 #include <plumb/detail/core/with_index.hpp>
 #include <plumb/detail/graph/rules.hpp>
 #include <plumb/error.hpp>
+#include <plumb/worker.hpp>
 
 #include <array>
 #include <span>
