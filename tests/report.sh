@@ -58,7 +58,7 @@ report_end() {
   echo
   echo "=== plumb tests: report ($1)"
   echo "wall time per configuration:"
-  for config in $(cut -f1 "$results_dir/steps.tsv" | uniq); do
+  for config in $(cut -f1 "$results_dir/steps.tsv" | awk '!seen[$0]++'); do
     awk -F'\t' -v config="$config" '
       function d(s) { return sprintf("%dm%02ds", s / 60, s % 60) }
       $1 == config { sum += $3; steps = steps sep $2 " " d($3) ($4 == 0 ? "" : " FAILED"); sep = ", " }
