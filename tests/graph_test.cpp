@@ -679,3 +679,146 @@ TEST_CASE("graph: a route whose packets come in long runs of one kind, in every 
   };
   CHECK(graph.run(mode) == 199L * 200 / 2);
 }
+
+TEST_CASE("graph: stream() gives the output node's packets, in every mode", "[graph][stream]") {
+  const Mode mode = GENERATE(every_mode());
+  CAPTURE(plumb::test::mode_name(mode));
+  // The issue's graph with n4 yielding what it would print: the caller reads n4.
+  auto tag = [](Stream<std::string> in) -> Generator<std::string> {
+    for (std::string& text : in) {
+      std::string tagged = "n4:" + text;
+      co_yield tagged;
+    }
+  };
+  plumb::Graph graph{
+      plumb::node<"inp">(plumb::stage(strings, 200)),
+      plumb::node<"n1">(plumb::stage(reverse_each), plumb::from<"inp">),
+      plumb::node<"n2">(plumb::stage(upper_each), plumb::from<"n1">),
+      plumb::node<"n3">(plumb::stage(lower_each), plumb::from<"n1", "n2">),
+      plumb::node<"n4">(plumb::stage(tag).workers(2).in_flight(3), plumb::from<"n2", "n3">),
+  };
+  static_assert(decltype(graph)::yields);
+  static_assert(std::is_same_v<decltype(graph)::value_type, std::string>);
+  std::multiset<std::string> expected;
+  for (int i = 0; i < 200; ++i) {
+    const std::string text = "Str" + std::to_string(i) + "x";
+    expected.insert("n4:" + upper(reversed(text)));
+    expected.insert("n4:" + lower(reversed(text)));
+    expected.insert("n4:" + lower(reversed(text)));
+  }
+  for (int round = 0; round < 2; ++round) {  // a graph streams again once its stream ended
+    std::multiset<std::string> seen;
+    for (std::string& text : graph.stream(mode)) seen.insert(std::move(text));
+    CHECK(seen == expected);
+    const plumb::Stats& stats = graph.last_stats();
+    CHECK(stats.finished);
+    // The caller is one more node, the last, as in a Pipeline's stream.
+    REQUIRE(stats.stages.size() == 6);
+    CHECK(stats.stages[4].name == "n4");
+    CHECK(stats.stages[4].packets_out == 600);
+    CHECK(stats.stages[5].name == "caller");
+    CHECK(stats.stages[5].inputs == std::vector<std::size_t>{4});
+    CHECK(stats.stages[5].packets_in == 600);
+  }
+}
+
+TEST_CASE("graph: leaving a stream() loop early stops every node, and the graph runs again",
+          "[graph][stream]") {
+  const Mode mode = GENERATE(every_mode());
+  CAPTURE(plumb::test::mode_name(mode));
+  auto endless = []() -> Generator<int> {
+    for (int i = 0;; ++i) co_yield i;
+  };
+  plumb::Graph graph{
+      plumb::node<"endless">(plumb::stage(endless)),
+      plumb::node<"a">(plumb::stage(times, 1), plumb::from<"endless">),
+      plumb::node<"b">(plumb::stage(times, -1), plumb::from<"endless">),
+      plumb::node<"both">(plumb::stage(times, 10), plumb::from<"a", "b">),
+  };
+  for (int round = 0; round < 2; ++round) {
+    long taken = 0;
+    long sum = 0;
+    for (int x : graph.stream(mode)) {
+      sum += x;
+      if (++taken == 1000) break;
+    }
+    CHECK(taken == 1000);
+    CHECK(sum % 10 == 0);
+    CHECK_FALSE(graph.last_failure());
+    CHECK_FALSE(graph.last_stats().finished);
+  }
+  // The Results destroyed before its end stops the graph too, and close() on a stream that had
+  // no error throws nothing.
+  {
+    auto results = graph.stream(mode);
+    auto it = results.begin();
+    REQUIRE(it != results.end());
+  }
+  auto results = graph.stream(mode);
+  CHECK(results.begin() != results.end());
+  CHECK_NOTHROW(results.close());
+}
+
+TEST_CASE("graph: a node's error is thrown from the stream() loop, naming the node", "[graph][stream]") {
+  const Mode mode = GENERATE(every_mode());
+  CAPTURE(plumb::test::mode_name(mode));
+  auto fragile = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      if (x == 42) throw std::domain_error("42 is not welcome");
+      co_yield x;
+    }
+  };
+  plumb::Graph graph{
+      plumb::node<"src">(plumb::stage(numbers, 1'000'000)),
+      plumb::node<"fine">(plumb::stage(times, 1), plumb::from<"src">),
+      plumb::node<"fragile">(plumb::stage(fragile), plumb::from<"src">),
+      plumb::node<"out">(plumb::stage(times, 1), plumb::from<"fine", "fragile">),
+  };
+  long seen = 0;
+  auto loop = [&] {
+    for (int x : graph.stream(mode)) {
+      (void)x;
+      ++seen;
+    }
+  };
+  CHECK_THROWS_AS(loop(), std::domain_error);
+  REQUIRE(graph.last_failure());
+  CHECK(graph.last_failure()->stage_name == "fragile");
+  CHECK(graph.last_failure()->stage_index == 2);
+  CHECK(seen < 2'000'000);
+
+  // A bad option: a ConfigError from stream() itself, before anything runs.
+  plumb::Graph bad{
+      plumb::node<"src">(plumb::stage(numbers, 10)),
+      plumb::node<"join">(plumb::stage(times, 1).workers(0), plumb::from<"src">),
+  };
+  CHECK_THROWS_AS(bad.stream(mode), plumb::ConfigError);
+}
+
+TEST_CASE("graph: the stream's output node runs at most its in_flight ahead of the loop",
+          "[graph][stream]") {
+  std::atomic<int> made{0};
+  auto counted = [&made](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      ++made;
+      co_yield x;
+    }
+  };
+  plumb::Graph graph{
+      plumb::node<"src">(plumb::stage(numbers, 1000)),
+      plumb::node<"a">(plumb::stage(times, 1), plumb::from<"src">),
+      plumb::node<"b">(plumb::stage(times, 2), plumb::from<"src">),
+      plumb::node<"out">(plumb::stage(counted).in_flight(4), plumb::from<"a", "b">),
+  };
+  int taken = 0;
+  int most_ahead = 0;
+  for (int x : graph.stream(Mode::thread)) {
+    (void)x;
+    ++taken;
+    if (taken % 50 == 0) std::this_thread::sleep_for(2ms);  // let it run ahead if it can
+    most_ahead = std::max(most_ahead, made.load() - taken);
+  }
+  CHECK(taken == 2000);
+  // out's packets: the one the loop holds and 4 slots; one more may be made and wait for a slot.
+  CHECK(most_ahead <= 5);
+}

@@ -7,6 +7,8 @@
 #include <plumb/detail/graph/plan.hpp>
 #include <plumb/detail/graph/rules.hpp>
 #include <plumb/detail/graph/sequential_run.hpp>
+#include <plumb/detail/graph/setup.hpp>
+#include <plumb/detail/graph/stream.hpp>
 #include <plumb/detail/graph/spec.hpp>
 #include <plumb/detail/graph/parallel_run.hpp>
 #include <plumb/detail/graph/topology.hpp>
@@ -14,6 +16,7 @@
 #include <plumb/detail/run/validate.hpp>
 #include <plumb/error.hpp>
 #include <plumb/pipeline.hpp>
+#include <plumb/results.hpp>
 #include <plumb/run_options.hpp>
 #include <plumb/stats.hpp>
 
@@ -43,6 +46,9 @@ namespace plumb {
 /// others read yields, a node nobody reads is a sink, a route names exactly the nodes that read
 /// it. Every broken rule is a static_assert starting `plumb::Graph:`.
 ///
+/// One node may yield without readers: the graph's output, read with `stream()` (as a
+/// Pipeline's last stage); a graph without one is run with `run()`.
+///
 /// Runs in Mode::sequential (every node in the calling thread), Mode::thread or Mode::process
 /// (each node's workers on threads or in worker processes of their own, every node's input a
 /// bounded link; nodes may mix thread and process with `.mode()`). Errors, stop and the
@@ -67,11 +73,22 @@ class Graph {
   using Topo = detail::Topology<Nodes...>;
   using Base = detail::GraphRunBase<Nodes...>;
   static constexpr std::size_t kCount = sizeof...(Nodes);
+  static constexpr std::size_t kOutput =
+      detail::GraphRules<Nodes...>::output_node(std::index_sequence_for<Nodes...>{});
 
  public:
   /// What `run()` returns: the value of the one sink that returns one, else void.
   using result_type = std::conditional_t<kOk, typename Base::Result, void>;
+  /// True when the graph has an output: a node that yields and that no node reads, whose
+  /// packets `stream()` gives.
+  static constexpr bool yields = kOk && kOutput < kCount;
+  /// What `stream()` iterates: the output node's packets (void without one).
+  using value_type = std::conditional_t<yields, typename detail::Topology<Nodes...>::template Output<(yields ? kOutput : 0)>, void>;
 
+ private:
+  using streamed_type = std::conditional_t<yields, value_type, detail::Invalid>;
+
+ public:
   /// Number of nodes.
   static constexpr std::size_t size = kCount;
 
@@ -97,27 +114,23 @@ class Graph {
   /// cannot run as asked (see the guide); otherwise the first error of the run, as
   /// `Pipeline::run()`.
   result_type run(const RunOptions& options) {
-    if constexpr (kOk) {
+    static_assert(!kOk || !yields,
+                  "plumb::Graph: the graph's output node yields packets that no node reads; "
+                  "iterate them with graph.stream(), or add a sink that reads them");
+    if constexpr (kOk && !yields) {
       const detail::RunGuard guard(running_);
       last_failure_.reset();
       last_stats_ = Stats{};
-      std::vector<std::string> names;
-      std::array<const StageOptions*, kCount> stage_options{};
-      std::array<std::size_t, kCount> max_message_sizes{};
-      std::vector<detail::GraphNodeShape> shapes(kCount);
-      describe(names, stage_options, shapes, std::index_sequence_for<Nodes...>{});
-      for (std::size_t k = 0; k < kCount; ++k) max_message_sizes[k] = stage_options[k]->max_message_size;
-      detail::validate_run_options(options);
-      const detail::GraphPlan plan = detail::make_graph_plan(stage_options, names, shapes, options.mode);
+      const detail::GraphSetup<Nodes...> setup(nodes_, options, Base::kValueSink);
       detail::RunState state;
       std::optional<typename Base::ResultStore> result;
-      if (plan.mode == Mode::sequential) {
-        detail::GraphSequentialRun<Nodes...> runner(nodes_, plan, names, state, options, shapes);
+      if (setup.plan.mode == Mode::sequential) {
+        detail::GraphSequentialRun<Nodes...> runner(nodes_, setup.plan, setup.names, state, options, setup.shapes);
         runner.run(last_stats_);
         result.emplace(std::move(runner.result()));
       } else {
-        detail::GraphParallelRun<Nodes...> runner(nodes_, plan, names, state, options, shapes,
-                                                  max_message_sizes, arena_);
+        detail::GraphParallelRun<Nodes...> runner(nodes_, setup.plan, setup.names, state, options, setup.shapes,
+                                                  setup.max_message_sizes, arena_);
         runner.run(last_stats_);
         result.emplace(std::move(runner.result()));
       }
@@ -134,6 +147,39 @@ class Graph {
     }
   }
 
+  /// Starts the graph in `Mode::thread` and returns its output node's packets as a range.
+  Results<streamed_type> stream() { return stream(RunOptions{}); }
+
+  /// Starts the graph in `mode` and returns its output node's packets as a range.
+  Results<streamed_type> stream(Mode mode) {
+    RunOptions options;
+    options.mode = mode;
+    return stream(options);
+  }
+
+  /// Starts the graph, whose output node (the one that yields and that no node reads) the
+  /// calling thread then reads: `for (T& packet : graph.stream(options)) ...`, as
+  /// `Pipeline::stream()` (the caller is one more node reading the output, in_flight of the
+  /// output node's slots; early exit stops the graph; errors are thrown from the loop; in
+  /// `Mode::sequential` the nodes run in the calling thread, inside the loop's `++`).
+  ///
+  /// Preconditions: the Graph outlives the Results, and is not run or streamed again before
+  /// the Results is closed, finished or destroyed (a second use aborts).
+  /// Throws: `ConfigError` before anything runs if a node's options are invalid.
+  Results<streamed_type> stream(const RunOptions& options) {
+    static_assert(!kOk || yields,
+                  "plumb::Graph: stream() iterates the packets of the graph's output (a node that "
+                  "yields and that no node reads), but this graph ends in sinks; call run()");
+    if constexpr (yields) {
+      auto run = std::make_unique<detail::GraphStream<Nodes...>>(nodes_, options, running_, last_failure_,
+                                                                  last_stats_, arena_);
+      run->start();
+      return Results<streamed_type>(std::move(run));
+    } else {
+      return Results<streamed_type>(nullptr);
+    }
+  }
+
   /// The node and worker that raised the error of the last run, as `Pipeline::last_failure()`
   /// (`stage_index` is the node's position in the graph).
   [[nodiscard]] const std::optional<Failure>& last_failure() const noexcept { return last_failure_; }
@@ -146,26 +192,6 @@ class Graph {
   [[nodiscard]] const std::tuple<Nodes...>& nodes() const noexcept { return nodes_; }
 
  private:
-  template <std::size_t... K>
-  void describe(std::vector<std::string>& names, std::array<const StageOptions*, kCount>& options,
-                std::vector<detail::GraphNodeShape>& shapes, std::index_sequence<K...>) const {
-    (describe_node<K>(names, options, shapes[K]), ...);
-  }
-  template <std::size_t K>
-  void describe_node(std::vector<std::string>& names, std::array<const StageOptions*, kCount>& options,
-                     detail::GraphNodeShape& shape) const {
-    const auto& node = std::get<K>(nodes_);
-    options[K] = &node.stage.options();
-    names.push_back(node.stage.options().name);
-    for (std::string_view input : Topo::template input_names<K>()) {
-      shape.producers.push_back(Topo::Tables::index_of(input));
-    }
-    shape.kind = Topo::template kind<K>;
-    if constexpr (Topo::template is_join<K>) shape.window = node.fan_in.window_;
-    shape.returns_value = K == Base::kValueSink;
-    shape.sink = Topo::template is_sink<K>;
-  }
-
   std::tuple<Nodes...> nodes_;
   std::optional<Failure> last_failure_;
   Stats last_stats_;

@@ -125,6 +125,8 @@ class Results {
  private:
   template <class...>
   friend class Pipeline;
+  template <class...>
+  friend class Graph;
   explicit Results(std::unique_ptr<detail::ResultsSource<T>> source) noexcept
       : source_(std::move(source)) {}
 

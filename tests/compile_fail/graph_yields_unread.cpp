@@ -1,6 +1,7 @@
-// expect-error: plumb::Graph: a node that yields \(returns plumb::Generator<T>\) but that no node takes input from would lose its packets
+// expect-error: plumb::Graph: several nodes yield \(return plumb::Generator<T>\) but no node takes input from them
 // expect-error: Chars<'t', 'w', 'i', 'c', 'e'>
-// Node "twice" yields, and nothing reads it.
+// Nodes "twice" and "thrice" yield, and nothing reads them: one could be the graph's output
+// (read with stream()), not two.
 #include <plumb/graph.hpp>
 
 plumb::Generator<int> numbers() {
@@ -8,6 +9,9 @@ plumb::Generator<int> numbers() {
 }
 plumb::Generator<int> twice(plumb::Stream<int> in) {
   for (int x : in) co_yield 2 * x;
+}
+plumb::Generator<int> thrice(plumb::Stream<int> in) {
+  for (int x : in) co_yield 3 * x;
 }
 void drain(plumb::Stream<int> in) {
   for (int x : in) (void)x;
@@ -17,6 +21,7 @@ int main() {
   plumb::Graph graph{
       plumb::node<"numbers">(plumb::stage(numbers)),
       plumb::node<"twice">(plumb::stage(twice), plumb::from<"numbers">),
+      plumb::node<"thrice">(plumb::stage(thrice), plumb::from<"numbers">),
       plumb::node<"drain">(plumb::stage(drain), plumb::from<"numbers">),
   };
   (void)graph;

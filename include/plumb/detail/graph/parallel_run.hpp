@@ -25,6 +25,7 @@
 #include <optional>
 #include <span>
 #include <stop_token>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -63,13 +64,27 @@ class GraphParallelRun : public GraphRunBase<Nodes...> {
   // Runs every worker to its end; the run's error (if any) is in the RunState, the value of
   // the sink that returns one in result().
   void run(Stats& stats) {
+    start(false);
+    supervise_all();
+    supervised_ = true;
+    finish(stats);
+  }
+
+  // --- A stream (Graph::stream()): the last node stands for the calling thread -------------
+
+  // Starts every worker; with `streams`, all but the last node's, whose input the calling
+  // thread reads through caller_next(), and a helper thread supervises (finish() does, if it
+  // cannot start). Throws ConfigError before anything runs.
+  void start(bool streams) {
     links_.check_serializable();
     check_result_serializable();
     TickClock::init();  // before any fork (tally.hpp)
     ns_per_tick_ = this->options_.timing ? TickClock::ns_per_tick() : 1.0;
+    const std::size_t caller = streams ? this->infos_.size() - 1 : this->infos_.size();
     std::vector<ForkedWorker> forked;
     for (std::size_t id = 0; id < this->infos_.size(); ++id) {
       const std::size_t k = this->node_of_[id];
+      if (id == caller) continue;
       if (this->plan_.nodes[k].mode == Mode::process) {
         forked.push_back(ForkedWorker{id, k});
       } else {
@@ -83,34 +98,56 @@ class GraphParallelRun : public GraphRunBase<Nodes...> {
     } else {
       blocks_.emplace(this->infos_.size(), kCount);
     }
-    Monitor& monitor = this->make_monitor(*blocks_, this->options_);
+    monitor_ = &this->make_monitor(*blocks_, this->options_);
     links_.make(this->state_, forked.empty() ? nullptr : &processes_.arena());
-    // From the first fork on, nothing may throw until the supervisor reaped every process.
+    // From the first fork on, nothing may throw until finish() reaped every process.
     if (!forked.empty()) {
       auto child_main = [this](std::size_t id) noexcept { return run_in_process(id); };
       processes_.fork(forked, child_main);
     }
-    {
-      std::stop_callback cancel(this->options_.stop_token, [this] {
-        this->state_.fail(std::make_exception_ptr(CancelledError(
-                              "plumb.cancelled: the run was cancelled through RunOptions::stop_token")),
-                          std::nullopt);
-      });
-      threads_.start(thread_ids_.size(), [this](std::size_t i) noexcept { run_worker(thread_ids_[i]); });
-      Executor* const executors[] = {&threads_, &processes_};
-      supervise(executors, done_, monitor, this->state_, this->options_.grace_period);
-      threads_.join();
+    cancel_.emplace(this->options_.stop_token, CancelRun{this});
+    threads_.start(thread_ids_.size(), [this](std::size_t i) noexcept { run_worker(thread_ids_[i]); });
+    if (!streams) return;
+    try {
+      caller_tally_.emplace(blocks_->clock(caller), blocks_->slots(caller), this->options_.timing, ns_per_tick_);
+      caller_tally_->start();
+      caller_input_ = &links_.template open<kCount - 1>(caller_store_, this->state_.stop_flag(), *caller_tally_);
+      helper_ = std::jthread([this] { supervise_all(); });
+    } catch (...) {
+      this->state_.fail(std::current_exception(), std::nullopt);  // finish() supervises then
     }
+  }
+
+  // The calling thread's next packet of the stream, nullptr at its end; throws Stopped once the
+  // run stops.
+  [[nodiscard]] typename Topo::template Inbox<kCount - 1>* caller_next() {
+    const CurrentStopWordScope stop_word_scope(&this->state_.stop_flag().word());
+    return caller_input_ != nullptr ? caller_input_->next() : nullptr;
+  }
+
+  // Waits for every worker (the run is over or stopping), then the statistics and a process
+  // sink's value. The run's error, if any, stays in the RunState.
+  void finish(Stats& stats) {
+    caller_store_.clear();
+    caller_input_ = nullptr;
+    if (caller_tally_) caller_tally_->finish();
+    if (helper_.joinable()) {
+      helper_.join();
+    } else if (!supervised_) {
+      supervise_all();
+    }
+    threads_.join();
+    cancel_.reset();
     processes_.release();
     processes_.adopt_unreported_failure();
     const bool failed = static_cast<bool>(this->state_.error());
     try {
-      stats = monitor.snapshot(!failed);
+      stats = monitor_->snapshot(!failed);
     } catch (...) {
       stats = Stats{};
     }
     if (failed) return;
-    monitor.report_finished(stats);
+    monitor_->report_finished(stats);
     if constexpr (kValueSink < kCount) {
       if (this->plan_.nodes[kValueSink].mode == Mode::process) {
         if constexpr (is_serializable_v<Result>) this->result_.emplace(read_remote_result<Result>(processes_.result()));
@@ -214,14 +251,37 @@ class GraphParallelRun : public GraphRunBase<Nodes...> {
     }
   };
 
+  // Cancellation through the stop_token.
+  struct CancelRun {
+    GraphParallelRun* run;
+    void operator()() const {
+      run->state_.fail(std::make_exception_ptr(CancelledError(
+                           "plumb.cancelled: the run was cancelled through RunOptions::stop_token")),
+                       std::nullopt);
+    }
+  };
+
+  void supervise_all() noexcept {
+    Executor* const executors[] = {&threads_, &processes_};
+    supervise(executors, done_, *monitor_, this->state_, this->options_.grace_period);
+  }
+
   double ns_per_tick_ = 1.0;
+  Monitor* monitor_ = nullptr;
+  bool supervised_ = false;
   std::optional<StatsBlocks> blocks_;
   GraphLinks<Nodes...> links_;
   std::span<const std::size_t> max_message_sizes_;
   std::vector<std::size_t> thread_ids_;
   DoneSignal done_;
   ProcessExecutor processes_;
-  ThreadExecutor threads_{this->state_, done_};  // joined in run(), before the links die
+  ThreadExecutor threads_{this->state_, done_};  // joined in finish(), before the links die
+  std::jthread helper_;                          // supervises a stream
+  std::optional<std::stop_callback<CancelRun>> cancel_;
+  // The calling thread's end of a stream (destroyed before the links).
+  std::optional<WorkerTally> caller_tally_;
+  ChainStore caller_store_;
+  Input<typename Topo::template Inbox<kCount - 1>>* caller_input_ = nullptr;
 };
 
 }  // namespace plumb::detail

@@ -291,19 +291,14 @@ struct NodeRules {
                          CheckStage<(is_source ? 0 : 1), 2, element, Spec, Ending::sink_or_generator>,
                          Failed>;
   static constexpr bool stage_ok = StageCheck::ok;
-  static constexpr bool compute_ends_ok() {
-    if constexpr (stage_ok) {
-      return check_ends<SelfName, has_successors, StageCheck::returns_generator>();
-    } else {
-      return false;
-    }
-  }
-  static constexpr bool ends_ok = compute_ends_ok();
 
-  static constexpr bool ok = types_ok && stage_ok && ends_ok;
+  // The node's own rules; its ends (check_ends) are the graph's (GraphRules).
+  static constexpr bool ok = types_ok && stage_ok;
   using result = std::conditional_t<ok, typename StageCheck::result, Invalid>;
   using output = typename GeneratorElement<ok && StageCheck::returns_generator, result>::type;
   static constexpr bool is_sink = ok && !StageCheck::returns_generator;
+  // It yields and no node reads it: the graph's output.
+  static constexpr bool is_output = ok && StageCheck::returns_generator && !has_successors;
   using key_type = typename JoinKeyOf<typename N::fan_in_type, element>::type;
 };
 
@@ -392,9 +387,32 @@ struct GraphRules {
   }
   static constexpr bool names_ok = compute_names_ok();
 
+  // The nodes that yield and that no node reads (at most one: the output).
+  template <std::size_t... K>
+  static constexpr std::size_t outputs(std::index_sequence<K...>) {
+    return ((NodeRules<K, Nodes...>::is_output ? std::size_t{1} : std::size_t{0}) + ... + 0);
+  }
+  template <std::size_t K>
+  static constexpr bool ends_ok() {
+    using Rules = NodeRules<K, Nodes...>;
+    if constexpr (Rules::ok) {
+      return check_ends<typename Rules::SelfName, Rules::has_successors, !Rules::is_sink,
+                        outputs(std::index_sequence_for<Nodes...>{})>();
+    } else {
+      return false;
+    }
+  }
   template <std::size_t... K>
   static constexpr bool nodes_ok(std::index_sequence<K...>) {
-    return ((NodeRules<K, Nodes...>::ok && FanOutRules<K, Nodes...>::ok) && ...);
+    return ((NodeRules<K, Nodes...>::ok && FanOutRules<K, Nodes...>::ok && ends_ok<K>()) && ...);
+  }
+
+  // The graph's output: the node whose packets stream() gives (kCount if none).
+  template <std::size_t... K>
+  static constexpr std::size_t output_node(std::index_sequence<K...>) {
+    std::size_t found = kCount;
+    ((NodeRules<K, Nodes...>::is_output ? (void)(found = K) : (void)0), ...);
+    return found;
   }
   template <std::size_t... K>
   static constexpr std::size_t value_sinks(std::index_sequence<K...>) {

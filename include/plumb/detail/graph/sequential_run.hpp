@@ -69,40 +69,68 @@ class GraphSequentialRun : public GraphRunBase<Nodes...> {
 
   // Runs every sink to its end; the run's error (if any) is in the RunState.
   void run(Stats& stats) {
+    start(false);
+    if (started_) {
+      const CurrentStopWordScope stop_word_scope(&this->state_.stop_flag().word());
+      try {
+        run_sinks(store_, std::index_sequence_for<Nodes...>{});
+      } catch (const Stopped&) {
+        // recorded where it happened
+      }
+    }
+    finish(stats);
+  }
+
+  // --- A stream (Graph::stream()): the last node stands for the calling thread -------------
+
+  // Builds every node that yields (their generators, not yet resumed) and, with `streams`, the
+  // calling thread's input: the last node's queue, read through caller_next(), which resumes
+  // the nodes before it in the calling thread.
+  void start(bool streams) {
     TickClock::init();
-    RunOptions monitor_options = this->options_;
-    monitor_options.timing = false;  // one thread runs every node: no per-node busy times yet
+    monitor_options_ = this->options_;
+    monitor_options_.timing = false;  // one thread runs every node: no per-node busy times yet
     blocks_.emplace(this->infos_.size(), kCount);
-    Monitor& monitor = this->make_monitor(*blocks_, monitor_options);
-    Monitor* inline_monitor = Monitor::wanted_inline(this->options_) ? &monitor : nullptr;
+    monitor_ = &this->make_monitor(*blocks_, monitor_options_);
+    Monitor* inline_monitor = Monitor::wanted_inline(this->options_) ? monitor_ : nullptr;
     for (std::size_t k = 0; k < kCount; ++k) {
       tallies_[k].emplace(blocks_->clock(k), blocks_->slots(k), false, 1.0);
       contexts_[k].emplace(this->state_.stop_flag(), this->infos_[k], *tallies_[k], inline_monitor);
       tallies_[k]->start();
     }
-    {
-      std::stop_callback cancel(this->options_.stop_token, [this] {
-        this->state_.fail(std::make_exception_ptr(CancelledError(
-                              "plumb.cancelled: the run was cancelled through RunOptions::stop_token")),
-                          std::nullopt);
-      });
-      const CurrentStopWordScope stop_word_scope(&this->state_.stop_flag().word());
-      ChainStore store;
-      try {
-        open_nodes(store, std::index_sequence_for<Nodes...>{});
-        run_sinks(store, std::index_sequence_for<Nodes...>{});
-      } catch (const Stopped&) {
-        // recorded where it happened
-      }
-      store.clear();  // generators before the queues they read
-    }
-    for (std::size_t k = 0; k < kCount; ++k) tallies_[k]->finish();
+    cancel_.emplace(this->options_.stop_token, CancelRun{this});
+    const CurrentStopWordScope stop_word_scope(&this->state_.stop_flag().word());
     try {
-      stats = monitor.snapshot(!this->state_.error());
+      open_nodes(store_, std::index_sequence_for<Nodes...>{});
+      if (streams) caller_input_ = open_input<kCount - 1>(store_);
+      started_ = true;
+    } catch (const Stopped&) {
+      // recorded where it happened
+    }
+  }
+
+  // The calling thread's next packet of the stream, nullptr at its end; throws Stopped once the
+  // run stopped (its error is recorded).
+  [[nodiscard]] Element<kCount - 1>* caller_next() {
+    const CurrentStopWordScope stop_word_scope(&this->state_.stop_flag().word());
+    return caller_input_ != nullptr ? caller_input_->next() : nullptr;
+  }
+
+  // The end of the run: every generator destroyed (before the queues they read), the
+  // statistics. The run's error, if any, stays in the RunState.
+  void finish(Stats& stats) {
+    caller_input_ = nullptr;
+    store_.clear();
+    cancel_.reset();
+    for (std::size_t k = 0; k < kCount; ++k) {
+      if (tallies_[k]) tallies_[k]->finish();
+    }
+    try {
+      stats = monitor_->snapshot(!this->state_.error());
     } catch (...) {
       stats = Stats{};
     }
-    if (!this->state_.error()) monitor.report_finished(stats);
+    if (!this->state_.error()) monitor_->report_finished(stats);
   }
 
  private:
@@ -272,11 +300,28 @@ class GraphSequentialRun : public GraphRunBase<Nodes...> {
     }
   }
 
+  // Cancellation through the stop_token.
+  struct CancelRun {
+    GraphSequentialRun* run;
+    void operator()() const {
+      run->state_.fail(std::make_exception_ptr(CancelledError(
+                           "plumb.cancelled: the run was cancelled through RunOptions::stop_token")),
+                       std::nullopt);
+    }
+  };
+
   std::optional<StatsBlocks> blocks_;
+  RunOptions monitor_options_;  // the Monitor keeps a reference
+  Monitor* monitor_ = nullptr;
+  bool started_ = false;
   std::array<std::optional<WorkerTally>, kCount> tallies_;
   std::array<std::optional<WorkerContext>, kCount> contexts_;
   std::array<Pump*, kCount> pumps_{};
   decltype(queue_tuple(std::index_sequence_for<Nodes...>{})) queues_;
+  std::optional<std::stop_callback<CancelRun>> cancel_;
+  // The nodes' inputs and generators (destroyed first: before the queues they read).
+  ChainStore store_;
+  Input<Element<kCount - 1>>* caller_input_ = nullptr;
 };
 
 }  // namespace plumb::detail
