@@ -787,12 +787,63 @@ TEST_CASE("graph: a node's error is thrown from the stream() loop, naming the no
   CHECK(graph.last_failure()->stage_index == 2);
   CHECK(seen < 2'000'000);
 
-  // A bad option: a ConfigError from stream() itself, before anything runs.
+  // A bad option: a ConfigError from stream() itself, before anything runs, and the last
+  // run's failure forgotten.
   plumb::Graph bad{
       plumb::node<"src">(plumb::stage(numbers, 10)),
       plumb::node<"join">(plumb::stage(times, 1).workers(0), plumb::from<"src">),
   };
   CHECK_THROWS_AS(bad.stream(mode), plumb::ConfigError);
+  CHECK_FALSE(bad.last_failure());
+
+  // The loop left before the error reached it (a break, or the loop's own exception): the
+  // node's error is still the run's, in last_failure().
+  auto fails_at_5 = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      if (x == 5) throw std::domain_error("5 is not welcome");
+      co_yield x;
+    }
+  };
+  plumb::Graph late{
+      plumb::node<"src">(plumb::stage(numbers, 100)),
+      plumb::node<"fails">(plumb::stage(fails_at_5), plumb::from<"src">),
+  };
+  for (int x : late.stream(mode)) {
+    if (x == 4) {
+      if (mode != Mode::sequential) std::this_thread::sleep_for(100ms);  // packet 5 fails meanwhile
+      break;
+    }
+  }
+  if (mode != Mode::sequential) {
+    REQUIRE(late.last_failure());
+    CHECK(late.last_failure()->stage_name == "fails");
+    CHECK_THAT(late.last_failure()->what, Catch::Contains("5 is not welcome"));
+  } else {
+    CHECK_FALSE(late.last_failure());  // the calling thread never resumed the node past 4
+  }
+}
+
+TEST_CASE("graph: a stream's other sinks run beside its output in thread mode, not in sequential mode", "[graph][stream]") {
+  std::atomic<long> logged{0};
+  auto log = [&logged](Stream<int> in) {
+    for (int x : in) logged += x;
+  };
+  plumb::Graph graph{
+      plumb::node<"src">(plumb::stage(numbers, 1000)),
+      plumb::node<"twice">(plumb::stage(times, 2), plumb::from<"src">),
+      plumb::node<"log">(plumb::stage(log), plumb::from<"src">),
+  };
+  long sum = 0;
+  for (int x : graph.stream(Mode::thread)) sum += x;
+  CHECK(sum == 999L * 1000);
+  CHECK(logged == 999L * 1000 / 2);
+  // In sequential mode the calling thread pulls the output only: the sink would never run.
+  try {
+    for (int x : graph.stream(Mode::sequential)) (void)x;
+    FAIL("expected a ConfigError");
+  } catch (const plumb::ConfigError& error) {
+    CHECK_THAT(error.what(), Catch::Contains("'log'") && Catch::Contains("Mode::thread"));
+  }
 }
 
 TEST_CASE("graph: the stream's output node runs at most its in_flight ahead of the loop",

@@ -170,7 +170,11 @@ class Graph {
     static_assert(!kOk || yields,
                   "plumb::Graph: stream() iterates the packets of the graph's output (a node that "
                   "yields and that no node reads), but this graph ends in sinks; call run()");
-    if constexpr (yields) {
+    static_assert(!yields || Base::kValueSink >= kCount,
+                  "plumb::Graph: stream() reads the graph's output, so a sink that returns a value "
+                  "has nobody to return it to; let every sink return void (or make that value a "
+                  "packet of the output)");
+    if constexpr (yields && Base::kValueSink >= kCount) {
       auto run = std::make_unique<detail::GraphStream<Nodes...>>(nodes_, options, running_, last_failure_,
                                                                   last_stats_, arena_);
       run->start();

@@ -58,13 +58,14 @@ struct CallerStage {
 };
 inline constexpr const char* kCallerStageName = "caller";
 
-// Marks a Pipeline object as running, so that two concurrent run() calls on it abort (a
+// Marks a Pipeline or Graph object as running, so that two concurrent run() calls on it abort (a
 // contract violation) instead of corrupting last_failure().
 class RunGuard {
  public:
   explicit RunGuard(std::atomic<bool>& running) noexcept : running_(running) {
     PLUMB_ASSERT(!running_.exchange(true, std::memory_order_acquire),
-                 "plumb::Pipeline: run() called while the same Pipeline object is running");
+                 "plumb: run() or stream() called on a Pipeline or Graph object that is already running "
+                 "(a stream not yet ended counts as running)");
   }
   ~RunGuard() { running_.store(false, std::memory_order_release); }
   RunGuard(const RunGuard&) = delete;

@@ -43,5 +43,17 @@ int main() {
       plumb::node<"total">(plumb::stage(total), plumb::from<"by_order", "by_key">),
   };
   static_assert(std::is_same_v<decltype(graph)::result_type, long>);
-  (void)graph;
+  static_assert(!decltype(graph)::yields);
+  if (graph.run() < 0) return 1;
+
+  // A graph with an output: read with stream().
+  plumb::Graph streamed{
+      plumb::node<"numbers">(plumb::stage(numbers, 10)),
+      plumb::node<"even">(plumb::stage(twice), plumb::from<"numbers">),
+      plumb::node<"text">(plumb::stage(text), plumb::from<"even">),
+  };
+  static_assert(std::is_same_v<decltype(streamed)::value_type, std::string>);
+  std::size_t length = 0;
+  for (const std::string& s : streamed.stream(plumb::Mode::process)) length += s.size();
+  return length > 0 ? 0 : 1;
 }

@@ -98,6 +98,18 @@ class GraphRunBase {
 
   [[nodiscard]] ResultStore& result() noexcept { return result_; }
 
+  // The calling thread's read of a stream failed (a packet of a worker process that cannot be
+  // decoded): the run's error, if first, charged to the caller node (the last; stream() only).
+  void caller_failed() noexcept {
+    const std::exception_ptr error = std::current_exception();
+    std::optional<Failure> failure;
+    try {
+      failure = make_failure(infos_.back()[kCount - 1], error);
+    } catch (...) {
+    }
+    state_.fail(error, std::move(failure));
+  }
+
  protected:
   // Calls sink K over `input` and keeps its value; it must have read its input to the end.
   template <std::size_t K>

@@ -4,11 +4,14 @@
 // the caller's, reading the graph's output node; the calling thread iterates that node's input
 // (Results<T>), in every mode.
 
+#include <plumb/detail/core/describe.hpp>
+#include <plumb/detail/core/format.hpp>
 #include <plumb/detail/graph/parallel_run.hpp>
 #include <plumb/detail/graph/rules.hpp>
 #include <plumb/detail/graph/sequential_run.hpp>
 #include <plumb/detail/graph/setup.hpp>
 #include <plumb/detail/graph/spec.hpp>
+#include <plumb/detail/graph/topology.hpp>
 #include <plumb/detail/run/run_state.hpp>
 #include <plumb/detail/run/shared_memory.hpp>
 #include <plumb/error.hpp>
@@ -60,10 +63,9 @@ class GraphStream final
         options_(options),
         last_failure_(last_failure),
         last_stats_(last_stats),
+        checked_(forget(last_failure, last_stats) && check_sequential_sinks(nodes, options)),
         nodes_(std::tuple_cat(nodes, std::tuple<Caller>(caller(options)))),
-        setup_(nodes_, options_, sizeof...(Nodes) + 1) {
-    last_failure_.reset();
-    last_stats_ = Stats{};
+        setup_(nodes_, options_, GraphRunBase<Nodes...>::kValueSink) {
     if (setup_.plan.mode == Mode::sequential) {
       sequential_.emplace(nodes_, setup_.plan, setup_.names, state_, options_, setup_.shapes);
     } else {
@@ -73,7 +75,11 @@ class GraphStream final
   }
   GraphStream(const GraphStream&) = delete;
   GraphStream& operator=(const GraphStream&) = delete;
-  ~GraphStream() override = default;
+  // A started stream is always ended (Results calls close()); ending it here too keeps the
+  // runner's threads from outliving it should that ever change.
+  ~GraphStream() override {
+    if (started_ && !ended_) close(true);
+  }
 
   // Starts every node. Throws ConfigError (nothing started), or the run's first error.
   void start() {
@@ -99,7 +105,11 @@ class GraphStream final
       } catch (const Stopped&) {
         // the run's error is recorded elsewhere
       } catch (...) {
-        state_.fail(std::current_exception(), std::nullopt);
+        if (sequential_) {
+          sequential_->caller_failed();
+        } else {
+          parallel_->caller_failed();
+        }
       }
     }
     end();
@@ -107,13 +117,44 @@ class GraphStream final
     return nullptr;
   }
 
+  // Quiet (the Results' destructor): an error the run had still reaches last_failure().
   void close(bool quiet) override {
     state_.fail(std::make_exception_ptr(GraphStreamClosed{}), std::nullopt);
     end();
-    if (!quiet) rethrow();
+    try {
+      rethrow();
+    } catch (...) {
+      if (!quiet) throw;
+    }
   }
 
  private:
+  // Called before anything that can throw: a ConfigError leaves no stale failure or statistics.
+  static bool forget(std::optional<Failure>& last_failure, Stats& last_stats) {
+    last_failure.reset();
+    last_stats = Stats{};
+    return true;
+  }
+
+  // In Mode::sequential the calling thread pulls the output only: a sink elsewhere in the graph
+  // would never run. Before setup_, whose own check would blame the caller's node.
+  static bool check_sequential_sinks(const std::tuple<Nodes...>& nodes, const RunOptions& options) {
+    if (options.mode != Mode::sequential) return true;
+    [&]<std::size_t... K>(std::index_sequence<K...>) { (check_not_sink<K>(nodes), ...); }(
+        std::index_sequence_for<Nodes...>{});
+    return true;
+  }
+  template <std::size_t K>
+  static void check_not_sink(const std::tuple<Nodes...>& nodes) {
+    if constexpr (Topology<Nodes...>::template is_sink<K>) {
+      throw ConfigError(detail::format(
+          "plumb.config_error: {} is a sink, but in Mode::sequential graph.stream() runs only the "
+          "nodes its output reads, in the calling thread, so it would never run; stream the graph "
+          "in Mode::thread or Mode::process, or read that node's packets through the output",
+          describe_stage(K, std::get<K>(nodes).stage.options().name)));
+    }
+  }
+
   static Caller caller(const RunOptions& options) {
     Stage<GraphCaller<T>> stage(GraphCaller<T>{});
     stage.name("caller");
@@ -157,6 +198,7 @@ class GraphStream final
   RunOptions options_;
   std::optional<Failure>& last_failure_;
   Stats& last_stats_;
+  bool checked_;  // forget() and check_sequential_sinks() ran, before setup_ can throw
   std::tuple<Nodes..., Caller> nodes_;
   GraphSetup<Nodes..., Caller> setup_;
   RunState state_;
