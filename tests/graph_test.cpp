@@ -489,13 +489,17 @@ TEST_CASE("graph: what a graph run cannot do is a ConfigError before anything ru
     CHECK_THROWS_WITH(graph.run(Mode::thread), Catch::Contains("'use'") && Catch::Contains("'handles'") &&
                                                    Catch::Contains("cannot be serialized"));
   }
-  SECTION("ordered(), in_flight below workers, window(0)") {
-    plumb::Graph ordered{
-        plumb::node<"src">(plumb::stage(source, 10)),
-        plumb::node<"a">(plumb::stage(times, 1).workers(2).ordered(), plumb::from<"src">),
-        plumb::node<"sink">(plumb::stage(drain), plumb::from<"a">),
+  SECTION("ordered() on a source or a sink, in_flight below workers, window(0)") {
+    plumb::Graph ordered_source{
+        plumb::node<"src">(plumb::stage(source, 10).workers(2).ordered()),
+        plumb::node<"sink">(plumb::stage(drain), plumb::from<"src">),
     };
-    CHECK_THROWS_WITH(ordered.run(), Catch::Contains("'a'") && Catch::Contains("ordered()"));
+    CHECK_THROWS_WITH(ordered_source.run(), Catch::Contains("'src'") && Catch::Contains("source has no input"));
+    plumb::Graph ordered_sink{
+        plumb::node<"src">(plumb::stage(source, 10)),
+        plumb::node<"sink">(plumb::stage(drain).workers(2).ordered(), plumb::from<"src">),
+    };
+    CHECK_THROWS_WITH(ordered_sink.run(), Catch::Contains("'sink'") && Catch::Contains("a sink sends none"));
     plumb::Graph narrow{
         plumb::node<"src">(plumb::stage(source, 10)),
         plumb::node<"a">(plumb::stage(times, 1).workers(4).in_flight(2), plumb::from<"src">),
@@ -797,10 +801,16 @@ TEST_CASE("graph: a node's error is thrown from the stream() loop, naming the no
   CHECK_FALSE(bad.last_failure());
 
   // The loop left before the error reached it (a break, or the loop's own exception): the
-  // node's error is still the run's, in last_failure().
-  auto fails_at_5 = [](Stream<int> in) -> Generator<int> {
+  // node's error is still the run's, in last_failure(). Thread mode: the node fails at 5 only
+  // once the loop holds 4 (else the error could end the loop before 4 arrives).
+  if (mode != Mode::thread) return;
+  std::atomic<bool> holding_4{false};
+  auto fails_at_5 = [&holding_4](Stream<int> in) -> Generator<int> {
     for (int x : in) {
-      if (x == 5) throw std::domain_error("5 is not welcome");
+      if (x == 5) {
+        for (int i = 0; i < 500 && !holding_4; ++i) std::this_thread::sleep_for(10ms);
+        throw std::domain_error("5 is not welcome");
+      }
       co_yield x;
     }
   };
@@ -810,17 +820,14 @@ TEST_CASE("graph: a node's error is thrown from the stream() loop, naming the no
   };
   for (int x : late.stream(mode)) {
     if (x == 4) {
-      if (mode != Mode::sequential) std::this_thread::sleep_for(100ms);  // packet 5 fails meanwhile
+      holding_4 = true;
+      std::this_thread::sleep_for(100ms);  // packet 5 fails meanwhile
       break;
     }
   }
-  if (mode != Mode::sequential) {
-    REQUIRE(late.last_failure());
-    CHECK(late.last_failure()->stage_name == "fails");
-    CHECK_THAT(late.last_failure()->what, Catch::Contains("5 is not welcome"));
-  } else {
-    CHECK_FALSE(late.last_failure());  // the calling thread never resumed the node past 4
-  }
+  REQUIRE(late.last_failure());
+  CHECK(late.last_failure()->stage_name == "fails");
+  CHECK_THAT(late.last_failure()->what, Catch::Contains("5 is not welcome"));
 }
 
 TEST_CASE("graph: a stream's other sinks run beside its output in thread mode, not in sequential mode", "[graph][stream]") {
@@ -872,4 +879,90 @@ TEST_CASE("graph: the stream's output node runs at most its in_flight ahead of t
   CHECK(taken == 2000);
   // out's packets: the one the loop holds and 4 slots; one more may be made and wait for a slot.
   CHECK(most_ahead <= 5);
+}
+
+TEST_CASE("graph: an ordered node's packets leave in its input's order on every edge, in every mode",
+          "[graph][ordered]") {
+  const Mode mode = GENERATE(every_mode());
+  CAPTURE(plumb::test::mode_name(mode));
+  // Four workers that take uneven time, and yield 0, 1 or 2 packets per input: what leaves is
+  // still every input's packets in input order, on both edges (a broadcast to a sink and to a
+  // join by order, which an ordered node may feed).
+  auto uneven = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      if (x % 7 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200 + 50 * (x % 5)));
+      if (x % 5 == 0) continue;  // nothing for this input
+      co_yield x;
+      if (x % 3 == 0) {
+        const int again = -x;
+        co_yield again;
+      }
+    }
+  };
+  auto expected = [](int count) {
+    std::vector<int> out;
+    for (int x = 0; x < count; ++x) {
+      if (x % 5 == 0) continue;
+      out.push_back(x);
+      if (x % 3 == 0) out.push_back(-x);
+    }
+    return out;
+  };
+  auto pairs_ok = [](Stream<std::tuple<int, int>> in) {
+    std::vector<int> order;
+    for (const auto& [a, b] : in) {
+      if (a != b) throw std::logic_error("a pair of different packets");
+      order.push_back(a);
+    }
+    return order;
+  };
+  plumb::Graph graph{
+      plumb::node<"src">(plumb::stage(numbers, 600).in_flight(8)),  // several inputs at once
+      plumb::node<"uneven">(plumb::stage(uneven).workers(4).in_flight(6).ordered(), plumb::from<"src">),
+      plumb::node<"same">(plumb::stage(times, 1), plumb::from<"uneven">),
+      plumb::node<"pairs">(plumb::stage(pairs_ok), plumb::join<"uneven", "same">),
+  };
+  CHECK(graph.run(mode) == expected(600));
+  CHECK(graph.last_stats().stages[1].packets_in == 600);
+
+  // Streamed: the caller reads an ordered node.
+  plumb::Graph streamed{
+      plumb::node<"src">(plumb::stage(numbers, 300).in_flight(8)),
+      plumb::node<"uneven">(plumb::stage(uneven).workers(3).ordered(), plumb::from<"src">),
+  };
+  std::vector<int> seen;
+  for (int x : streamed.stream(mode)) seen.push_back(x);
+  CHECK(seen == expected(300));
+}
+
+TEST_CASE("graph: an ordered node's error or a stop ends the run, never a wait for a turn",
+          "[graph][ordered]") {
+  const Mode mode = GENERATE(every_mode());
+  CAPTURE(plumb::test::mode_name(mode));
+  // Worker of input 100 fails while later inputs wait for their turn behind it.
+  auto fails_at_100 = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      if (x == 100) throw std::domain_error("100 is not welcome");
+      co_yield x;
+    }
+  };
+  plumb::Graph graph{
+      plumb::node<"src">(plumb::stage(numbers, 100'000)),
+      plumb::node<"ordered">(plumb::stage(fails_at_100).workers(4).ordered(), plumb::from<"src">),
+      plumb::node<"sink">(plumb::stage(collect_all<int>), plumb::from<"ordered">),
+  };
+  CHECK_THROWS_AS(graph.run(mode), std::domain_error);
+  REQUIRE(graph.last_failure());
+  CHECK(graph.last_failure()->stage_name == "ordered");
+
+  plumb::Graph early{
+      plumb::node<"src">(plumb::stage(numbers, 100'000).in_flight(8)),
+      plumb::node<"ordered">(plumb::stage(times, 1).workers(4).ordered(), plumb::from<"src">),
+  };
+  int taken = 0;
+  for (int x : early.stream(mode)) {
+    REQUIRE(x == taken);
+    if (++taken == 500) break;
+  }
+  CHECK(taken == 500);
 }

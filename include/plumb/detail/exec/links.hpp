@@ -363,23 +363,10 @@ class LinkSet {
 
   void make_gate(std::size_t group, RunState& state, SharedArena* arena) {
     const std::size_t window = plan_.capacity[plan_.groups[group].last];
-    if (arena != nullptr) {
-      gates_[group] = OrderGate::create(arena->at(gate_offsets_[group]), window);
-    } else {
-      auto& owned = owned_gates_.emplace_back(static_cast<std::byte*>(
-          ::operator new(OrderGate::bytes_for(window), std::align_val_t{kCacheLine})));
-      gates_[group] = OrderGate::create(owned.get(), window);
-    }
-    OrderGate* gate = gates_[group];
+    OrderGate* gate = &owned_gates_.make(window, arena != nullptr ? arena->at(gate_offsets_[group]) : nullptr);
+    gates_[group] = gate;
     state.on_stop([gate] { gate->wake_all(); });
   }
-
-  struct GateDelete {
-    void operator()(std::byte* block) const noexcept {
-      std::destroy_at(std::launder(reinterpret_cast<OrderGate*>(block)));
-      ::operator delete(block, std::align_val_t{kCacheLine});
-    }
-  };
 
   const Plan& plan_;
   std::span<const std::string> names_;
@@ -388,7 +375,7 @@ class LinkSet {
   std::vector<std::size_t> offsets_;     // per stage: its ShmLink in the arena
   std::vector<std::size_t> bytes_;       // per stage: its ShmLink's size
   std::vector<std::size_t> gate_offsets_;  // per group: its OrderGate in the arena
-  std::vector<std::unique_ptr<std::byte, GateDelete>> owned_gates_;  // without an arena
+  OrderGates owned_gates_;               // the gates' memory without an arena
   std::vector<OrderGate*> gates_;        // per group: its OrderGate, if it is ordered
   Lending lending_;
   std::vector<std::unique_ptr<HelpDesk>> desks_;  // per group: its HelpDesk, if it lends

@@ -209,16 +209,6 @@ class Runner {
     }
   };
 
-  // Cancellation through the stop_token.
-  struct CancelRun {
-    Runner* runner;
-    void operator()() const {
-      runner->state_.fail(std::make_exception_ptr(CancelledError(
-                              "plumb.cancelled: the run was cancelled through RunOptions::stop_token")),
-                          std::nullopt);
-    }
-  };
-
   [[nodiscard]] const RunOptions& options() const noexcept { return setup_.options(); }
 
   // A worker of the caller's chain (sequential stream) threw, or building the chain did.
@@ -305,7 +295,7 @@ class Runner {
     }
     // The callback dies before the links (finish() resets it), and ~Runner clears the wakers it
     // could reach.
-    on_cancel_.emplace(options().stop_token, CancelRun{this});
+    on_cancel_.emplace(options().stop_token, CancelRun{&state_});
     if (caller_runs_source_ || streams_) {
       threads_.enter();
       caller_working_ = true;

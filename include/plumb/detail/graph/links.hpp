@@ -13,6 +13,8 @@
 #include <plumb/detail/graph/topology.hpp>
 #include <plumb/detail/link/ring_link.hpp>
 #include <plumb/detail/link/shm_link.hpp>
+#include <plumb/detail/link/take.hpp>
+#include <plumb/detail/order/order_gate.hpp>
 #include <plumb/detail/run/run_state.hpp>
 #include <plumb/detail/run/shared_memory.hpp>
 #include <plumb/detail/stats/tally.hpp>
@@ -24,6 +26,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <tuple>
@@ -94,13 +97,18 @@ class GraphLinks {
     return fixed != 0 ? std::min(fixed, limit) : limit;
   }
 
-  // Places the shared links in `layout` (a run with worker processes).
+  // Places the shared links and the ordered nodes' gates in `layout` (a run with worker
+  // processes).
   void reserve(ArenaLayout& layout) {
     offsets_.assign(kCount, 0);
     bytes_.assign(kCount, 0);
     slots_.assign(kCount, 0);
     [&]<std::size_t... K>(std::index_sequence<K...>) { (reserve<K>(layout), ...); }(
         std::index_sequence_for<Nodes...>{});
+    gate_offsets_.assign(kCount, 0);
+    for (std::size_t k = 0; k < kCount; ++k) {
+      if (plan_.nodes[k].ordered) gate_offsets_[k] = layout.add(OrderGate::bytes_for(plan_.nodes[k].capacity));
+    }
   }
 
   // The message of the ConfigError when the shared links need more than a process can map.
@@ -120,18 +128,32 @@ class GraphLinks {
   void make(RunState& state, SharedArena* arena) {
     [&]<std::size_t... K>(std::index_sequence<K...>) { (make<K>(state, arena), ...); }(
         std::index_sequence_for<Nodes...>{});
+    gates_.assign(kCount, nullptr);
+    for (std::size_t k = 0; k < kCount; ++k) {
+      if (plan_.nodes[k].ordered) make_gate(k, state, arena);
+    }
   }
 
-  // Node K's raw input for one worker (packets, or a join's variants), kept in `store`.
+  // Node K's raw input for one worker (packets, or a join's variants), kept in `store`; `hook`
+  // (an ordered node's cursor, or null) hears of each take.
   template <std::size_t K>
-  Input<Inbox<K>>& open(ChainStore& store, StopFlag stop, WorkerTally& tally) {
-    if (!shared_[K]) return store.add<LinkInput<Inbox<K>>>(*std::get<K>(rings_), stop, tally);
+  Input<Inbox<K>>& open(ChainStore& store, StopFlag stop, WorkerTally& tally, TakeHook* hook = nullptr) {
+    if (!shared_[K]) {
+      auto& input = store.add<LinkInput<Inbox<K>>>(*std::get<K>(rings_), stop, tally);
+      input.set_take_hook(hook);
+      return input;
+    }
     if constexpr (is_serializable_v<Inbox<K>>) {
-      return store.add<ShmInput<Inbox<K>>>(*std::get<K>(shms_), stop, tally);
+      auto& input = store.add<ShmInput<Inbox<K>>>(*std::get<K>(shms_), stop, tally);
+      input.set_take_hook(hook);
+      return input;
     }
     PLUMB_ASSERT(false, "plumb: unreachable: a shared link of a type that cannot be serialized");
     return store.add<LinkInput<Inbox<K>>>(*std::get<K>(rings_), stop, tally);
   }
+
+  // The OrderGate of ordered node k (plan: several workers and .ordered()).
+  [[nodiscard]] OrderGate& gate(std::size_t k) noexcept { return *gates_[k]; }
 
   // Hands `value` (a packet of the node `info` runs) to input `Port` of node `C`: the value the
   // link holds is made first (a copy, for all but the last edge of a broadcast), then a slot is
@@ -236,6 +258,14 @@ class GraphLinks {
     }
   }
 
+  // An ordered node's gate: in the arena when the run has worker processes (reserve() placed
+  // it), else in heap memory; its window is the node's in_flight (at least its workers).
+  void make_gate(std::size_t k, RunState& state, SharedArena* arena) {
+    OrderGate* gate = &owned_gates_.make(plan_.nodes[k].capacity, arena != nullptr ? arena->at(gate_offsets_[k]) : nullptr);
+    gates_[k] = gate;
+    state.on_stop([gate] { gate->wake_all(); });
+  }
+
   const GraphPlan& plan_;
   std::span<const std::string> names_;
   std::span<const std::size_t> max_message_sizes_;
@@ -244,6 +274,9 @@ class GraphLinks {
   std::vector<std::size_t> offsets_;  // per node: its ShmLink in the arena
   std::vector<std::size_t> bytes_;    // per node: its ShmLink's size
   std::vector<std::size_t> slots_;    // per node: its ShmLink's slot size
+  std::vector<std::size_t> gate_offsets_;  // per node: its OrderGate in the arena, if ordered
+  OrderGates owned_gates_;                 // the gates' memory without an arena
+  std::vector<OrderGate*> gates_;          // per node: its OrderGate, if ordered
   decltype(ring_tuple(std::index_sequence_for<Nodes...>{})) rings_;
   decltype(shm_tuple(std::index_sequence_for<Nodes...>{})) shms_;
 };

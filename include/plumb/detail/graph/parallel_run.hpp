@@ -19,6 +19,7 @@
 #include <plumb/detail/exec/supervisor.hpp>
 #include <plumb/detail/exec/thread_executor.hpp>
 #include <plumb/detail/graph/links.hpp>
+#include <plumb/detail/graph/order.hpp>
 #include <plumb/detail/graph/run_base.hpp>
 
 #include <cstddef>
@@ -105,7 +106,7 @@ class GraphParallelRun : public GraphRunBase<Nodes...> {
       auto child_main = [this](std::size_t id) noexcept { return run_in_process(id); };
       processes_.fork(forked, child_main);
     }
-    cancel_.emplace(this->options_.stop_token, CancelRun{this});
+    cancel_.emplace(this->options_.stop_token, CancelRun{&this->state_});
     threads_.start(thread_ids_.size(), [this](std::size_t i) noexcept { run_worker(thread_ids_[i]); });
     if (!streams) return;
     try {
@@ -208,10 +209,15 @@ class GraphParallelRun : public GraphRunBase<Nodes...> {
     Outcome outcome = Outcome::finished;
     try {
       context.check_stop();
+      // An ordered node's packets leave in the order of its input (order.hpp): outlives `store`,
+      // whose input refers to it.
+      std::optional<GraphOrderCursor> order;
+      if (this->plan_.nodes[K].ordered) order.emplace(links_.gate(K));
       ChainStore store;
       Input<Element<K>>* input = nullptr;
       if constexpr (!Topo::template is_source<K>) {
-        input = this->template joined<K>(store, links_.template open<K>(store, context.stop(), tally), context);
+        input = this->template joined<K>(
+            store, links_.template open<K>(store, context.stop(), tally, order ? order->hook() : nullptr), context);
       }
       if constexpr (Topo::template is_sink<K>) {
         this->template call_sink<K>(input, context);
@@ -223,7 +229,11 @@ class GraphParallelRun : public GraphRunBase<Nodes...> {
                                          input, context, false);
         Deliver<K> deliver{links_, context, info};
         std::size_t turn = info.index;  // round robin: workers start at different edges
-        while (Output<K>* packet = output.next()) fan_out<Topo, K>(node, deliver, *packet, turn, info);
+        while (Output<K>* packet = output.next()) {
+          if (order) order->before_send(context.stop());
+          fan_out<Topo, K>(node, deliver, *packet, turn, info);
+        }
+        if (order) order->finish(context.stop());
       }
     } catch (const Stopped&) {
       outcome = Outcome::stopped;  // the run's error is recorded elsewhere
@@ -248,16 +258,6 @@ class GraphParallelRun : public GraphRunBase<Nodes...> {
       constexpr GraphEdge edge = Topo::template kOutEdges<K>[E];
       links.template send<edge.consumer, edge.port>(std::forward<Value>(value), context, info,
                                                     [this] { Base::count_send(context.tally(), edge.consumer); });
-    }
-  };
-
-  // Cancellation through the stop_token.
-  struct CancelRun {
-    GraphParallelRun* run;
-    void operator()() const {
-      run->state_.fail(std::make_exception_ptr(CancelledError(
-                           "plumb.cancelled: the run was cancelled through RunOptions::stop_token")),
-                       std::nullopt);
     }
   };
 

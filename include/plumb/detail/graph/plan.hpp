@@ -49,6 +49,7 @@ struct GraphNodePlan {
   std::size_t inbox_capacity = 0;   // slots of its input link: its inputs' capacities, summed
   std::size_t inbox_producers = 0;  // workers that write its input link (one per port each)
   std::size_t window = 0;           // a join: packets that may wait for partners
+  bool ordered = false;             // several workers whose packets leave in input order (order.hpp)
 };
 
 struct GraphPlan {
@@ -104,11 +105,11 @@ inline void check_join(std::span<const GraphNodeShape> shapes, std::span<const s
   const std::vector<bool> up = graph_ancestors(shapes, k);
   for (std::size_t a = 0; a < shapes.size(); ++a) {
     if (!up[a]) continue;
-    if (plan.nodes[a].workers > 1) {
+    if (plan.nodes[a].workers > 1 && !plan.nodes[a].ordered) {
       throw_config_error(k, names[k],
                          "a join by order pairs the i-th packet of each input, but node '{}' "
-                         "before it has {} workers, which reorder packets; give '{}' one "
-                         "worker, or join by key (plumb::join_by_key)",
+                         "before it has {} workers, which reorder packets; give '{}' .ordered() "
+                         "or one worker, or join by key (plumb::join_by_key)",
                          names[a], plan.nodes[a].workers, names[a]);
     }
     if (merges_distinct(shapes[a], shapes[a].kind)) {
@@ -173,15 +174,21 @@ inline GraphPlan make_graph_plan(std::span<const StageOptions* const> options,
                          "another node), so .mode(Mode::sequential) cannot apply; remove it, or "
                          "run the whole graph in Mode::sequential");
     }
-    if (node.ordered) {
-      throw_config_error(k, names[k],
-                         "ordered() is not available on a graph node yet; give the node one "
-                         "worker to keep its packets in order, or remove .ordered()");
-    }
     planned.mode = mode;
     planned.workers = mode == Mode::sequential ? 1 : static_cast<std::size_t>(node.workers);
     planned.capacity = static_cast<std::size_t>(effective_in_flight(node));
     const GraphNodeShape& shape = shapes[k];
+    if (node.ordered && shape.producers.empty()) {
+      throw_config_error(k, names[k],
+                         "ordered() keeps a node's packets in the order of its input, and a "
+                         "source has no input; remove .ordered()");
+    }
+    if (node.ordered && shape.sink) {
+      throw_config_error(k, names[k],
+                         "ordered() keeps a node's packets in the order of its input, and a sink "
+                         "sends none; remove .ordered(), or put it on the node before");
+    }
+    planned.ordered = node.ordered && planned.workers > 1;
     const bool join = shape.kind == FanInKind::join || shape.kind == FanInKind::join_by_key;
     if (join && planned.workers != 1) {
       throw_config_error(k, names[k],

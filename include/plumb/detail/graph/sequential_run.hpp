@@ -98,7 +98,7 @@ class GraphSequentialRun : public GraphRunBase<Nodes...> {
       contexts_[k].emplace(this->state_.stop_flag(), this->infos_[k], *tallies_[k], inline_monitor);
       tallies_[k]->start();
     }
-    cancel_.emplace(this->options_.stop_token, CancelRun{this});
+    cancel_.emplace(this->options_.stop_token, CancelRun{&this->state_});
     const CurrentStopWordScope stop_word_scope(&this->state_.stop_flag().word());
     try {
       open_nodes(store_, std::index_sequence_for<Nodes...>{});
@@ -299,16 +299,6 @@ class GraphSequentialRun : public GraphRunBase<Nodes...> {
       }
     }
   }
-
-  // Cancellation through the stop_token.
-  struct CancelRun {
-    GraphSequentialRun* run;
-    void operator()() const {
-      run->state_.fail(std::make_exception_ptr(CancelledError(
-                           "plumb.cancelled: the run was cancelled through RunOptions::stop_token")),
-                       std::nullopt);
-    }
-  };
 
   std::optional<StatsBlocks> blocks_;
   RunOptions monitor_options_;  // the Monitor keeps a reference

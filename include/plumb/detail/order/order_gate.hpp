@@ -16,8 +16,10 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <new>
 #include <utility>
+#include <vector>
 
 namespace plumb::detail {
 
@@ -105,11 +107,18 @@ class OrderGate {
 
   // Before taking a slot for a packet yielded after the worker's input ended, outside any group:
   // waits until every group of the `total` inputs has passed. Throws Stopped once the run stops.
-  void before_trailing_slot(std::uint64_t total, StopFlag stop) {
+  void before_trailing_slot(std::uint64_t total, StopFlag stop) { wait_turn(total, stop); }
+
+  // Waits until the turn reaches `group` (the group's worker: the turn then stays there until
+  // it completes the group, so this is "until it is group's turn"). Throws Stopped once the run
+  // stops. A graph's ordered node sends each packet only in its group's turn, holding no slot
+  // while it waits (detail/graph/order.hpp), so it never parks one.
+  void wait_turn(std::uint64_t group, StopFlag stop) {
+    if (turn_.load(std::memory_order_acquire) >= group) return;
     turn_event_.wait(
-        [&] { return stop.stopping() || turn_.load(std::memory_order_acquire) >= total; },
+        [&] { return stop.stopping() || turn_.load(std::memory_order_acquire) >= group; },
         SpinPolicy{});
-    if (turn_.load(std::memory_order_acquire) < total) throw Stopped{};
+    if (turn_.load(std::memory_order_acquire) < group) throw Stopped{};
   }
 
   // Queues a trailing packet (after before_trailing_slot()): every group has passed.
@@ -235,6 +244,29 @@ class OrderGate {
 };
 
 static_assert(sizeof(OrderGate) % kCacheLine == 0, "the cells must follow the gate aligned");
+
+// Where a run's OrderGates live: in the run's shared mapping (worker processes), or in heap
+// memory owned here until this object dies (after every worker ended).
+class OrderGates {
+ public:
+  // A gate of `window` cells at `shared` (bytes_for(window) bytes reserved in the run's
+  // mapping), or in heap memory when `shared` is null.
+  OrderGate& make(std::size_t window, void* shared) {
+    if (shared != nullptr) return *OrderGate::create(shared, window);
+    auto& owned = owned_.emplace_back(
+        static_cast<std::byte*>(::operator new(OrderGate::bytes_for(window), std::align_val_t{kCacheLine})));
+    return *OrderGate::create(owned.get(), window);
+  }
+
+ private:
+  struct Delete {
+    void operator()(std::byte* block) const noexcept {
+      std::destroy_at(std::launder(reinterpret_cast<OrderGate*>(block)));
+      ::operator delete(block, std::align_val_t{kCacheLine});
+    }
+  };
+  std::vector<std::unique_ptr<std::byte, Delete>> owned_;
+};
 
 // The output link of an ordered group, as the gate queues into it (either kind of LinkCore).
 struct OutputRef {

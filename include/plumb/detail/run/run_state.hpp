@@ -147,4 +147,15 @@ inline Failure make_failure(const WorkerInfo& info, const std::exception_ptr& er
                  describe_exception(error)};
 }
 
+// The callback of a run's std::stop_callback on RunOptions::stop_token: fails the run with
+// CancelledError (held by the runner while the run is in progress).
+struct CancelRun {
+  RunState* state;
+  void operator()() const {
+    state->fail(std::make_exception_ptr(
+                    CancelledError("plumb.cancelled: the run was cancelled through RunOptions::stop_token")),
+                std::nullopt);
+  }
+};
+
 }  // namespace plumb::detail
