@@ -925,6 +925,32 @@ TEST_CASE("graph: an ordered node's packets leave in its input's order on every 
   CHECK(graph.run(mode) == expected(600));
   CHECK(graph.last_stats().stages[1].packets_in == 600);
 
+  // Round robin from an ordered node: packet i of the node goes to branch i mod 2, as with one
+  // worker, so a join by order behind the two branches pairs packets 2k and 2k + 1.
+  auto slow_some = [](Stream<int> in) -> Generator<int> {
+    for (int x : in) {
+      if (x % 7 == 0) std::this_thread::sleep_for(std::chrono::microseconds(300));
+      co_yield x;
+    }
+  };
+  auto neighbours = [](Stream<std::tuple<int, int>> in) {
+    long pairs = 0;
+    for (const auto& [even, odd] : in) {
+      if (even % 2 != 0 || odd != even + 1) throw std::logic_error("not neighbours");
+      ++pairs;
+    }
+    return pairs;
+  };
+  plumb::Graph turns{
+      plumb::node<"src">(plumb::stage(numbers, 800).in_flight(8)),
+      plumb::node<"spread">(plumb::stage(slow_some).workers(4).ordered(), plumb::from<"src">,
+                            plumb::round_robin<"a", "b">),
+      plumb::node<"a">(plumb::stage(times, 1), plumb::from<"spread">),
+      plumb::node<"b">(plumb::stage(times, 1), plumb::from<"spread">),
+      plumb::node<"pairs">(plumb::stage(neighbours), plumb::join<"a", "b">),
+  };
+  CHECK(turns.run(mode) == 400);
+
   // Streamed: the caller reads an ordered node.
   plumb::Graph streamed{
       plumb::node<"src">(plumb::stage(numbers, 300).in_flight(8)),

@@ -19,6 +19,9 @@
 // link (its last input), as a worker waiting to send does. The window (tickets) is the node's
 // in_flight, at least its workers.
 //
+// A node's round robin goes by the gate's counter (round_robin()), so that packet i of the node
+// goes to the (i mod n)-th node in the order of its input, as with one worker.
+//
 // Thread affinity: the worker's thread only (the gate itself is shared by the node's workers,
 // in shared memory when they run in worker processes).
 
@@ -26,7 +29,11 @@
 #include <plumb/detail/link/take.hpp>
 #include <plumb/detail/order/order_gate.hpp>
 #include <plumb/detail/sync/stop_flag.hpp>
+#include <plumb/detail/worker/chain.hpp>
+#include <plumb/detail/worker/produce.hpp>
+#include <plumb/worker.hpp>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace plumb::detail {
@@ -38,12 +45,23 @@ class GraphOrderCursor {
   // What the worker's input calls around each take: the pipeline's cursor numbers the groups.
   [[nodiscard]] TakeHook* hook() noexcept { return &cursor_; }
 
-  // Before the packet just yielded is sent: waits for its group's turn (a packet yielded after
-  // the input ended: until every group passed; one yielded before the first input: at once).
-  // Throws Stopped once the run stops.
-  void before_send(StopFlag stop) {
-    cursor_.gate().wait_turn(cursor_.has_group() ? cursor_.group() : cursor_.total(), stop);
+  // Before the packet just yielded by the worker of `context` (node `info`) is sent: waits for
+  // its group's turn (a packet yielded after the input ended: until every group passed). Throws
+  // Stopped once the run stops, StageError for a packet yielded before the first input (it has
+  // no place in the order; as in a pipeline).
+  void before_send(WorkerContext& context, const WorkerInfo& info) {
+    if (!cursor_.has_group() && !cursor_.ended()) throw_yield_before_input(context, info);
+    cursor_.gate().wait_turn(cursor_.has_group() ? cursor_.group() : cursor_.total(), context.stop());
   }
+
+  // Whether the packet just let through by before_send() belongs to a group (then this worker
+  // has the turn until its next take), rather than trailing after the input's end.
+  [[nodiscard]] bool in_group() const noexcept { return cursor_.has_group(); }
+
+  // The node's round-robin counter, for a packet of a group only (in_group()): one per node,
+  // advanced by the worker that has the turn, so packet i of the node goes to the (i mod n)-th
+  // node as with one worker. Trailing packets (several workers at once) use their own.
+  [[nodiscard]] std::size_t& round_robin() noexcept { return cursor_.gate().round_robin(); }
 
   // The node's code returned: its last group is complete.
   void finish(StopFlag stop) noexcept { cursor_.finish(stop); }

@@ -228,9 +228,11 @@ class GraphParallelRun : public GraphRunBase<Nodes...> {
         GeneratorInput<Output<K>> output(invoke_stage(callable, constants, input, info, context), info,
                                          input, context, false);
         Deliver<K> deliver{links_, context, info};
-        std::size_t turn = info.index;  // round robin: workers start at different edges
+        std::size_t own_turn = info.index;  // round robin: workers start at different edges
         while (Output<K>* packet = output.next()) {
-          if (order) order->before_send(context.stop());
+          if (order) order->before_send(context, info);
+          // An ordered node's packet of a group: the node's one counter (this worker has the turn).
+          std::size_t& turn = order && order->in_group() ? order->round_robin() : own_turn;
           fan_out<Topo, K>(node, deliver, *packet, turn, info);
         }
         if (order) order->finish(context.stop());

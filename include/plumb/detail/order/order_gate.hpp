@@ -179,6 +179,11 @@ class OrderGate {
     }
   }
 
+  // A round-robin counter of the node's packets (a graph node's round_robin fan-out), touched
+  // only by the worker whose group has the turn: the turn's hand-over (turn_, stored with
+  // release under mutex_, read with acquire) orders one holder's writes before the next's.
+  [[nodiscard]] std::size_t& round_robin() noexcept { return round_robin_; }
+
   // Wakes every waiter so that it sees the run stopping.
   void wake_all() noexcept {
     turn_event_.wake_all();
@@ -237,6 +242,7 @@ class OrderGate {
 
   pthread_mutex_t mutex_;
   std::uint64_t window_;
+  std::size_t round_robin_ = 0;
   alignas(kCacheLine) std::atomic<std::uint64_t> turn_{0};
   alignas(kCacheLine) std::atomic<std::int64_t> tickets_{0};
   alignas(kCacheLine) Event<Sharing::process_shared> turn_event_;
@@ -314,8 +320,9 @@ class OrderCursor final : public TakeHook {
 
   // Before the input takes a packet: the current group is complete; wait for a ticket.
   void before_take(StopFlag stop) override {
-    gate_.before_take(has_group_ ? &group_ : nullptr, output_, stop);
-    has_group_ = false;
+    // Cleared first: should the wait for a ticket throw Stopped, the group is not completed twice.
+    const bool had_group = std::exchange(has_group_, false);
+    gate_.before_take(had_group ? &group_ : nullptr, output_, stop);
   }
   // The input took the packet at ready-ring position `position`: the new group.
   void took(std::uint64_t position) noexcept override {
