@@ -188,9 +188,6 @@ class Runner {
   }
 
  private:
-  // The marker error of close_stream(); never reaches the caller.
-  struct StreamClosed {};
-
   // The end of the caller's chain: kept for stream_next().
   struct HandToCaller {
     Input<Streamed>*& input;

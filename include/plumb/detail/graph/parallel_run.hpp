@@ -66,9 +66,7 @@ class GraphParallelRun : public GraphRunBase<Nodes...> {
   // the sink that returns one in result().
   void run(Stats& stats) {
     start(false);
-    supervise_all();
-    supervised_ = true;
-    finish(stats);
+    finish(stats);  // supervises: no helper thread without a stream
   }
 
   // --- A stream (Graph::stream()): the last node stands for the calling thread -------------
@@ -134,8 +132,8 @@ class GraphParallelRun : public GraphRunBase<Nodes...> {
     if (caller_tally_) caller_tally_->finish();
     if (helper_.joinable()) {
       helper_.join();
-    } else if (!supervised_) {
-      supervise_all();
+    } else {
+      supervise_all();  // a run, or a stream whose helper could not start
     }
     threads_.join();
     cancel_.reset();
@@ -270,7 +268,6 @@ class GraphParallelRun : public GraphRunBase<Nodes...> {
 
   double ns_per_tick_ = 1.0;
   Monitor* monitor_ = nullptr;
-  bool supervised_ = false;
   std::optional<StatsBlocks> blocks_;
   GraphLinks<Nodes...> links_;
   std::span<const std::size_t> max_message_sizes_;

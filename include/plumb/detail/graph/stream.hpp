@@ -31,16 +31,6 @@
 
 namespace plumb::detail {
 
-// The caller's node of a stream: a sink whose body never runs (the calling thread takes the
-// packets of its input instead).
-template <class T>
-struct GraphCaller {
-  void operator()(Stream<T> /*in*/) const {}
-};
-
-// The marker error of a stream closed before its end; never reaches the caller.
-struct GraphStreamClosed {};
-
 // `Nodes...`: the user's graph, whose output node (the one that yields and that no node reads)
 // the caller reads. The Graph keeps running (its RunGuard held here) until the stream ended or
 // was closed.
@@ -51,7 +41,8 @@ class GraphStream final
   static constexpr std::size_t kOutput = GraphRules<Nodes...>::output_node(std::index_sequence_for<Nodes...>{});
   using T = typename NodeRules<kOutput, Nodes...>::output;
   using OutputNode = std::tuple_element_t<kOutput, std::tuple<Nodes...>>;
-  using Caller = Node<"(caller)", Stage<GraphCaller<T>>, From<OutputNode::node_name>, Broadcast>;
+  // The caller's node: the Pipeline's caller stage, a sink whose body never runs.
+  using Caller = Node<"(caller)", Stage<CallerStage<T>>, From<OutputNode::node_name>, Broadcast>;
   using Sequential = GraphSequentialRun<Nodes..., Caller>;
   using Parallel = GraphParallelRun<Nodes..., Caller>;
 
@@ -119,7 +110,7 @@ class GraphStream final
 
   // Quiet (the Results' destructor): an error the run had still reaches last_failure().
   void close(bool quiet) override {
-    state_.fail(std::make_exception_ptr(GraphStreamClosed{}), std::nullopt);
+    state_.fail(std::make_exception_ptr(StreamClosed{}), std::nullopt);
     end();
     try {
       rethrow();
@@ -156,8 +147,8 @@ class GraphStream final
   }
 
   static Caller caller(const RunOptions& options) {
-    Stage<GraphCaller<T>> stage(GraphCaller<T>{});
-    stage.name("caller");
+    Stage<CallerStage<T>> stage(CallerStage<T>{});
+    stage.name(kCallerStageName);
     stage.mode(options.mode == Mode::sequential ? Mode::sequential : Mode::thread);
     return Caller{std::move(stage), From<OutputNode::node_name>{}, Broadcast{}};
   }
@@ -186,7 +177,7 @@ class GraphStream final
     if (!error) return;
     try {
       std::rethrow_exception(error);
-    } catch (const GraphStreamClosed&) {
+    } catch (const StreamClosed&) {
       return;
     } catch (...) {
       last_failure_ = state_.failure();

@@ -147,6 +147,10 @@ inline Failure make_failure(const WorkerInfo& info, const std::exception_ptr& er
                  describe_exception(error)};
 }
 
+// The marker error of a stream the caller closed before its end (Pipeline::stream(),
+// Graph::stream()): it stops the run like any error and never reaches the caller.
+struct StreamClosed {};
+
 // The callback of a run's std::stop_callback on RunOptions::stop_token: fails the run with
 // CancelledError (held by the runner while the run is in progress).
 struct CancelRun {
