@@ -6,6 +6,7 @@
 /// The whole public API: build a `Pipeline` from `stage()` specs and `run()` it. The names in
 /// the nested namespace `detail` are internal.
 
+#include <plumb/buffer.hpp>
 #include <plumb/codec.hpp>
 #include <plumb/error.hpp>
 #include <plumb/generator.hpp>

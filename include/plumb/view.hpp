@@ -2,9 +2,11 @@
 // SPDX-License-Identifier: MIT
 // plumb/view.hpp: View<T>, the zero-copy way to read a large contiguous packet in place.
 
+#include <plumb/buffer.hpp>
 #include <plumb/codec.hpp>
 
 #include <cstddef>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -42,8 +44,8 @@ class ViewKey {
 /// it can be neither copied nor moved, so it cannot outlive its packet by accident. Take an
 /// owned copy with `to_vector()` / `to_string()` where the data must be kept.
 ///
-/// Supported: `View<std::vector<U>>` for plain values U (arithmetic, enum, std::byte, or a
-/// struct or std::array of those), and `View<std::string>`.
+/// Supported: `View<std::vector<U>>` and `View<plumb::Buffer<U>>` for plain values U
+/// (arithmetic, enum, std::byte, or a struct or std::array of those), and `View<std::string>`.
 ///
 /// Zero-copy needs the built-in layout (a count, then the elements as one block). Where a
 /// `plumb::Codec` decides the bytes instead (a `Codec<std::vector<U>>`, a `Codec<std::string>`
@@ -53,32 +55,30 @@ class ViewKey {
 template <class T>
 class View {
   static_assert(std::is_same_v<T, void>,
-                "plumb::View<T>: T must be std::vector<U> of a trivially copyable U, or "
-                "std::string; read other types through plumb::Stream<T>");
+                "plumb::View<T>: T must be std::vector<U> or plumb::Buffer<U> of a trivially "
+                "copyable U, or std::string; read other types through plumb::Stream<T>");
 };
 
-/// A view of a `std::vector<U>` packet: a read-only contiguous range of `U`, read in place.
-template <class U, class Allocator>
-class View<std::vector<U, Allocator>> {
-  static_assert(detail::kPlain<U, detail::Codecs::ignored>,
-                "plumb::View<std::vector<U>>: U must be a plain value (arithmetic, enum, std::byte, "
-                "or a struct or std::array of those), so that the elements can be read in place");
+namespace detail {
 
+// The members of a View of contiguous plain elements (a std::vector's or a plumb::Buffer's).
+template <class U>
+class ElementsView {
  public:
   /// The element type.
   using value_type = U;
   /// A pointer into the packet.
   using const_iterator = const U*;
 
-  View(detail::ViewKey, const U* data, std::size_t size) noexcept : data_(data), size_(size) {}
-  View(const View&) = delete;
-  View& operator=(const View&) = delete;
+  ElementsView(ViewKey, const U* data, std::size_t size) noexcept : data_(data), size_(size) {}
+  ElementsView(const ElementsView&) = delete;
+  ElementsView& operator=(const ElementsView&) = delete;
 
   /// Points at the first element, in place.
   [[nodiscard]] const U* data() const noexcept { return data_; }
   /// Number of elements.
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
-  /// True if the vector has no elements.
+  /// True if the packet has no elements.
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
   /// Returns the element at `index`. Preconditions: `index < size()` (not checked).
   [[nodiscard]] const U& operator[](std::size_t index) const noexcept { return data_[index]; }
@@ -92,12 +92,44 @@ class View<std::vector<U, Allocator>> {
   [[nodiscard]] const U* begin() const noexcept { return data_; }
   /// Points past the last element.
   [[nodiscard]] const U* end() const noexcept { return data_ + size_; }
-  /// An owned copy, valid after the view is gone.
-  [[nodiscard]] std::vector<U, Allocator> to_vector() const { return {data_, data_ + size_}; }
+
+ protected:
+  ~ElementsView() = default;
 
  private:
   const U* data_;
   std::size_t size_;
+};
+
+}  // namespace detail
+
+/// A view of a `std::vector<U>` packet: a read-only contiguous range of `U`, read in place.
+template <class U, class Allocator>
+class View<std::vector<U, Allocator>> : public detail::ElementsView<U> {
+  static_assert(detail::kPlain<U, detail::Codecs::ignored>,
+                "plumb::View<std::vector<U>>: U must be a plain value (arithmetic, enum, std::byte, "
+                "or a struct or std::array of those), so that the elements can be read in place");
+
+ public:
+  using detail::ElementsView<U>::ElementsView;
+  /// An owned copy, valid after the view is gone.
+  [[nodiscard]] std::vector<U, Allocator> to_vector() const { return {this->begin(), this->end()}; }
+};
+
+/// A view of a `plumb::Buffer<U>` packet: its elements, read in place (in the producer's
+/// shared-memory slot across processes, in the Buffer itself within one process).
+template <class U>
+class View<Buffer<U>> : public detail::ElementsView<U> {
+ public:
+  using detail::ElementsView<U>::ElementsView;
+  /// An owned copy, valid after the view is gone.
+  [[nodiscard]] std::vector<U> to_vector() const { return {this->begin(), this->end()}; }
+  /// An owned copy as a Buffer (fresh memory).
+  [[nodiscard]] Buffer<U> to_buffer() const {
+    Buffer<U> copy(this->size());
+    if (!this->empty()) std::memcpy(copy.data(), this->data(), this->size() * sizeof(U));
+    return copy;
+  }
 };
 
 /// A view of a `std::string` (any `std::basic_string`) packet: its characters, read in place.
@@ -130,9 +162,10 @@ class View<std::basic_string<Char, Traits, Allocator>> {
 namespace detail {
 
 // True if T's messages hold its elements as one block that a View can read in place (the
-// built-in layout); false where a user Codec decides the bytes.
+// built-in layout, which plumb::Buffer's Codec keeps); false where a user Codec decides the bytes.
 template <class T>
-inline constexpr bool kViewsInPlace = !HasUserCodec<T> && (IsString<T>::value || kBulkVector<T>);
+inline constexpr bool kViewsInPlace =
+    IsBuffer<T>::value || (!HasUserCodec<T> && (IsString<T>::value || kBulkVector<T>));
 
 template <class T>
 struct IsView : std::false_type {};
@@ -151,6 +184,19 @@ struct ViewAccess<std::vector<U, Allocator>> {
   using ViewType = View<std::vector<U, Allocator>>;
   template <class Optional>
   static ViewType& of(Optional& slot, const std::vector<U, Allocator>& object) {
+    return slot.emplace(ViewKey{}, object.data(), object.size());
+  }
+  template <class Optional>
+  static ViewType& from_bytes(Optional& slot, const U* data, std::size_t size) {
+    return slot.emplace(ViewKey{}, data, size);
+  }
+};
+
+template <class U>
+struct ViewAccess<Buffer<U>> {
+  using ViewType = View<Buffer<U>>;
+  template <class Optional>
+  static ViewType& of(Optional& slot, const Buffer<U>& object) {
     return slot.emplace(ViewKey{}, object.data(), object.size());
   }
   template <class Optional>

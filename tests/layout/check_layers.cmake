@@ -5,7 +5,7 @@
 # of its own layer and of the layers below it, in the order of `layers` (lowest first).
 cmake_minimum_required(VERSION 3.25)
 
-set(layers core codec sync stats link order run worker exec graph service redis)
+set(layers core codec buffer sync stats link order run worker exec graph service redis)
 
 file(GLOB detail_dirs LIST_DIRECTORIES true RELATIVE "${ROOT}/detail" "${ROOT}/detail/*")
 foreach(dir IN LISTS detail_dirs)

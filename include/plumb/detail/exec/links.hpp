@@ -11,6 +11,8 @@
 #include <plumb/detail/core/input.hpp>
 #include <plumb/detail/core/type_rules.hpp>
 #include <plumb/detail/core/with_index.hpp>
+#include <plumb/detail/exec/slot_source.hpp>
+#include <plumb/detail/link/buffer_input.hpp>
 #include <plumb/detail/link/help_desk.hpp>
 #include <plumb/detail/link/ring_link.hpp>
 #include <plumb/detail/link/shm_link.hpp>
@@ -46,6 +48,17 @@ namespace plumb::detail {
 // Stands in for ShmLink<T> where T cannot be serialized (such a link is rejected before the
 // run starts, so it is never used).
 struct NoShmLink {};
+
+// A consumer's end of a ShmLink<T> read as Stream<T>: a Buffer is copied into recycled memory,
+// anything else decoded.
+template <class T>
+struct ShmReader {
+  using type = ShmInput<T>;
+};
+template <class U>
+struct ShmReader<Buffer<U>> {
+  using type = ShmBufferInput<U>;
+};
 
 // The links after every group but the last, and the OrderGate of every ordered group.
 //
@@ -277,7 +290,7 @@ class LinkSet {
         return &input;
       }
     } else if constexpr (is_serializable_v<In>) {
-      using Reader = std::conditional_t<kReadsViews<Index>, ShmViewInput<In>, ShmInput<In>>;
+      using Reader = std::conditional_t<kReadsViews<Index>, ShmViewInput<In>, typename ShmReader<In>::type>;
       auto& input = store.add<Reader>(*std::get<Index - 1>(shms_), stop, tally);
       input.set_take_hook(hook);
       return &input;
@@ -291,7 +304,7 @@ class LinkSet {
   // records the exception in flight as the run's error, charged to the worker (for a lent
   // worker's step, whose exception its helper does not rethrow: H6).
   template <std::size_t Index, class Fail>
-  void drain(Input<Output<Index>>& output, WorkerContext& context, const WorkerInfo& info, Fail&& fail) {
+  void drain(GeneratorInput<Output<Index>>& output, WorkerContext& context, const WorkerInfo& info, Fail&& fail) {
     using T = Output<Index>;
     const StopFlag stop = context.stop();
     if (!shared_[Index]) {
@@ -311,6 +324,10 @@ class LinkSet {
       }
     } else if constexpr (is_serializable_v<T>) {
       auto& link = *std::get<Index>(shms_);
+      if constexpr (IsBuffer<T>::value) {
+        // An ordered group's packets take their slots in turn (drain_into): no slot in advance.
+        if (context.order() == nullptr) return drain_buffers<Index>(link, output, context, info);
+      }
       drain_into(link.core(), output, context, info, [&](std::uint32_t slot, const T& packet) {
         if (const std::size_t size = link.fill(slot, packet, stop); size != 0) {
           throw_oversized(context, info, size, link.slot_bytes());
@@ -343,6 +360,27 @@ class LinkSet {
         f(std::get<kIndex>(shms_)->core());
       }
     });
+  }
+
+  // Zero-copy writes: the worker's make_buffer() is served from the slots of `link` while its
+  // generator is drained into it (exec/slot_source.hpp).
+  template <std::size_t Index, class U>
+  void drain_buffers(ShmLink<Buffer<U>>& link, GeneratorInput<Buffer<U>>& output,
+                     WorkerContext& context, const WorkerInfo& info) {
+    const std::size_t capacity = plan_.capacity[Index];
+    const std::size_t producers = plan_.groups[group_of(Index)].workers;
+    const std::size_t consumers = plan_.groups[group_of(Index) + 1].workers;
+    const bool second_slot = !(producers == 1 && consumers == 1) && capacity > producers;
+    auto source = SlotSource<U>::make(link, output.buffers().pool(), context.stop(),
+                                      context.tally().output_timer(), info);
+    output.buffers().serve_from(source.get());
+    try {
+      drain_in_place(link, *source, output, context, info, second_slot, capacity);
+    } catch (...) {
+      output.buffers().serve_from(nullptr);
+      throw;
+    }
+    output.buffers().serve_from(nullptr);
   }
 
   // The slot size of the shared link after stage Index: the exact size of its messages when

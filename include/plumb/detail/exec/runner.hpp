@@ -201,7 +201,7 @@ class Runner {
       }
     }
     template <std::size_t Index, class Out>
-    void at_output(Input<Out>& /*output*/) {
+    void at_output(GeneratorInput<Out>& /*output*/) {
       PLUMB_ASSERT(false, "plumb: unreachable: the caller's chain ends before its stage");
     }
   };

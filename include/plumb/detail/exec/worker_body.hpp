@@ -122,7 +122,7 @@ class WorkerBody {
       body.call_sink<Index>(input, context);
     }
     template <std::size_t Index>
-    void at_output(Input<Output<Index>>& output) {
+    void at_output(GeneratorInput<Output<Index>>& output) {
       const WorkerInfo& info = context.info(Index);
       body.links_.template drain<Index>(output, context, info, [this, &info] { body.fail(context, info); });
     }

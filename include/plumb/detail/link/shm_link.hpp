@@ -79,6 +79,16 @@ class ShmLink {
     return 0;
   }
 
+  // The bytes of `slot` (from acquire_slot), for a message written in place (plumb::Buffer's
+  // exec/slot_source.hpp) instead of by fill().
+  [[nodiscard]] std::span<std::byte> slot_memory(std::uint32_t slot) const noexcept {
+    return {slot_data(slot), slot_bytes_};
+  }
+  // The message written in place in `slot` is `size` bytes long (<= slot_bytes()).
+  void set_size(std::uint32_t slot, std::size_t size) noexcept {
+    sizes_[slot] = size;  // published with the slot by enqueue, as in fill()
+  }
+
   // --- Consumer API ---------------------------------------------------------------------------
 
   // The message in `slot` (from take()), in place.

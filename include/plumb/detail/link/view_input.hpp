@@ -56,7 +56,7 @@ class ShmViewInput final : public Input<View<T>> {
     Reader reader(*message);
     if constexpr (kViewsInPlace<T>) {
       using Element = typename T::value_type;
-      const auto bytes = take_elements<Element>(reader, IsVector<T>::value);
+      const auto bytes = take_elements<Element>(reader, !IsString<T>::value);
       return &ViewAccess<T>::from_bytes(current_, reinterpret_cast<const Element*>(bytes.data()),
                                         bytes.size() / sizeof(Element));
     } else {

@@ -3,6 +3,7 @@
 // plumb/detail/worker/chain.hpp: the pieces a worker chains its stages with: its context, a fused
 // stage's generator as the next stage's input, and the call of a stage body.
 
+#include <plumb/detail/buffer/stage_buffers.hpp>
 #include <plumb/detail/core/format.hpp>
 #include <plumb/detail/core/input.hpp>
 #include <plumb/detail/core/type_rules.hpp>
@@ -101,8 +102,10 @@ class GeneratorInput final : public Input<T> {
  public:
   // `upstream` is the stage's own input (nullptr for a source). `feeds_fused`: the next stage
   // is fused (runs in this worker), so this generator's resumes are sampled (ResumeSchedule).
+  // `keep_buffers`: for a stage that yields plumb::Buffer, the free blocks its pool keeps.
   GeneratorInput(Generator<T>&& generator, const WorkerInfo& info, InputBase* upstream,
-                 WorkerContext& context, bool feeds_fused) noexcept
+                 WorkerContext& context, bool feeds_fused,
+                 std::size_t keep_buffers = kDefaultKeptBuffers)
       : generator_(std::move(generator)),
         info_(info),
         upstream_(upstream),
@@ -111,7 +114,11 @@ class GeneratorInput final : public Input<T> {
         slot_(context.tally().slot(info.stage_index)),
         monitor_(context.inline_monitor()),
         schedule_(feeds_fused && context.tally().timing(), info.stage_index,
-                  context.tally().ns_per_tick()) {}
+                  context.tally().ns_per_tick()),
+        buffers_(keep_buffers) {}
+
+  // What serves the stage's make_buffer() (for a stage that yields plumb::Buffer).
+  [[nodiscard]] StageBuffers<T>& buffers() noexcept { return buffers_; }
 
  private:
   // The per-packet path of sequential mode: keep it to a stop check, the resume, a counter and
@@ -133,6 +140,7 @@ class GeneratorInput final : public Input<T> {
 
   T* resume() {
     const CurrentWorkerScope scope(&info_);
+    const typename StageBuffers<T>::Scope buffers(buffers_);
     try {
       return GeneratorAccess<T>::next(generator_);
     } catch (...) {
@@ -159,6 +167,7 @@ class GeneratorInput final : public Input<T> {
   StageSlot& slot_;
   Monitor* monitor_;
   ResumeSchedule schedule_;
+  [[no_unique_address]] StageBuffers<T> buffers_;
 };
 
 // Calls a stage body: `callable` with the Stream over `input` (none for a source) and the

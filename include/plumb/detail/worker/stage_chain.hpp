@@ -67,8 +67,8 @@ class ChainStore {
 // of its callable and constants) over the generator of the one before, while the next stage is
 // fused, and hands the end to `end`:
 //   end.template at_sink<I>(Input<E>* input)     stage I is the sink, reading `input`;
-//   end.template at_output<I>(Input<Out>& output) stage I is the last of the group, and `output`
-//                                                 its generator (the next stage has workers of
+//   end.template at_output<I>(GeneratorInput<Out>& output) stage I is the last of the group,
+//                                                 and `output` its generator (the next stage has workers of
 //                                                 its own, behind a link).
 // The end may run the rest at once (a worker) or keep the chain for later (a stream's caller).
 template <class... Stages>
@@ -93,10 +93,11 @@ class ChainBuilder {
       auto& node = store_.add<StageNode<Spec, Output<Index>>>(std::get<Index>(specs_));
       const WorkerInfo& info = context_.info(Index);
       const bool fused_next = plan_.fused[Index + 1];
+      // A Buffer-yielding stage's pool keeps a block per packet its link can hold, and two.
       auto& output = node.output.emplace(
           invoke_stage(node.callable, node.constants, input, info, context_), info, input,
-          context_, fused_next);
-      if (!fused_next) return end.template at_output<Index>(static_cast<Input<Output<Index>>&>(output));
+          context_, fused_next, plan_.capacity[Index] + 2);
+      if (!fused_next) return end.template at_output<Index>(output);
       if constexpr (kReadsViews<Index + 1>) {
         auto& views = store_.add<ViewInput<Output<Index>>>(static_cast<Input<Output<Index>>&>(output));
         open<Index + 1>(static_cast<Input<View<Output<Index>>>*>(&views), end);
