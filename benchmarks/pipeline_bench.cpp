@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace bench {
 namespace {
@@ -46,6 +47,27 @@ void run_loop(benchmark::State& state) {
       sum += Work::digest(message);
     }
     check<Work>(sum, "loop");
+  }
+  switches.report(state, Work::count);
+  report<Work>(state);
+}
+
+// The floor with memory reused: one vector for every message, as a hand-written loop that knows
+// its frames are all the same size would do (frame workloads only).
+template <class Work>
+void run_loop_reused(benchmark::State& state) {
+  const ContextSwitches switches;
+  for (auto _ : state) {
+    std::int64_t sum = 0;
+    typename Work::Message message;
+    for (std::int64_t id = 0; id < Work::count; ++id) {
+      message.assign(Work::elements, static_cast<std::int32_t>(id));
+      benchmark::DoNotOptimize(message);
+      Work::bump(message);
+      benchmark::DoNotOptimize(message);
+      sum += Work::digest(message);
+    }
+    check<Work>(sum, "loop_reused");
   }
   switches.report(state, Work::count);
   report<Work>(state);
@@ -106,16 +128,29 @@ void run_plumb(benchmark::State& state, Config config, Runner runner, Variant va
   report<Work>(state);
 }
 
+template <class Work>
 void run_zero_copy(benchmark::State& state, Config config) {
   auto pipeline = plumb::Pipeline{
-      configured<BigWork>(plumb::stage(source<BigWork>).name("source"), config),
-      configured<BigWork>(
-          plumb::stage(add_one_view).name("add_one").workers(config.middle_workers), config),
-      plumb::stage(sink_view).name("sink")};
+      configured<Work>(plumb::stage(source<Work>).name("source"), config),
+      configured<Work>(plumb::stage(add_one_view).name("add_one").workers(config.middle_workers), config),
+      plumb::stage(sink_view<Work>).name("sink")};
   const ContextSwitches switches;
-  for (auto _ : state) check<BigWork>(pipeline.run(plumb::Mode::process), "plumb zero-copy");
-  switches.report(state, BigWork::count);
-  report<BigWork>(state);
+  for (auto _ : state) check<Work>(pipeline.run(plumb::Mode::process), "plumb zero-copy");
+  switches.report(state, Work::count);
+  report<Work>(state);
+}
+
+// The same three stages with plumb::Buffer packets (make_buffer), in `mode`.
+template <class Work>
+void run_buffers(benchmark::State& state, Config config, plumb::Mode mode) {
+  auto pipeline = plumb::Pipeline{
+      configured<Work>(plumb::stage(source_buffers<Work>).name("source"), config),
+      configured<Work>(plumb::stage(add_one_buffers).name("add_one").workers(config.middle_workers), config),
+      plumb::stage(sink_buffers<Work>).name("sink")};
+  const ContextSwitches switches;
+  for (auto _ : state) check<Work>(pipeline.run(mode), "plumb buffers");
+  switches.report(state, Work::count);
+  report<Work>(state);
 }
 
 // A process-mode run of `big` keeps in_flight slots of 40 MB per link in shared memory: 1024 of
@@ -154,14 +189,27 @@ void register_config(const Config& config) {
       }
     }
   };
+  constexpr bool kFrames = !std::is_same_v<Work, SmallWork>;
   add(name("loop"), false, run_loop<Work>);
+  if constexpr (kFrames) add(name("loop_reused"), false, run_loop_reused<Work>);
   add_plumb("plumb_sequential", false, Runner::sequential);
   add_plumb("plumb_thread", true, Runner::thread);
+  // Generic, so that it is only instantiated for the frame workloads.
+  const auto add_buffers = [&](std::string_view runner_name, bool real_time, plumb::Mode mode, auto work) {
+    using Frames = typename decltype(work)::type;
+    add(name(runner_name), real_time,
+        [config, mode](benchmark::State& state) { run_buffers<Frames>(state, config, mode); });
+  };
+  if constexpr (kFrames) {
+    add_buffers("plumb_sequential_buffers", false, plumb::Mode::sequential, std::type_identity<Work>{});
+    add_buffers("plumb_thread_buffers", true, plumb::Mode::thread, std::type_identity<Work>{});
+  }
   if (!fits_in_shared_memory<Work>(config)) return;
   add_plumb("plumb_process", true, Runner::process);
-  if constexpr (std::is_same_v<Work, BigWork>) {
+  if constexpr (kFrames) {
     add(name("plumb_process_zero_copy"), true,
-        [config](benchmark::State& state) { run_zero_copy(state, config); });
+        [config](benchmark::State& state) { run_zero_copy<Work>(state, config); });
+    add_buffers("plumb_process_buffers", true, plumb::Mode::process, std::type_identity<Work>{});
   }
   add(name("plumb_mixed"), true,
       [config](benchmark::State& state) { run_plumb<Work>(state, config, Runner::mixed); });
@@ -185,10 +233,10 @@ void show_stats() {
 }
 
 void register_plumb(Workload workload, const Config& config) {
-  if (workload == Workload::small) {
-    register_config<SmallWork>(config);
-  } else {
-    register_config<BigWork>(config);
+  switch (workload) {
+    case Workload::small: register_config<SmallWork>(config); break;
+    case Workload::big: register_config<BigWork>(config); break;
+    case Workload::image: register_config<ImageWork>(config); break;
   }
 }
 

@@ -14,10 +14,15 @@ namespace bench {
 
 struct Config;
 
-enum class Workload { small, big };
+enum class Workload { small, big, image };
 
 constexpr std::string_view workload_name(Workload workload) {
-  return workload == Workload::small ? "small" : "big";
+  switch (workload) {
+    case Workload::small: return "small";
+    case Workload::big: return "big";
+    case Workload::image: return "image";
+  }
+  return "?";
 }
 
 // Each file of the suite registers its runners for one workload and config; main() calls them in
@@ -48,7 +53,7 @@ inline constexpr std::string_view kSchedulingOneThread = "sched/cpu20us/one_thre
 
 // Registers `body` as benchmark `name` (<workload>/<config>/<runner>). `real_time`: the work
 // runs on other threads or processes, so CPU time of the calling thread would mean nothing.
-// A `big` run moves 4 GB and takes seconds: two iterations each.
+// A `big` run moves 4 GB, an `image` run 1 GB, and each takes seconds: two iterations each.
 // Returns the registered benchmark, for further settings.
 template <class Body>
 benchmark::internal::Benchmark* add(const std::string& name, bool real_time, Body&& body) {
@@ -62,7 +67,7 @@ benchmark::internal::Benchmark* add(const std::string& name, bool real_time, Bod
       });
   benchmark->Unit(benchmark::kMillisecond);
   if (real_time) benchmark->UseRealTime();
-  if (std::string_view(name).starts_with("big/")) {
+  if (std::string_view(name).starts_with("big/") || std::string_view(name).starts_with("image/")) {
     benchmark->Iterations(2);
   } else {
     // Short runs on a shared machine: three repetitions, and the tables use the median.

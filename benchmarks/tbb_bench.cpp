@@ -61,10 +61,16 @@ void run_tbb(benchmark::State& state, Config config) {
 
 void register_tbb(Workload workload, const Config& config) {
   const auto name = fmt::format("{}/{}/tbb", workload_name(workload), config.name);
-  if (workload == Workload::small) {
-    add(name, true, [config](benchmark::State& state) { run_tbb<SmallWork>(state, config); });
-  } else {
-    add(name, true, [config](benchmark::State& state) { run_tbb<BigWork>(state, config); });
+  switch (workload) {
+    case Workload::small:
+      add(name, true, [config](benchmark::State& state) { run_tbb<SmallWork>(state, config); });
+      break;
+    case Workload::big:
+      add(name, true, [config](benchmark::State& state) { run_tbb<BigWork>(state, config); });
+      break;
+    case Workload::image:
+      add(name, true, [config](benchmark::State& state) { run_tbb<ImageWork>(state, config); });
+      break;
   }
 }
 

@@ -8,6 +8,7 @@
 
 #include <plumb/plumb.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -23,8 +24,11 @@ struct Small {
 };
 static_assert(sizeof(Small) == 104);
 
-// `big`: 100 messages of 10,000,000 int32 (40 MB).
+// `big`: 100 messages of 10,000,000 int32 (40 MB); `image`: 250 messages of 1,000,000 int32
+// (4 MB, an image's size).
 using Frame = std::vector<std::int32_t>;
+// The same frames as plumb::Buffers (make_buffer: written in place, recycled).
+using FrameBuffer = plumb::Buffer<std::int32_t>;
 
 struct SmallWork {
   using Message = Small;
@@ -48,11 +52,12 @@ struct SmallWork {
   }
 };
 
-struct BigWork {
+template <class Name, std::int64_t Count, std::size_t Elements>
+struct FrameWork {
   using Message = Frame;
-  static constexpr std::string_view name = "big";
-  static constexpr std::int64_t count = 100;
-  static constexpr std::size_t elements = 10'000'000;
+  static constexpr std::string_view name = Name::value;
+  static constexpr std::int64_t count = Count;
+  static constexpr std::size_t elements = Elements;
   static constexpr std::int64_t bytes = elements * sizeof(std::int32_t);
   // The encoded vector: its length word, then the elements at a 64-byte aligned offset.
   static constexpr std::size_t slot_bytes = bytes + 64;
@@ -66,6 +71,15 @@ struct BigWork {
     return frame[0] + frame[frame.size() / 2] + frame[frame.size() - 1];
   }
 };
+
+struct BigName {
+  static constexpr std::string_view value = "big";
+};
+struct ImageName {
+  static constexpr std::string_view value = "image";
+};
+using BigWork = FrameWork<BigName, 100, 10'000'000>;
+using ImageWork = FrameWork<ImageName, 250, 1'000'000>;
 
 // The checksum every runner must produce.
 template <class Work>
@@ -118,9 +132,39 @@ inline plumb::Generator<Frame> add_one_view(plumb::Stream<plumb::View<Frame>> in
   }
 }
 
-inline std::int64_t sink_view(plumb::Stream<plumb::View<Frame>> in) {
+template <class Work>
+std::int64_t sink_view(plumb::Stream<plumb::View<Frame>> in) {
   std::int64_t sum = 0;
-  for (const auto& view : in) sum += BigWork::digest(view);
+  for (const auto& view : in) sum += Work::digest(view);
+  return sum;
+}
+
+// plumb::Buffer (make_buffer): each packet is written where it travels. Across processes that
+// is the output link's shared-memory slot (with View readers: zero-copy reads and writes, no
+// byte moved between processes); within a process, recycled memory of the stage's pool.
+template <class Work>
+plumb::Generator<FrameBuffer> source_buffers() {
+  for (std::int64_t id = 0; id < Work::count; ++id) {
+    FrameBuffer frame = plumb::make_buffer<std::int32_t>(Work::elements);
+    std::fill(frame.begin(), frame.end(), static_cast<std::int32_t>(id));
+    co_yield std::move(frame);
+  }
+}
+
+inline plumb::Generator<FrameBuffer> add_one_buffers(plumb::Stream<plumb::View<FrameBuffer>> in) {
+  for (const auto& view : in) {
+    FrameBuffer frame = plumb::make_buffer<std::int32_t>(view.size());
+    const std::int32_t* from = view.data();
+    std::int32_t* to = frame.data();
+    for (std::size_t i = 0; i < view.size(); ++i) to[i] = from[i] + 1;
+    co_yield std::move(frame);
+  }
+}
+
+template <class Work>
+std::int64_t sink_buffers(plumb::Stream<plumb::View<FrameBuffer>> in) {
+  std::int64_t sum = 0;
+  for (const auto& view : in) sum += Work::digest(view);
   return sum;
 }
 

@@ -13,8 +13,10 @@
 // resource, so one worker, fed batches of 8 (at most 4 in flight: being filled by the two
 // decoders, queued, or being classified). There is no
 // network here: fetch waits --latency ms (default 20) and returns the bytes of a test image
-// (binary PPM, up to 900 KiB) drawn for the URL. decode takes the bytes as a
-// plumb::View<std::string>: it reads them straight from the shared-memory slot they arrived in.
+// (binary PPM, up to 900 KiB) drawn for the URL. No byte of a download is copied between fetch
+// and decode: fetch writes it into a plumb::Buffer from make_buffer, which is the shared-memory
+// slot of the link to the decode processes, and decode reads it there as a
+// plumb::View<plumb::Buffer<char>>.
 // Exits 1 unless every label matches the kind named in its URL.
 
 #include "support/cli.hpp"
@@ -24,10 +26,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -61,23 +65,35 @@ plumb::Generator<std::string> urls(std::size_t count) {
   }
 }
 
-// Stands in for an HTTP GET: waits, then returns the image the URL names.
-plumb::Generator<std::string> fetch(plumb::Stream<std::string> in, std::chrono::milliseconds latency) {
+// The most bytes a download may have: pixels, header and URL (the links' slot size).
+constexpr std::size_t kLargestDownload = 640 * 480 * 3 + 4096;
+
+// Stands in for an HTTP GET: waits, then receives the image the URL names into a Buffer as
+// large as a download may be (the slot itself: fetch's output link leads to the decode
+// processes), and shrinks it to what arrived.
+plumb::Generator<plumb::Buffer<char>> fetch(plumb::Stream<std::string> in, std::chrono::milliseconds latency) {
   for (const std::string& url : in) {
     std::this_thread::sleep_for(latency);
     const auto underscore = url.find('_');
     std::size_t index = 0;
     std::from_chars(url.data() + underscore + 1, url.data() + url.size(), index);
     // The URL first, then the file: decode recovers the name from the bytes it reads in place.
-    co_yield url + '\n' + images::encode_ppm(images::draw(index, images::kind_in_name(url)));
+    const std::string file = images::encode_ppm(images::draw(index, images::kind_in_name(url)));
+    plumb::Buffer<char> download = plumb::make_buffer<char>(kLargestDownload - 64);
+    if (url.size() + 1 + file.size() > download.size()) throw std::runtime_error("fetch: " + url + " is too large");
+    char* end = std::copy(url.begin(), url.end(), download.data());  // as recv() into the buffer
+    *end++ = '\n';
+    end = std::copy(file.begin(), file.end(), end);
+    download.resize(static_cast<std::size_t>(end - download.data()));
+    co_yield std::move(download);
   }
 }
 
-// Zero-copy input: `download` is a view of the slot the bytes arrived in, valid until the next
-// one is asked for; decode_ppm copies the pixels out of it once, into the image.
-plumb::Generator<Tensor> decode(plumb::Stream<plumb::View<std::string>> in) {
+// Zero-copy input: `download` is a view of the slot fetch wrote the bytes into, valid until
+// the next one is asked for; decode_ppm copies the pixels out of it once, into the image.
+plumb::Generator<Tensor> decode(plumb::Stream<plumb::View<plumb::Buffer<char>>> in) {
   for (const auto& download : in) {
-    const std::string_view bytes = download.text();
+    const std::string_view bytes(download.data(), download.size());
     const auto newline = bytes.find('\n');
     const std::string url(bytes.substr(0, newline));
     co_yield images::preprocess(images::decode_ppm(bytes.substr(newline + 1), url));
@@ -139,7 +155,6 @@ int main(int argc, char** argv) {
   command_line.add_option("--out", out, "The CSV file the labels are written to");
   CLI11_PARSE(command_line, argc, argv);
 
-  constexpr std::size_t kLargestDownload = 640 * 480 * 3 + 4096;  // pixels, header and URL
   plumb::Pipeline pipeline{
       plumb::stage(urls, count).name("urls").mode(plumb::Mode::sequential).in_flight(16),
       plumb::stage(fetch, std::chrono::milliseconds(latency_ms)).name("fetch")

@@ -213,6 +213,55 @@ TEST_CASE("buffer: a consumer of Stream<Buffer> owns its packets: it may keep th
   }
 }
 
+namespace {
+
+Generator<Words> empty_buffers(int count) {
+  for (int i = 0; i < count; ++i) {
+    Words empty = plumb::make_buffer<std::uint64_t>(0);
+    co_yield std::move(empty);
+  }
+}
+
+std::uint64_t count_packets(Stream<View<Words>> in) {
+  std::uint64_t packets = 0;
+  for (const auto& words : in) packets += 1 + words.size();
+  return packets;
+}
+
+// A source of plain numbers that keeps a make_buffer Buffer as scratch memory for its life.
+Generator<int> numbers_with_scratch(int count) {
+  Words scratch = plumb::make_buffer<std::uint64_t>(kWords);
+  for (int i = 0; i < count; ++i) {
+    scratch[0] = static_cast<std::uint64_t>(i);
+    co_yield static_cast<int>(scratch[0]);
+  }
+}
+
+// Fused after it: one make_buffer packet per number.
+Generator<Words> expand(Stream<int> in) {
+  for (const int number : in) {
+    Words words = plumb::make_buffer<std::uint64_t>(kWords);
+    words[0] = address_of(words.data());
+    for (std::size_t k = 1; k < kWords; ++k) words[k] = static_cast<std::uint64_t>(number) + 1;
+    words[2] = 0;
+    co_yield std::move(words);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("process mode: a stage fused before a Buffer stage does not take that stage's slots") {
+  if (!plumb::test::kWorkerProcessesChecked) return;
+  constexpr int kCount = 10;
+  plumb::Pipeline pipeline{plumb::stage(numbers_with_scratch, kCount),
+                           plumb::stage(expand).name("expand").mode(Mode::sequential).max_message_size(kSlot).in_flight(1),
+                           plumb::stage(read_in_place)};
+  const Seen seen = pipeline.run({.mode = Mode::process, .inactivity_timeout = 20s});
+  CHECK(seen.packets == kCount);
+  CHECK(seen.sum == sum_to(kCount));
+  CHECK(seen.in_place == kCount);  // expand's own Buffers still go out in their slots
+}
+
 TEST_CASE("process mode: make_buffer over the output link's max_message_size is the stage's error") {
   if (!plumb::test::kWorkerProcessesChecked) return;
   plumb::Pipeline pipeline{plumb::stage(numbered, 3).name("frames").max_message_size(kSlot - 8),
@@ -227,6 +276,12 @@ TEST_CASE("process mode: make_buffer over the output link's max_message_size is 
   }
   REQUIRE(pipeline.last_failure());
   CHECK(pipeline.last_failure()->stage_name == "frames");
+  // Slots smaller than the 64-byte header hold no Buffer at all, not even an empty one.
+  plumb::Pipeline tiny{plumb::stage(empty_buffers, 2).name("tiny").max_message_size(32), plumb::stage(count_packets)};
+  CHECK_THROWS_WITH(tiny.run({.mode = Mode::process, .inactivity_timeout = 20s}),
+                    Catch::Contains("'tiny'") && Catch::Contains("asked plumb::make_buffer for 0 elements"));
+  plumb::Pipeline fits{plumb::stage(empty_buffers, 2).max_message_size(64), plumb::stage(count_packets)};
+  CHECK(fits.run({.mode = Mode::process, .inactivity_timeout = 20s}) == 2);
 }
 
 namespace {
@@ -284,6 +339,11 @@ TEST_CASE("buffer: dropped, second and copied Buffers, in every mode") {
                              plumb::stage(count_words)};
     CHECK(pipeline.run({.mode = mode, .inactivity_timeout = 20s}) == kCount * (2 + 4));
   }
+  SECTION("yielding another packet first on a link with one worker on each side") {
+    plumb::Pipeline pipeline{plumb::stage(two_at_once, kCount, true).max_message_size(kSlot).in_flight(2),
+                             plumb::stage(count_words)};
+    CHECK(pipeline.run({.mode = mode, .inactivity_timeout = 20s}) == kCount * (2 + 4));
+  }
   SECTION("yielding another packet first: a second slot where the link has one for it") {
     plumb::Pipeline pipeline{plumb::stage(two_at_once, kCount, true).max_message_size(kSlot).in_flight(3),
                              plumb::stage(ends).workers(2), plumb::stage(add_up)};
@@ -306,7 +366,7 @@ TEST_CASE("process mode: a packet yielded while the worker holds the only slot i
   } catch (const plumb::StageError& error) {
     const std::string what = error.what();
     CHECK_THAT(what, Catch::Contains("'pairs'") && Catch::Contains("still holds its output slot") &&
-                         Catch::Contains("co_yield std::move(buffer)"));
+                         Catch::Contains("co_yield std::move(buffer)") && Catch::Contains("raise .in_flight()"));
   }
   // The same stage in thread mode (no slots) runs.
   CHECK(pipeline.run({.mode = Mode::thread, .inactivity_timeout = 20s}) == 3 * (2 + 4));
@@ -395,6 +455,14 @@ TEST_CASE("buffer: Buffer outside a pipeline") {
     Words moved = std::move(words);
     CHECK(moved[0] == 9);
     CHECK(words.empty());  // NOLINT(bugprone-use-after-move): moved-from is empty
+  }
+  SECTION("a count no process can map is refused before any arithmetic wraps") {
+    CHECK_THROWS_AS(plumb::make_buffer<std::uint8_t>(static_cast<std::size_t>(-1)), std::length_error);
+    CHECK_THROWS_AS(Buffer<std::uint64_t>(static_cast<std::size_t>(-1) / 4), std::length_error);
+    const Buffer<int> empty;
+    const Buffer<int> copy = empty;  // NOLINT(performance-unnecessary-copy-initialization)
+    CHECK(copy.empty());
+    CHECK(copy.data() == nullptr);
   }
   SECTION("resize shrinks within the capacity, and refuses more") {
     Buffer<float> floats(100);

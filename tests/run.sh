@@ -95,7 +95,7 @@ run_ctest() {
 #               builds 1: they reach a fraction of the runs in the time, and the optimized
 #               builds run the 600). The sweep runs in the adaptive pass only; stress.threads in
 #               every pass
-#   sanitizer_rounds  at most this many rounds of the [stress] loop (the sanitizer builds: 15)
+#   sanitizer_rounds  at most this many rounds of the [stress] loop (the sanitizer builds: 8)
 run_config() {
   local name=$1
   shift
@@ -177,12 +177,12 @@ for config in "${configs[@]}"; do
     clang) run_config clang compiler=clang++-14 checks="^compile_fail\\." lendings=never ;;
     asan) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
             run_config asan compiler=clang++-14 flags="-fsanitize=address,undefined $sanitizer_common" \
-            timeout=120 lendings=always stress_minutes=1 sanitizer_rounds=15 ;;
+            timeout=120 lendings=always stress_minutes=1 sanitizer_rounds=8 ;;
     tsan) TSAN_OPTIONS="halt_on_error=1 suppressions=$root/tests/tsan.supp" \
             run_config tsan compiler=clang++-14 flags="-fsanitize=thread $sanitizer_common" \
             skip="^process mode|^mixed: |^redis \\(process mode\\)|^stress.sweep$|^example\\.(${tsan_skip_examples%|})" \
             targets="$tsan_targets" timeout=120 test_jobs=1 stress="[stress]~[process]" lendings=always \
-            stress_minutes=1 sanitizer_rounds=15 ;;
+            stress_minutes=1 sanitizer_rounds=8 ;;
     docs) echo "=== plumb tests: docs"
           step_begin docs api
           bash "$root/docs/api.sh" "$root/build/docs/api"

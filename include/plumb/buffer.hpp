@@ -9,9 +9,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 #include <span>
 #include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -74,7 +74,7 @@ class Buffer {
   /// and code outside a pipeline; in a stage, use plumb::make_buffer).
   explicit Buffer(std::size_t count) : Buffer(detail::Lease{detail::allocate_block(bytes_for(count)), nullptr}, count) {}
   /// A deep copy, in memory from `other`'s pool where it has one.
-  Buffer(const Buffer& other) : Buffer(lease_like(other), other.size_) {
+  Buffer(const Buffer& other) : Buffer(other.block_.data == nullptr ? detail::Lease{} : lease_like(other), other.size_) {
     if (size_ != 0) std::memcpy(data(), other.data(), size_ * sizeof(U));
   }
   Buffer(Buffer&& other) noexcept
@@ -138,9 +138,13 @@ class Buffer {
   Buffer(detail::Lease lease, std::size_t count) noexcept
       : block_(lease.block), home_(lease.home), size_(count) {}
 
+  // At most 2^47 bytes (128 TiB, the user address space of x86-64): larger counts could wrap
+  // the rounding of block sizes.
+  static constexpr std::size_t kMaxBytes = std::size_t{1} << 47;
   static std::size_t bytes_for(std::size_t count) {
-    if (count > std::numeric_limits<std::size_t>::max() / sizeof(U)) {
-      throw std::length_error("plumb::make_buffer: the element count overflows the byte count");
+    if (count > kMaxBytes / sizeof(U)) {
+      throw std::length_error("plumb::Buffer: " + std::to_string(count) +
+                              " elements are more than a process can map");
     }
     return count * sizeof(U);
   }
@@ -177,7 +181,9 @@ class Buffer {
 /// output link (`max_message_size`, with 64 bytes of header); std::bad_alloc.
 ///
 /// A worker holds at most one output slot this way: a second make_buffer before the first
-/// buffer is yielded gets pool memory (copied into a slot when yielded).
+/// buffer is yielded gets pool memory (copied into a slot when yielded, which needs a second
+/// slot: in_flight above the stage's workers). For memory a stage does not yield (scratch), use
+/// `plumb::Buffer<U>(n)` or a std::vector.
 template <class U>
 [[nodiscard]] Buffer<U> make_buffer(std::size_t count);
 

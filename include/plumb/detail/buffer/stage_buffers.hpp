@@ -14,15 +14,19 @@ namespace plumb::detail {
 // caller): a packet in its consumer's hands, one in the link, one being written, one spare.
 inline constexpr std::size_t kDefaultKeptBuffers = 4;
 
-// For a stage that yields something other than a Buffer: nothing to serve.
+// For a stage that yields something other than a Buffer: nothing to serve, and nothing of the
+// stage around it either: a generator fused before a Buffer stage runs inside that stage's
+// resume, and must not take that stage's output slots (its make_buffer gets fresh memory).
 template <class T>
 class StageBuffers {
  public:
   explicit StageBuffers(std::size_t /*keep*/) noexcept {}
-  // Around each resume of the generator (nothing here).
   class Scope {
    public:
-    explicit Scope(const StageBuffers& /*buffers*/) noexcept {}
+    explicit Scope(const StageBuffers& /*buffers*/) noexcept : scope_(nullptr) {}
+
+   private:
+    BufferHomeScope scope_;
   };
 };
 

@@ -291,7 +291,9 @@ class LinkSet {
       }
     } else if constexpr (is_serializable_v<In>) {
       using Reader = std::conditional_t<kReadsViews<Index>, ShmViewInput<In>, typename ShmReader<In>::type>;
-      auto& input = store.add<Reader>(*std::get<Index - 1>(shms_), stop, tally);
+      auto& link = *std::get<Index - 1>(shms_);
+      link.prefault(false);
+      auto& input = store.add<Reader>(link, stop, tally);
       input.set_take_hook(hook);
       return &input;
     }
@@ -324,6 +326,7 @@ class LinkSet {
       }
     } else if constexpr (is_serializable_v<T>) {
       auto& link = *std::get<Index>(shms_);
+      link.prefault(true);
       if constexpr (IsBuffer<T>::value) {
         // An ordered group's packets take their slots in turn (drain_into): no slot in advance.
         if (context.order() == nullptr) return drain_buffers<Index>(link, output, context, info);
@@ -367,10 +370,10 @@ class LinkSet {
   template <std::size_t Index, class U>
   void drain_buffers(ShmLink<Buffer<U>>& link, GeneratorInput<Buffer<U>>& output,
                      WorkerContext& context, const WorkerInfo& info) {
+    // The link keeps its rings (ShmLink, LinkPath::rings), so a worker holding a slot may wait
+    // for another wherever some slot is never held that way (B1: at most one per producer).
     const std::size_t capacity = plan_.capacity[Index];
-    const std::size_t producers = plan_.groups[group_of(Index)].workers;
-    const std::size_t consumers = plan_.groups[group_of(Index) + 1].workers;
-    const bool second_slot = !(producers == 1 && consumers == 1) && capacity > producers;
+    const bool second_slot = capacity > plan_.groups[group_of(Index)].workers;
     auto source = SlotSource<U>::make(link, output.buffers().pool(), context.stop(),
                                       context.tally().output_timer(), info);
     output.buffers().serve_from(source.get());

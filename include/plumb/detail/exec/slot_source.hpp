@@ -39,9 +39,9 @@ namespace plumb::detail {
 //   B2: the held slot leaves the worker either queued (publish(), by the drain, when the
 //       Buffer is yielded) or freed (give_back(), when the Buffer is destroyed unyielded:
 //       return_slot, as the drain does with a slot it did not fill).
-// held_ is written by the worker's thread only (take, publish) and by whoever destroys an
-// unyielded Buffer (give_back: the worker too, unless the body handed its Buffer to a thread of
-// its own); relaxed atomics keep that unusual case free of a data race.
+// held_ is written by the worker's thread (take, publish) and by whoever destroys an unyielded
+// Buffer (give_back: the worker too, unless the body handed its Buffer to a thread of its own);
+// give_back's release and take's acquire order that unusual case.
 template <class U>
 class SlotSource final : public BufferHome {
   using Link = ShmLink<Buffer<U>>;
@@ -56,29 +56,30 @@ class SlotSource final : public BufferHome {
   }
 
   Lease take(std::size_t bytes, const void* element) override {
-    if (element != element_tag<U>() || held_.load(std::memory_order_relaxed) != kNone) {
+    if (element != element_tag<U>() || held_.load(std::memory_order_acquire) != kNone) {
       return fallback_.take(bytes, element);
     }
-    if (bytes > room()) throw_too_large(bytes);
+    if (link_.slot_bytes() < kBulkAlignment || bytes > room()) throw_too_large(bytes);
     const std::uint32_t slot = link_.core().acquire_slot(stop_, timer_);  // throws Stopped
     held_.store(slot, std::memory_order_relaxed);
     retain();
-    const std::span<std::byte> memory = link_.slot_memory(slot);
-    return {Block{memory.data() + kBulkAlignment, memory.size() - kBulkAlignment, slot}, this};
+    return {Block{link_.slot_memory(slot).data() + kBulkAlignment, room(), slot}, this};
   }
 
-  // B2: an unyielded Buffer's slot goes back to the producers.
+  // B2: an unyielded Buffer's slot goes back to the producers. Release, with take's acquire:
+  // a Buffer destroyed on another thread is done with the slot before the worker's next take
+  // (the free ring's own ordering covers the slot's reuse itself).
   void give_back(const Block& block) noexcept override {
-    held_.store(kNone, std::memory_order_relaxed);
     link_.core().return_slot(block.token, stop_);
+    held_.store(kNone, std::memory_order_release);
   }
 
   // True if `buffer` is the slot this worker holds (B1).
   [[nodiscard]] bool holds(const Buffer<U>& buffer) const noexcept {
     return BufferAccess::home(buffer) == this &&
-           BufferAccess::block(buffer).token == held_.load(std::memory_order_relaxed);
+           BufferAccess::block(buffer).token == held_.load(std::memory_order_acquire);
   }
-  [[nodiscard]] bool holding() const noexcept { return held_.load(std::memory_order_relaxed) != kNone; }
+  [[nodiscard]] bool holding() const noexcept { return held_.load(std::memory_order_acquire) != kNone; }
 
   // Writes the header of the held slot's message for `buffer` (holds(buffer)), takes the slot
   // out of it (left empty) and returns the slot, ready to be queued (B2).
@@ -135,7 +136,8 @@ class SlotSource final : public BufferHome {
                      "output slot in a plumb::Buffer from make_buffer that it has not yielded, "
                      "and with in_flight({}) there may be no other slot for it; yield the "
                      "make_buffer Buffer itself with co_yield std::move(buffer) (co_yield of an "
-                     "lvalue yields a copy), or raise .in_flight() on {}",
+                     "lvalue yields a copy), use plumb::Buffer<U>(n) for memory that is not "
+                     "yielded, or raise .in_flight() on {} above its workers",
                      describe_stage(info.stage_index, info.stage_name), info.index, capacity,
                      describe_stage(info.stage_index, info.stage_name)),
       info.stage_index, info.stage_name, info.index));
@@ -147,9 +149,11 @@ class SlotSource final : public BufferHome {
 // worker's SlotSource `source` serves) into `link`: a Buffer that is the worker's held slot is
 // queued as it is (no copy); any other packet gets a slot and is copied in, as drain_into does.
 // Unlike drain_into, no slot is taken before the generator is resumed (make_buffer takes it,
-// B1). `second_slot`: whether a worker may wait for a slot while it holds one (the link has
-// more slots than producer workers, and is not a single-producer link, whose next slot is the
-// held one): else that is the stage's error instead of a wait that could last forever.
+// B1), so a packet that is not a make_buffer Buffer (a copy, a Buffer sent on from the input)
+// is built before it has a slot: a producer runs at most one such packet ahead of in_flight.
+// `second_slot`: whether a worker may wait for a slot while it holds one (the link has more
+// slots than producer workers; it keeps its rings, LinkPath::rings): else that is the stage's
+// error instead of a wait that could last forever.
 template <class U>
 void drain_in_place(ShmLink<Buffer<U>>& link, SlotSource<U>& source, Input<Buffer<U>>& output,
                     WorkerContext& context, const WorkerInfo& info, bool second_slot,

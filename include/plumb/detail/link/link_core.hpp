@@ -64,6 +64,12 @@ enum class MadeBy : std::uint8_t { producer, helper };
 // which holds the one producer's seat and will run its next step.
 enum class FreedFor : std::uint8_t { producers, holder };
 
+// Whether a link with one producer and one consumer worker may take the single path (S1-S3), or
+// must keep the rings: a link whose producer may hold a slot while it takes another (plumb::Buffer
+// slots, exec/slot_source.hpp), which the single path's "the next slot is the one after the
+// last queued" cannot express.
+enum class LinkPath : std::uint8_t { any, rings };
+
 template <Sharing Share>
 class LinkCore {
  public:
@@ -79,8 +85,8 @@ class LinkCore {
   // Builds a link in `memory` (bytes_for(capacity) bytes, 64-byte aligned) with every slot free,
   // for `producers` producer workers and `consumers` consumer workers.
   static LinkCore* create(void* memory, std::size_t capacity, std::size_t producers,
-                          std::size_t consumers) noexcept {
-    return new (memory) LinkCore(capacity, producers, consumers);
+                          std::size_t consumers, LinkPath path = LinkPath::any) noexcept {
+    return new (memory) LinkCore(capacity, producers, consumers, path);
   }
 
   LinkCore(const LinkCore&) = delete;
@@ -299,11 +305,11 @@ class LinkCore {
   [[nodiscard]] bool one_consumer() const noexcept { return one_consumer_; }
 
  private:
-  LinkCore(std::size_t capacity, std::size_t producers, std::size_t consumers) noexcept
+  LinkCore(std::size_t capacity, std::size_t producers, std::size_t consumers, LinkPath path) noexcept
       : producers_left_(producers),
         capacity_(capacity),
         ring_bytes_(ring_bytes(capacity)),
-        single_(producers == 1 && consumers == 1),
+        single_(path == LinkPath::any && producers == 1 && consumers == 1),
         one_consumer_(consumers == 1) {
     IndexRing::create(ring_memory(0), capacity);
     IndexRing::create(ring_memory(1), capacity);

@@ -5,6 +5,7 @@
 // message has the same size), packets serialized into them.
 
 #include <plumb/codec.hpp>
+#include <plumb/detail/buffer/home.hpp>
 #include <plumb/detail/core/input.hpp>
 #include <plumb/detail/link/link_core.hpp>
 #include <plumb/detail/link/take.hpp>
@@ -18,12 +19,17 @@
 #include <span>
 #include <utility>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace plumb::detail {
 
 // Layout in the arena: [LinkCore<process_shared> + rings][sizes: capacity x u64][slots: capacity
 // x slot_bytes, each 64-byte aligned]. The handle itself (this object) lives in the caller's
 // heap and is inherited by fork(); it only holds addresses into the mapping, which every worker
-// process maps at the same address. Invariant L2 of LinkCore: a slot holds a message exactly
+// process maps at the same address. A link of plumb::Buffer keeps the rings even with one worker
+// on each side (LinkPath::rings): its producer may hold a slot in a Buffer while it takes another. Invariant L2 of LinkCore: a slot holds a message exactly
 // while its index is in the ready ring or in a consumer's hands; sizes_[slot] is its length.
 template <class T>
 class ShmLink {
@@ -39,7 +45,8 @@ class ShmLink {
   // Builds the link in `memory` (bytes_for(...) bytes of the arena, 64-byte aligned).
   ShmLink(std::byte* memory, std::size_t capacity, std::size_t slot_bytes, std::size_t producers,
           std::size_t consumers)
-      : core_(Core::create(memory, capacity, producers, consumers)),
+      : core_(Core::create(memory, capacity, producers, consumers,
+                           IsBuffer<T>::value ? LinkPath::rings : LinkPath::any)),
         sizes_(reinterpret_cast<std::uint64_t*>(memory + core_bytes(capacity))),
         slots_(memory + core_bytes(capacity) + sizes_bytes(capacity)),
         slot_bytes_(slot_bytes),
@@ -89,6 +96,20 @@ class ShmLink {
     sizes_[slot] = size;  // published with the slot by enqueue, as in fill()
   }
 
+  // Maps the slots into this process's page tables in one call, for a worker that is about to
+  // write (`for_writing`) or read them, where slots are large (1 MiB or more): a new worker
+  // process otherwise takes a page fault on every 4 KiB of every slot it touches, each run
+  // (fork does not copy the page tables of shared mappings), which costs more than the copy it
+  // saves on a virtual machine. A hint: ignored where the kernel lacks it (before Linux 5.14).
+  void prefault(bool for_writing) const noexcept {
+#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
+    if (slot_bytes_ < kLargeSlot) return;
+    (void)::madvise(slots_, core_->capacity() * slot_stride_, for_writing ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+#else
+    (void)for_writing;
+#endif
+  }
+
   // --- Consumer API ---------------------------------------------------------------------------
 
   // The message in `slot` (from take()), in place.
@@ -111,6 +132,8 @@ class ShmLink {
   [[nodiscard]] std::byte* slot_data(std::uint32_t slot) const noexcept {
     return slots_ + static_cast<std::size_t>(slot) * slot_stride_;
   }
+
+  static constexpr std::size_t kLargeSlot = std::size_t{1} << 20;
 
   Core* core_;
   std::uint64_t* sizes_;
