@@ -383,6 +383,9 @@ class Tables {
         target(fmt::format("{}/{}: plumb process Buffer (zero-copy reads and writes) >= 0.9x plumb thread Buffer",
                            work, config.name),
                frames, config.name, "plumb_process_buffers", "plumb_thread_buffers", 0.9);
+        // The image loop's 4 MB vector is served again by malloc (its mmap threshold rises after
+        // the first free) and fits the cache: the 2x targets are the 40 MB workload's.
+        if (frames != big) continue;
         best_target(fmt::format("{}/{}: best plumb Buffer runner >= 2x the loop (fresh vector per message)",
                                 work, config.name),
                     frames, config.name, "loop", 2.0);
