@@ -137,7 +137,7 @@ class Tables {
   }
 
   void throughput() const {
-    table("Throughput (small: messages/s, big: bytes/s; higher is better)", false,
+    table("Throughput (small: messages/s, big and image: bytes/s; higher is better)", false,
           [&](Workload workload, std::string_view config, std::string_view runner) {
             return cell(workload, config, runner);
           });
@@ -373,12 +373,14 @@ class Tables {
     for (const Workload frames : {big, image}) {
       const std::string_view work = workload_name(frames);
       for (const Config& config : kConfigs) {
-        target(fmt::format("{}/{}: plumb thread >= oneTBB", work, config.name), frames, config.name,
-               "plumb_thread", "tbb", 1.0);
-        target(fmt::format("{}/{}: plumb process zero-copy reads >= 0.8x plumb thread", work, config.name),
-               frames, config.name, "plumb_process_zero_copy", "plumb_thread", 0.8);
-        target(fmt::format("{}/{}: plumb process (copies) >= 0.5x plumb thread", work, config.name), frames,
-               config.name, "plumb_process", "plumb_thread", 0.5);
+        if (frames == big) {  // the earlier issues' targets, for the 40 MB frames they were set on
+          target(fmt::format("big/{}: plumb thread >= oneTBB", config.name), big, config.name,
+                 "plumb_thread", "tbb", 1.0);
+          target(fmt::format("big/{}: plumb process zero-copy reads >= 0.8x plumb thread", config.name), big,
+                 config.name, "plumb_process_zero_copy", "plumb_thread", 0.8);
+          target(fmt::format("big/{}: plumb process (copies) >= 0.5x plumb thread", config.name), big,
+                 config.name, "plumb_process", "plumb_thread", 0.5);
+        }
         // Issue 23: Buffers written in place.
         target(fmt::format("{}/{}: plumb process Buffer (zero-copy reads and writes) >= 0.9x plumb thread Buffer",
                            work, config.name),

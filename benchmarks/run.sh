@@ -12,7 +12,8 @@
 # Writes Google Benchmark's JSON to FILE (default: benchmark-results.json in the current
 # directory). --filter REGEX is passed to --benchmark_filter; names are
 # <workload>/<config>/<runner>, e.g. --filter '^small/deep/', and sched/<row>/<adaptive|pinned>
-# plus sched/cpu20us/one_thread (--filter '^sched/'). About 6 minutes on 2 cores.
+# plus sched/cpu20us/one_thread (--filter '^sched/'). About 6 minutes on 2 cores where page
+# faults are cheap; the big/ rows alone took 15 minutes on a VM where a fault costs 3-12 us.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 json="$PWD/benchmark-results.json"

@@ -65,7 +65,9 @@ class Buffer {
  public:
   /// The element type.
   using value_type = U;
+  /// A pointer to an element.
   using iterator = U*;
+  /// A pointer to a const element.
   using const_iterator = const U*;
 
   /// An empty buffer (no memory).
@@ -77,13 +79,16 @@ class Buffer {
   Buffer(const Buffer& other) : Buffer(other.block_.data == nullptr ? detail::Lease{} : lease_like(other), other.size_) {
     if (size_ != 0) std::memcpy(data(), other.data(), size_ * sizeof(U));
   }
+  /// Takes over `other`'s memory; `other` is left empty.
   Buffer(Buffer&& other) noexcept
       : block_(std::exchange(other.block_, {})), home_(std::exchange(other.home_, nullptr)),
         size_(std::exchange(other.size_, 0)) {}
+  /// A deep copy, as the copy constructor.
   Buffer& operator=(const Buffer& other) {
     if (this != &other) *this = Buffer(other);
     return *this;
   }
+  /// Gives back this buffer's memory, then takes over `other`'s; `other` is left empty.
   Buffer& operator=(Buffer&& other) noexcept {
     if (this != &other) {
       reset();
@@ -98,6 +103,7 @@ class Buffer {
 
   /// Points at the first element.
   [[nodiscard]] U* data() noexcept { return reinterpret_cast<U*>(block_.data); }
+  /// Points at the first element.
   [[nodiscard]] const U* data() const noexcept { return reinterpret_cast<const U*>(block_.data); }
   /// Number of elements.
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
@@ -107,13 +113,19 @@ class Buffer {
   [[nodiscard]] std::size_t capacity() const noexcept { return block_.bytes / sizeof(U); }
   /// The element at `index`. Preconditions: `index < size()` (not checked).
   [[nodiscard]] U& operator[](std::size_t index) noexcept { return data()[index]; }
+  /// The element at `index`. Preconditions: `index < size()` (not checked).
   [[nodiscard]] const U& operator[](std::size_t index) const noexcept { return data()[index]; }
+  /// Points at the first element.
   [[nodiscard]] U* begin() noexcept { return data(); }
+  /// Points past the last element.
   [[nodiscard]] U* end() noexcept { return data() + size_; }
+  /// Points at the first element.
   [[nodiscard]] const U* begin() const noexcept { return data(); }
+  /// Points past the last element.
   [[nodiscard]] const U* end() const noexcept { return data() + size_; }
   /// The elements as a `std::span`.
   [[nodiscard]] std::span<U> span() noexcept { return {data(), size_}; }
+  /// The elements as a `std::span` of const elements.
   [[nodiscard]] std::span<const U> span() const noexcept { return {data(), size_}; }
   /// Sets the number of elements to `count` (the memory stays; new elements are unspecified).
   ///
@@ -231,11 +243,13 @@ Buffer<U> make_buffer(std::size_t count) {
 /// outside a stage's input (a member of another type, a sink's value) is in fresh memory.
 template <class U>
 struct Codec<Buffer<U>> {
+  /// Writes the count, padding to 64 bytes, then the elements.
   static void encode(const Buffer<U>& buffer, Writer& out) {
     out.write(static_cast<std::uint64_t>(buffer.size()));
     out.align(detail::kBulkAlignment);
     out.write_bytes(buffer.data(), buffer.size() * sizeof(U));
   }
+  /// Reads what encode wrote into a Buffer of fresh memory.
   static Buffer<U> decode(Reader& in) {
     const std::span<const std::byte> bytes = detail::take_elements<U>(in, true);
     Buffer<U> buffer(bytes.size() / sizeof(U));
