@@ -128,7 +128,7 @@ run_config() {
     [[ $lending != adaptive ]] && pass_skip+="${pass_skip:+|}^stress\\.sweep\$"
     step_begin "$label" tests
     PLUMB_TEST_LENDING=$lending run_ctest "$build" "$label" tests -j "$test_jobs" --timeout 120 \
-      -E "^compile_fail\\.|^package\\.${pass_skip:+|$pass_skip}"
+      -E "^compile_fail\\.|^package\\.|^docs\\.${pass_skip:+|$pass_skip}"
     step_end $?
   done
   if [[ -n $checks ]]; then
@@ -169,12 +169,12 @@ for config in "${configs[@]}"; do
   case $config in
     # The lending settings are split between the compilers: GCC runs adaptive (the default)
     # and always, Clang never (the engine without lending), so each is covered once.
-    gcc) run_config gcc compiler=g++-12 checks="^compile_fail\\.|^package\\." benchmarks=ON headers=1 \
+    gcc) run_config gcc compiler=g++-12 checks="^compile_fail\\.|^package\\.|^docs\\." benchmarks=ON headers=1 \
            lendings="adaptive always" ;;
     # The package tests check plumb's CMake package, not the compiler: GCC runs them. The
     # benchmarks are built (and so checked for warnings) by GCC, the compiler benchmarks/run.sh
     # uses.
-    clang) run_config clang compiler=clang++-14 checks="^compile_fail\\." lendings=never ;;
+    clang) run_config clang compiler=clang++-14 checks="^compile_fail\\.|^docs\\." lendings=never ;;
     asan) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
             run_config asan compiler=clang++-14 flags="-fsanitize=address,undefined $sanitizer_common" \
             timeout=120 lendings=always stress_minutes=1 sanitizer_rounds=8 ;;
