@@ -46,14 +46,17 @@ while(TRUE)
   math(EXPR start "${offset} + ${found}")
   math(EXPR body_start "${start} + 7")
   string(SUBSTRING "${text}" ${body_start} -1 after)
-  string(FIND "${after}" "\n```" end)
-  if(end EQUAL -1)
+  # The closing fence: ``` at the start of a line, after the block's indentation (a block inside
+  # a list item is indented).
+  string(REGEX MATCH "(^|\n)[ ]*```" closing "${after}")
+  if(closing STREQUAL "")
     message(SEND_ERROR "${DOC}: a ```cpp block is never closed")
     break()
   endif()
-  math(EXPR end "${end} + 1")
+  string(FIND "${after}" "${closing}" end)
   string(SUBSTRING "${after}" 0 ${end} body)
-  math(EXPR offset "${body_start} + ${end} + 3")
+  string(LENGTH "${closing}" closing_length)
+  math(EXPR offset "${body_start} + ${end} + ${closing_length}")
 
   # Where the block is, for the messages: its line number.
   string(SUBSTRING "${text}" 0 ${start} before)
