@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // tests/docs/guide_test.cpp: the code fragments of docs/guide.md, in a program that compiles and
 // runs them. Each fragment appears here verbatim (tests/docs/check_snippets.cmake checks it);
-// edit both together.
+// edit both together. Tests that start worker processes are named "process mode: ..." (a
+// ThreadSanitizer build skips them: it sees one process).
 
 #include <plumb/graph.hpp>
 #include <plumb/plumb.hpp>
@@ -180,7 +181,7 @@ TEST_CASE("guide: a source with workers splits its work") {
   CHECK(pipeline.run() == 45);
 }
 
-TEST_CASE("guide: stream() and ordered()") {
+TEST_CASE("process mode: guide: stream() and ordered()") {
   std::string path = "0123456789";
   Model model;
   plumb::Pipeline pipeline{plumb::stage(read_frames, path),
@@ -195,7 +196,7 @@ TEST_CASE("guide: stream() and ordered()") {
   (void)deflate;
 }
 
-TEST_CASE("guide: Service") {
+TEST_CASE("process mode: guide: Service") {
   Model model;
   const Request request = 1;
   plumb::Service service{plumb::stage(preprocess),
@@ -208,7 +209,7 @@ TEST_CASE("guide: Service") {
   CHECK(answer.get() == "10");
 }
 
-TEST_CASE("guide: graphs") {
+TEST_CASE("process mode: guide: graphs") {
   plumb::Graph graph{
       plumb::node<"inp">(plumb::stage(random_strings, 100)),
       plumb::node<"n1">(plumb::stage(reverse), plumb::from<"inp">),
