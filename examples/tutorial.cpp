@@ -15,6 +15,7 @@
 #include <iostream>
 #include <mutex>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -67,7 +68,7 @@ bool first_pipeline() {
   // A stage is testable on its own: feed it a Stream built from values.
   std::vector<Result> results;
   for (Result& result : work(plumb::Stream<Job>{Job{1, "a"}, Job{2, "b"}}, 0ms)) {
-    results.push_back(result);
+    results.push_back(result);  // or check each result here
   }
   const bool unit = results.size() == 2 && results[0].checksum == 'a' && results[1].id == 2;
 
@@ -139,6 +140,7 @@ bool synchronous() {
       plumb::stage(finish, &log),
   };
   pipeline.run(plumb::Mode::thread);
+  // log.lines: take 0, handle 0, finish 0, take 1, handle 1, finish 1, take 2, handle 2, finish 2
   std::vector<std::string> expected;
   for (int id = 0; id < 3; ++id) {
     for (const char* step : {"take ", "handle ", "finish "}) expected.push_back(step + std::to_string(id));
@@ -166,7 +168,7 @@ bool modes() {
       plumb::stage(total),
   };
   const std::uint64_t threads = pipeline.run(plumb::Mode::thread);
-  const std::uint64_t processes = pipeline.run(plumb::Mode::process);
+  const std::uint64_t processes = pipeline.run(plumb::Mode::process);  // the same: 3 work processes
   std::cout << "4. threads " << threads << ", processes " << processes << "\n";
   return threads == processes;
 }
@@ -181,27 +183,45 @@ plumb::Generator<Result> fragile(plumb::Stream<Job> in) {
   }
 }
 
-bool errors() {
-  bool ok = true;
-  for (const plumb::Mode mode : {plumb::Mode::thread, plumb::Mode::process}) {
-    plumb::Pipeline pipeline{
-        plumb::stage(jobs, 100),
-        plumb::stage(fragile).workers(2).name("fragile"),
-        plumb::stage(total),
-    };
-    try {
-      pipeline.run(mode);
-      ok = false;  // not reached: the error stops the run
-    } catch (const std::invalid_argument& error) {  // the same type, in both modes
-      const plumb::Failure& failure = *pipeline.last_failure();
-      std::cout << "5. caught \"" << error.what() << "\" from stage '" << failure.stage_name
-                << "' worker " << failure.worker_index << (failure.pid ? " (a process)" : "")
-                << "\n";
-      ok &= failure.stage_name == "fragile";
-    }
+bool errors_in(plumb::Mode mode) {
+  plumb::Pipeline pipeline{
+      plumb::stage(jobs, 100),
+      plumb::stage(fragile).workers(2).name("fragile"),
+      plumb::stage(total),
+  };
+  try {
+    pipeline.run(mode);
+  } catch (const std::invalid_argument& error) {  // the stage's own exception type, in every mode
+    const plumb::Failure& failure = *pipeline.last_failure();  // a std::optional, set by a failed run
+    // failure.stage_name == "fragile", failure.worker_index, failure.pid (process mode),
+    // failure.what (the message)
+    std::cout << "5. caught \"" << error.what() << "\" from stage '" << failure.stage_name << "' worker "
+              << failure.worker_index << (failure.pid != 0 ? " (a process)" : "") << "\n";
+    return failure.stage_name == "fragile" && failure.what == error.what();
   }
-  return ok;
+  return false;  // not reached: the error stops the run
 }
+
+// RunOptions bound a run in time and cancel it on request.
+bool options() {
+  plumb::Pipeline pipeline{plumb::stage(jobs, 10), plumb::stage(work, 0ms), plumb::stage(total)};
+  std::stop_source stop_source;
+  const std::uint64_t sum =
+      pipeline.run({.mode = plumb::Mode::process,
+                    .inactivity_timeout = std::chrono::seconds(30),  // InactivityError if stuck
+                    .stop_token = stop_source.get_token()});         // CancelledError on request
+  stop_source.request_stop();
+  bool cancelled = false;
+  try {
+    pipeline.run({.mode = plumb::Mode::thread, .stop_token = stop_source.get_token()});
+  } catch (const plumb::CancelledError&) {
+    cancelled = true;
+  }
+  std::cout << "5. with RunOptions: " << sum << ", cancelled: " << cancelled << "\n";
+  return sum != 0 && cancelled;
+}
+
+bool errors() { return errors_in(plumb::Mode::thread) && errors_in(plumb::Mode::process) && options(); }
 
 // --- 6. Big packets without copies ----------------------------------------------------------
 
@@ -241,9 +261,10 @@ bool statistics() {
       plumb::stage(work, 3ms).workers(2).in_flight(8).name("work"),
       plumb::stage(total).name("total"),
   };
-  pipeline.run();
+  pipeline.run({.progress = plumb::ProgressLine{}});  // a live line on stderr
+  std::cout << pipeline.last_stats().table();
   const plumb::Stats& stats = pipeline.last_stats();
-  std::cout << "7.\n" << stats.table();
+  std::cout << "7. bottleneck: stage " << stats.bottleneck().value_or(99) << "\n";
   return stats.bottleneck() == 1;  // `work`: busy nearly all the time
 }
 
@@ -275,7 +296,7 @@ bool graph() {
       plumb::node<"spell">(plumb::stage(spell), plumb::from<"numbers">),
       plumb::node<"check">(plumb::stage(check), plumb::join_by_key<"square", "spell">(Root{})),
   };
-  const long pairs = graph.run(plumb::Mode::process);
+  const long pairs = graph.run(plumb::Mode::process);  // 1000
   std::cout << "8. " << pairs << " pairs\n" << graph.last_stats().table();
   return pairs == 1000;
 }

@@ -22,6 +22,7 @@
 #include <iterator>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -59,6 +60,16 @@ Queue queue_of(const RedisServer& server, std::string consumer = {}) {
 long long pending(plumb::redis::Connection& connection) {
   const plumb::redis::Reply reply = connection.command({"XPENDING", kStream, kGroup});
   return reply->element[0]->integer;
+}
+
+// The clients connected to the server (INFO clients), this test's own connection included.
+long long connected_clients(plumb::redis::Connection& connection) {
+  const plumb::redis::Reply reply = connection.command({"INFO", "clients"});
+  const std::string_view info(reply->str, reply->len);
+  const std::string_view key = "connected_clients:";
+  const std::size_t at = info.find(key);
+  REQUIRE(at != std::string_view::npos);
+  return std::stoll(std::string(info.substr(at + key.size(), info.find('\r', at) - at - key.size())));
 }
 
 // The ids pending for `consumer`.
@@ -365,6 +376,13 @@ TEST_CASE("redis (process mode): a killed instance's jobs are taken over by anot
     REQUIRE(std::chrono::steady_clock::now() < deadline);
     std::this_thread::sleep_for(5ms);
   }
+  // And the server is done with them: a command A's reader sent just before the kill may still
+  // be unread in its socket (the server reads it before it sees the connection closed), and
+  // would deliver one more job to A after the look below.
+  while (connected_clients(connection) > 1) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(5ms);
+  }
   const std::set<std::string> held_by_a = pending_ids(connection, "A");
   const std::string last_delivered = group_info(connection, "last-delivered-id");
   REQUIRE_FALSE(held_by_a.empty());  // A died with jobs in flight
@@ -377,8 +395,10 @@ TEST_CASE("redis (process mode): a killed instance's jobs are taken over by anot
   // Instance B takes over A's jobs once they have been idle for claim_idle, and does the rest.
   Queue queue_b = queue;
   queue_b.consumer = "B";
-  queue_b.claim_idle = 1000ms;  // B's own jobs take far less, so none of them is taken back
-  queue_b.stop_when_idle = 2500ms;
+  // B's own jobs take far less (a few ms each), so none of them is taken back, even on a loaded
+  // machine; A's are idle since before the kill.
+  queue_b.claim_idle = 2000ms;
+  queue_b.stop_when_idle = 4000ms;
   const std::vector<std::string> done = run_instance(queue_b, Mode::thread, 0ms);
   std::set<std::string> redelivered;
   for (const std::string& id : done) {
