@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// examples/quickstart.cpp: the brief's example: numbers -> groups of 5 -> total.
+// examples/quickstart.cpp: the smallest whole pipeline: numbers -> groups of 5 -> total.
 
 #include <plumb/plumb.hpp>
 

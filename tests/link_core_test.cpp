@@ -26,6 +26,18 @@
 #include <thread>
 #include <vector>
 
+namespace plumb::detail {
+
+// The test's way into a LinkCore (link_core.hpp declares it): a push stalled between its claim
+// and its publish, as when its thread is preempted there.
+template <Sharing S>
+struct LinkCoreProbe {
+  static IndexRing& free_ring(LinkCore<S>& core) noexcept { return core.free_ring(); }
+  static void notify_free(LinkCore<S>& core) noexcept { core.free_event_.notify_one(); }
+};
+
+}  // namespace plumb::detail
+
 namespace {
 
 using plumb::detail::kCacheLine;
@@ -245,4 +257,60 @@ TEMPLATE_TEST_CASE("LinkCore: a stream without packets ends for every consumer",
   for (std::size_t p = 0; p < workers; ++p) link.core.producer_done();  // the last one ends it
   for (std::thread& thread : threads) thread.join();
   CHECK(ended.load() == workers);
+}
+
+// L4: seven producers sleep in acquire_slot on a link with no free slot. A consumer's recycle
+// claims the free ring's head position and stalls before publishing it (preempted); 16 more
+// recycles follow, and their wake-ups find the head unpublished (the ring pops in order), so
+// each woken producer sleeps again. Once the head is published, its one notify must reach every
+// producer: the one that gets a slot passes the wake-up on. Without that, one producer ran and
+// six slept beside 16 free slots for good (a hang seen in the stress harness, under TSan).
+TEMPLATE_TEST_CASE("LinkCore: free slots queued behind a stalled recycle reach every waiting producer",
+                   "[link]", PrivateFutexes, SharedFutexes) {
+  using L = Link<TestType::value>;
+  using Probe = plumb::detail::LinkCoreProbe<TestType::value>;
+  constexpr std::size_t kCapacity = 17;
+  constexpr int kProducers = 7;
+  L link(kCapacity, kProducers, 4);
+  RunState state;
+  const StopFlag stop = state.stop_flag();
+  state.on_stop([&] { link.core.wake_all(); });
+  std::vector<std::uint32_t> held;
+  for (std::size_t i = 0; i < kCapacity; ++i) held.push_back(link.core.acquire_slot(stop));
+
+  std::atomic<int> started{0};
+  std::atomic<int> served{0};
+  std::vector<std::thread> producers;
+  for (int i = 0; i < kProducers; ++i) {
+    producers.emplace_back([&] {
+      started.fetch_add(1);
+      try {
+        (void)link.core.acquire_slot(stop);
+        served.fetch_add(1);
+      } catch (const Stopped&) {
+      }
+    });
+  }
+  while (started.load() < kProducers) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // all asleep on the futex
+
+  plumb::detail::IndexRing& free_ring = Probe::free_ring(link.core);
+  const std::uint64_t stalled = free_ring.try_claim();  // the recycle preempted after its claim
+  REQUIRE(stalled != plumb::detail::IndexRing::kNoPosition);
+  for (std::size_t i = 1; i < kCapacity; ++i) {
+    link.core.recycle(held[i], stop);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // the woken one sleeps again
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(served.load() == 0);  // nothing pops past an unpublished head
+
+  free_ring.publish(stalled, held[0]);  // the stalled recycle runs on: publish, notify
+  Probe::notify_free(link.core);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (served.load() < kProducers && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(served.load() == kProducers);
+  fail(state);  // wakes any producer still asleep (the failure above), so that the test ends
+  for (std::thread& thread : producers) thread.join();
 }

@@ -3,6 +3,7 @@
 // pipelines: shared-memory links, deaths, the grace period, signals, leaks of processes and
 // mappings. The behaviour every mode shares is tested in each mode in pipeline_test.cpp.
 
+#include <plumb/graph.hpp>
 #include <plumb/plumb.hpp>
 
 #include "support/stages.hpp"
@@ -183,6 +184,39 @@ TEST_CASE("process mode: a message over max_message_size names the stage, size a
                                               "over the max_message_size(1024)"));
   plumb::Pipeline roomy{plumb::stage(big, 5000).max_message_size(8192), plumb::stage(length)};
   CHECK(roomy.run(Mode::process) == 5000);
+}
+
+// 300 000-byte strings through two process links and a 300 000-byte result: each over the
+// 128 KiB default. RunOptions::max_message_size raises every stage's slots at once.
+TEST_CASE("process mode: RunOptions::max_message_size raises every stage's slots, its result's too",
+          "[process][errors]") {
+  auto big = [](int count) -> Generator<std::string> {
+    for (int i = 0; i < count; ++i) co_yield std::string(300'000, static_cast<char>('a' + i));
+  };
+  auto pass = [](Stream<std::string> in) -> Generator<std::string> {
+    for (std::string& text : in) co_yield std::move(text);
+  };
+  auto last = [](Stream<std::string> in) {
+    std::string kept;
+    for (std::string& text : in) kept = std::move(text);
+    return kept;
+  };
+  plumb::Pipeline pipeline{plumb::stage(big, 3).name("big"), plumb::stage(pass).name("pass"), plumb::stage(last)};
+  CHECK_THROWS_WITH(pipeline.run(Mode::process), Catch::Contains("stage 0 ('big') worker 0 produced a message") &&
+                                                     Catch::Contains("over the max_message_size(131072)"));
+  CHECK(pipeline.run({.mode = Mode::process, .max_message_size = 400'000}) == std::string(300'000, 'c'));
+  // A stage's own larger size stands; a smaller one is raised to the run's.
+  plumb::Pipeline mixed{plumb::stage(big, 2).max_message_size(1024), plumb::stage(pass).max_message_size(1 << 20),
+                        plumb::stage(last)};
+  CHECK(mixed.run({.mode = Mode::process, .max_message_size = 400'000}) == std::string(300'000, 'b'));
+  CHECK_THROWS_WITH(mixed.run({.mode = Mode::process, .max_message_size = 200'000}),
+                    Catch::Contains("stage 0 worker 0 produced a message of 300008 bytes, over the max_message_size(200000)"));
+  CHECK_THROWS_WITH(pipeline.run({.mode = Mode::process, .max_message_size = plumb::kMaxMessageSize + 1}),
+                    Catch::Contains("plumb.config_error: RunOptions::max_message_size("));
+  // A graph's nodes too.
+  plumb::Graph graph{plumb::node<"big">(plumb::stage(big, 2)), plumb::node<"last">(plumb::stage(last), plumb::from<"big">)};
+  CHECK_THROWS_AS(graph.run(Mode::process), plumb::StageError);
+  CHECK(graph.run({.mode = Mode::process, .max_message_size = 400'000}) == std::string(300'000, 'b'));
 }
 
 TEST_CASE("process mode: 50 runs, failing ones included, leave no zombie, fd or /dev/shm entry",

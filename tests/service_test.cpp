@@ -277,10 +277,18 @@ void check_item_error(Mode mode) {
     }
   }
   CHECK(service.submit(11).get() == 11);
-  service.close();
+  CHECK_NOTHROW(service.close());  // an item's error is its future's, not close()'s
   CHECK_FALSE(service.broken());
   CHECK(calls.load() == 2);
   CHECK(seen.load() == 10);
+  // The statistics name the failure where it happened; the failed item passed the next stage by.
+  const plumb::Stats& stats = service.last_stats();
+  REQUIRE(stats.stages.size() == 4);  // submit, checker, count_items, answers
+  CHECK(stats.stages[1].failed_items == 1);
+  CHECK(stats.stages[1].packets_out == 11);
+  CHECK(stats.stages[2].failed_items == 0);
+  CHECK(stats.stages[3].failed_items == 0);
+  CHECK_THAT(stats.table(), Catch::Contains("failed items (answered with the stage's error): 'checker' 1"));
 }
 
 // A stage that breaks the one-output rule ends the Service with a StageError naming it.

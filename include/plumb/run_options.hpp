@@ -3,6 +3,7 @@
 // plumb/run_options.hpp: Mode and RunOptions.
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <stop_token>
 
@@ -65,6 +66,11 @@ struct RunOptions {
   bool timing = true;
   /// Which thread may run a worker (see `Scheduling`); `.pinned()` pins a single stage.
   Scheduling scheduling = Scheduling::adaptive;
+  /// The least `max_message_size` of every stage, in bytes: a link that crosses a process
+  /// boundary has slots of the larger of this and its stage's own `.max_message_size()` (which
+  /// is 128 KiB unless set), and so does a sink's value returned from a worker process. One
+  /// setting for a pipeline whose packets are all large. Zero: each stage's own.
+  std::size_t max_message_size = 0;
 };
 
 }  // namespace plumb

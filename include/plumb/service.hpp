@@ -22,6 +22,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <future>
 #include <optional>
@@ -57,7 +58,12 @@ inline constexpr std::size_t kItemErrorRoom = detail::kItemErrorRoom;
 ///   that error, `submit()` throws it, and `broken()` is true. Nothing restarts.
 ///
 /// Shutdown: `close()` answers every accepted item, then ends the run; `cancel()` stops it now
-/// (unanswered futures get `CancelledError`). The destructor calls `close()`.
+/// (unanswered futures get `CancelledError`). The destructor calls `close()`. `close()` throws
+/// the error that ended a broken Service (which its unanswered futures got too), never an
+/// item's own error.
+///
+/// Statistics: a failed item passes the later stages by and counts as their packet; the stage
+/// that failed it counts it in `StageStats::failed_items`.
 ///
 /// Sizes, with worker processes: an item that encodes to more than the first stage's
 /// `max_message_size` is refused by submit() (a `plumb::Error` to that caller). An output that
@@ -164,7 +170,7 @@ class Service {
     if (!all_sequential) answer_.mode(Mode::thread);
 
     setup_.emplace(specs(), options, false);
-    std::vector<std::size_t> limits = detail::process_link_limits(setup_->plan(), setup_->stage_options());
+    std::vector<std::size_t> limits = detail::process_link_limits(setup_->plan(), setup_->max_message_sizes());
     // Where items cross into a worker process right away, too large ones are refused in
     // submit(); a stage's output too large for its link fails its item (fit_to_link).
     size_limit_ = limits[0];
@@ -294,6 +300,11 @@ class Service {
     } catch (...) {
       error = std::current_exception();
       failure_ = setup_->failure();
+    }
+    // Every answer is in: the failed items per stage (the answers stage counted them).
+    const std::vector<std::uint64_t> failed = core_.failed_items();
+    for (std::size_t i = 0; i < failed.size() && i < stats_.stages.size(); ++i) {
+      stats_.stages[i].failed_items = failed[i];
     }
     core_.end(error);
   }

@@ -71,6 +71,10 @@ struct StageStats {
   std::uint64_t packets_out = 0;
   /// Of `packets_out`, those made on the next stage's threads (see `WorkerStats::helped_out`).
   std::uint64_t helped_out = 0;
+  /// A plumb::Service's stage: the items that failed in it (their futures got its exception).
+  /// A failed item still passes on to the next stages, which let it by: it counts in their
+  /// `packets_in` and `packets_out`, and in this stage's `packets_out`. 0 in a Pipeline.
+  std::uint64_t failed_items = 0;
   /// Busy time (see `WorkerStats::busy`), summed over its workers. A run of fused stages shares
   /// its workers' time: their `starved` goes to the first stage of the run, their `blocked` to
   /// the last, and their `busy` is split among them by sampling (each stage's first 16 packets
@@ -341,6 +345,13 @@ inline std::string Stats::table() const {
                       100.0 * static_cast<double>(stage.helped_out) / static_cast<double>(stage.packets_out));
   }
   if (!lent.empty()) text += "lent (packets made on the next stage's threads): " + lent + '\n';
+  // A Service's failed items: counted as packets where they passed, named here.
+  std::string failed;
+  for (const StageStats& stage : stages) {
+    if (stage.failed_items == 0) continue;
+    detail::format_to(failed, "{}'{}' {}", failed.empty() ? "" : ", ", stage.name, stage.failed_items);
+  }
+  if (!failed.empty()) text += "failed items (answered with the stage's error): " + failed + '\n';
   return text;
 }
 

@@ -298,7 +298,7 @@ class ProcessExecutor final : public Executor {
   void report_death(const Child& child, const std::string& how) {
     const WorkerInfo& worker = infos_[child.worker_id][child.stage_index];
     state_.fail(std::make_exception_ptr(WorkerDiedError(
-                    detail::format("plumb.stage_error: {} worker {} (pid {}) {}",
+                    detail::format("plumb.worker_died: {} worker {} (pid {}) {}",
                                 describe_stage(worker.stage_index, worker.stage_name), worker.index,
                                 child.pid, how),
                     worker.stage_index, worker.stage_name, worker.index, child.pid)),

@@ -12,6 +12,7 @@
 #include <plumb/stage.hpp>
 
 #include <array>
+#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -26,7 +27,7 @@ struct GraphSetup {
   static constexpr std::size_t kCount = sizeof...(Nodes);
 
   GraphSetup(const std::tuple<Nodes...>& nodes, const RunOptions& options, std::size_t value_sink)
-      : shapes(kCount) {
+      : shapes(kCount), least_message_size_(options.max_message_size) {
     [&]<std::size_t... K>(std::index_sequence<K...>) { (describe<K>(nodes, value_sink), ...); }(
         std::index_sequence_for<Nodes...>{});
     validate_run_options(options);
@@ -40,11 +41,13 @@ struct GraphSetup {
   GraphPlan plan;
 
  private:
+  std::size_t least_message_size_;  // RunOptions::max_message_size
+
   template <std::size_t K>
   void describe(const std::tuple<Nodes...>& nodes, std::size_t value_sink) {
     const auto& node = std::get<K>(nodes);
     stage_options[K] = &node.stage.options();
-    max_message_sizes[K] = node.stage.options().max_message_size;
+    max_message_sizes[K] = std::max(node.stage.options().max_message_size, least_message_size_);
     names.push_back(node.stage.options().name);
     GraphNodeShape& shape = shapes[K];
     for (std::string_view input : Topo::template input_names<K>()) {

@@ -60,26 +60,40 @@ class IndexRing {
 
   // Appends `index`; false if the cell is not free yet (full, or its consumer is mid-pop).
   bool try_push(std::uint32_t index) noexcept {
+    const std::uint64_t position = try_claim();
+    if (position == kNoPosition) return false;
+    publish(position, index);
+    return true;
+  }
+
+  // The two halves of try_push(), apart only in tests (a push preempted between them): claims
+  // the next position, or returns kNoPosition if its cell is not free yet; publish() writes
+  // `index` into the claimed position and hands it to the consumers.
+  static constexpr std::uint64_t kNoPosition = UINT64_MAX;
+  std::uint64_t try_claim() noexcept {
     // Relaxed: a stale position only makes the CAS below fail or the sequence check retry.
     std::uint64_t position = enqueue_pos_.load(std::memory_order_relaxed);
     for (;;) {
-      Cell& cell = cells()[position & mask_];
+      const Cell& cell = cells()[position & mask_];
       const std::uint64_t sequence = cell.sequence.load(std::memory_order_acquire);  // [sync R-P1] pairs with [sync R-C2]
       const auto difference = static_cast<std::int64_t>(sequence - position);
       if (difference == 0) {
         // Relaxed CAS: claiming the position publishes nothing; the cell's sequence does (R3).
         if (enqueue_pos_.compare_exchange_weak(position, position + 1, std::memory_order_relaxed,
                                                std::memory_order_relaxed)) {
-          cell.index = index;
-          cell.sequence.store(position + 1, std::memory_order_release);  // [sync R-P2] publishes index; pairs with [sync R-C1]
-          return true;
+          return position;
         }
       } else if (difference < 0) {
-        return false;
+        return kNoPosition;
       } else {
         position = enqueue_pos_.load(std::memory_order_relaxed);  // another producer moved on
       }
     }
+  }
+  void publish(std::uint64_t position, std::uint32_t index) noexcept {
+    Cell& cell = cells()[position & mask_];
+    cell.index = index;
+    cell.sequence.store(position + 1, std::memory_order_release);  // [sync R-P2] publishes index; pairs with [sync R-C1]
   }
 
   // True if some position was claimed by a producer and not yet by a consumer. Racy: a hint.

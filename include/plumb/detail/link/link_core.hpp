@@ -24,7 +24,7 @@ namespace plumb::detail {
 // (works on the packet in place) -> free ring. A producer takes a free slot *before* it resumes
 // its generator, and a consumer gives its slot back only when it asks for the next packet, so
 // the number of slots bounds the packets being built, queued and worked on together (the
-// brief's "packets in flight"). See docs/design/link.md.
+// "packets in flight" of a stage's .in_flight()). See docs/design/link.md.
 //
 // Invariants:
 //   L1: (ring path) each slot index is in exactly one place: the free ring, the ready ring, or
@@ -34,6 +34,10 @@ namespace plumb::detail {
 //       consumer's hands (the typed links, RingLink and ShmLink, keep this one).
 //   L3: producers_left_ counts producer workers that have not called producer_done(); once it is
 //       0 no index enters the ready ring again.
+//   L4: (ring path) no index waits in a ring while a worker sleeps for one: each push notifies
+//       one waiter, and a waiter that got an index after waiting notifies the next while the
+//       ring looks non-empty (a push's notify can be spent on a waiter that found an earlier
+//       position still mid-push; the pass-on makes it good once that one is published).
 // Written by: producers (enqueue, return_slot, producer_done), consumers (recycle).
 //
 // A link with one producer worker and one consumer worker (the common case) skips the index
@@ -71,7 +75,17 @@ enum class FreedFor : std::uint8_t { producers, holder };
 enum class LinkPath : std::uint8_t { any, rings };
 
 template <Sharing Share>
+class LinkCore;
+
+// Reaches a LinkCore's rings and events from tests/link_core_test.cpp (defined there only): how a
+// test stalls a push between its claim and its publish.
+template <Sharing Share>
+struct LinkCoreProbe;
+
+template <Sharing Share>
 class LinkCore {
+  friend struct LinkCoreProbe<Share>;
+
  public:
   static constexpr std::uint32_t kEnd = IndexRing::kNone;
   // take_until() and try_take(): no packet yet, not the end either; try_acquire_slot(): no room.
@@ -109,6 +123,12 @@ class LinkCore {
         },
         SpinPolicy{});
     if (slot == kEnd) throw Stopped{};
+    // L4: a producer woken for a later recycle can find the free ring's head cell still
+    // mid-push (its recycler preempted between claim and publish) and sleep again; the one
+    // notify of that head's publish then wakes one waiter only. Whoever gets a slot after a
+    // wait passes the wake-up on while more look free (as take_until() does for packets), so
+    // the wake-ups spent on a stalled head are made good once it is published.
+    if (free_ring().was_nonempty()) free_event_.notify_one();
     return slot;
   }
 

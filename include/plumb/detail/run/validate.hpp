@@ -77,6 +77,11 @@ inline void validate_run_options(const RunOptions& options) {
                          what));
     }
   };
+  if (options.max_message_size > kMaxMessageSize) {
+    throw ConfigError(detail::format(
+        "plumb.config_error: RunOptions::max_message_size({}) is over the largest slot plumb maps ({} bytes)",
+        options.max_message_size, kMaxMessageSize));
+  }
   check(options.inactivity_timeout, "inactivity_timeout");
   check(options.grace_period, "grace_period");
   check(options.progress_interval, "progress_interval");

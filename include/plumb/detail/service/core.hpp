@@ -170,6 +170,12 @@ class ServiceCore : public ServiceErrors {
       promises_.erase(found);
     }
     if (packet.error) {
+      {
+        std::lock_guard lock(mutex_);
+        const auto stage = static_cast<std::size_t>(packet.error->stage_index);
+        if (failed_.size() <= stage) failed_.resize(stage + 1, 0);
+        ++failed_[stage];
+      }
       promise.set_exception(take_error(packet.id, *packet.error));
     } else {
       promise.set_value(std::move(*packet.value));
@@ -242,6 +248,12 @@ class ServiceCore : public ServiceErrors {
     return ended_;
   }
 
+  // The items that failed, by the index of the stage that failed them (answer()).
+  [[nodiscard]] std::vector<std::uint64_t> failed_items() const {
+    std::lock_guard lock(mutex_);
+    return failed_;
+  }
+
  private:
   [[nodiscard]] bool accepting() const noexcept { return !closing_ && !stopping_ && !ended_; }
 
@@ -275,6 +287,7 @@ class ServiceCore : public ServiceErrors {
   bool stopping_ = false;
   bool ended_ = false;  // S3
   std::exception_ptr error_;
+  std::vector<std::uint64_t> failed_;  // items failed, by stage index (answer())
 };
 
 }  // namespace plumb::detail

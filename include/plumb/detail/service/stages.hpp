@@ -235,14 +235,14 @@ inline constexpr std::size_t kItemErrorRoom = sizeof(SharedFailure) + 1024;
 // For each stage, the slot size of the link after it where that link crosses a process
 // boundary (Plan::crosses_processes, as LinkSet decides), else 0: a Service's packets have no
 // fixed size, so the slots are max_message_size bytes.
+// `sizes`: each stage's max_message_size for this run (RunSetup::max_message_sizes()).
 template <std::size_t Count>
-std::vector<std::size_t> process_link_limits(const Plan& plan,
-                                             const std::array<const StageOptions*, Count>& stages) {
+std::vector<std::size_t> process_link_limits(const Plan& plan, const std::array<std::size_t, Count>& sizes) {
   std::vector<std::size_t> limits(Count, 0);
   for (std::size_t g = 0; g + 1 < plan.groups.size(); ++g) {
     const std::size_t producer = plan.groups[g].last;
     if (plan.crosses_processes(g)) {
-      limits[producer] = stages[producer]->max_message_size;
+      limits[producer] = sizes[producer];
     }
   }
   return limits;
