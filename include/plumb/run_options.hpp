@@ -45,7 +45,9 @@ struct RunOptions {
   /// stage body that never returns).
   std::chrono::steady_clock::duration inactivity_timeout = std::chrono::steady_clock::duration::zero();
   /// After the first error, how long worker processes get to stop on their own before they are
-  /// killed (all at once).
+  /// killed (all at once). After an `InactivityError` (the workers are stuck) at most 200 ms.
+  /// Thread workers cannot be killed: once this is over, plumb says on stderr which ones
+  /// `run()` still waits for.
   std::chrono::steady_clock::duration grace_period = std::chrono::seconds(5);
   /// Requesting stop on the matching `std::stop_source` makes `run()` stop every stage and throw
   /// `CancelledError`.

@@ -94,7 +94,7 @@ class Monitor {
     const auto now = Clock::now();
     const auto timeout = options_.inactivity_timeout;
     if (timeout > Clock::duration::zero() && now - last_activity_ > timeout) {
-      state_.fail(std::make_exception_ptr(inactivity_error(now - last_activity_)), std::nullopt);
+      fail_inactive(now - last_activity_);
       throw Stopped{};
     }
     last_activity_ = now;
@@ -124,7 +124,7 @@ class Monitor {
       last_activity_ = now;
     } else if (options_.inactivity_timeout > Clock::duration::zero() &&
                now - last_activity_ > options_.inactivity_timeout) {
-      state_.fail(std::make_exception_ptr(inactivity_error(now - last_activity_)), std::nullopt);
+      fail_inactive(now - last_activity_);
       return;
     }
     if (options_.progress && now >= next_report_) report(now);
@@ -145,6 +145,17 @@ class Monitor {
   void report_finished(const Stats& stats) {
     if (options_.progress) options_.progress(stats);
   }
+
+  void fail_inactive(Clock::duration idle) {
+    timed_out_.store(true, std::memory_order_release);  // [sync M-T]
+    if (!state_.fail(std::make_exception_ptr(inactivity_error(idle)), std::nullopt)) {
+      timed_out_.store(false, std::memory_order_relaxed);  // another error stopped the run first
+    }
+  }
+
+  // Whether the run's error is this monitor's InactivityError: its workers are stuck, and the
+  // supervisor does not give them the whole grace period (supervisor.hpp).
+  [[nodiscard]] bool timed_out() const noexcept { return timed_out_.load(std::memory_order_acquire); }
 
   [[nodiscard]] InactivityError inactivity_error(Clock::duration idle) const {
     return InactivityError(detail::format(
@@ -402,6 +413,10 @@ class Monitor {
   std::vector<std::size_t> first_worker_;  // per group, and one past the last worker
   Clock::time_point start_;
   Clock::time_point last_activity_;
+  // Set before the InactivityError is recorded (and taken back if another error was first), so
+  // that a supervisor that sees the run stopping for it sees it set ([sync M-T]: this release
+  // store, its acquire load; on_packet() runs in a sequential caller, poll() in the supervisor).
+  std::atomic<bool> timed_out_{false};
   Clock::time_point next_report_;
   Clock::time_point next_sample_{};
   std::uint64_t last_moved_ = 0;
