@@ -442,6 +442,48 @@ TEST_CASE("bottleneck() and its summary on hand-made stats", "[stats]") {
   CHECK(stats.bottleneck_summary() == "bottleneck: stage 'a' busy 100%; nearly as busy: 'b' 99%");
 }
 
+// Tiny work per packet and workers that mostly wait: the table adds what to do. Not with
+// dearer packets, busy workers, or too few packets to tell.
+TEST_CASE("the hint for tiny per-packet work, on hand-made stats", "[stats]") {
+  plumb::Stats stats;
+  stats.elapsed = 1s;
+  // 100 000 packets; 30 ms of work in each stage: 0.3 us per packet; 3 workers for 1 s.
+  for (const char* name : {"lines", "parse", "count"}) {
+    plumb::StageStats stage;
+    stage.name = name;
+    stage.packets_in = std::string(name) == "lines" ? 0 : 100'000;
+    stage.packets_out = std::string(name) == "count" ? 0 : 100'000;
+    stage.busy = 30ms;
+    stage.busy_fraction = 0.03;
+    stage.output = plumb::LinkStats{1, false, 0, 0.2};
+    stats.stages.push_back(stage);
+  }
+  stats.stages.back().output.reset();
+  CHECK(stats.hint() ==
+        "hint: no stage works more than 0.30 us per packet, and the workers spent 97% of the run waiting "
+        "on links: passing a packet on costs more than making it. Batch (a std::vector of many items per "
+        "packet), raise .in_flight() (the shortest link holds 1), or fuse cheap stages into the stage "
+        "before them (.mode(plumb::Mode::sequential))");
+  CHECK_THAT(stats.table(), Catch::Contains("\nhint: no stage works more than 0.30 us per packet"));
+  plumb::Stats dear = stats;
+  dear.stages[1].busy = 900ms;  // 9 us a packet
+  CHECK(dear.hint().empty());
+  plumb::Stats busy = stats;
+  for (plumb::StageStats& stage : busy.stages) {  // 0.6 us a packet, but busy 60% of the run
+    stage.packets_in = stage.packets_in == 0 ? 0 : 1'000'000;
+    stage.packets_out = stage.packets_out == 0 ? 0 : 1'000'000;
+    stage.busy = 600ms;
+  }
+  CHECK(busy.hint().empty());
+  plumb::Stats few = stats;
+  few.stages[0].packets_out = 999;
+  CHECK(few.hint().empty());
+  plumb::Stats untimed = stats;
+  untimed.timed = false;
+  CHECK(untimed.hint().empty());
+  CHECK_THAT(untimed.table(), !Catch::Contains("hint:"));
+}
+
 TEST_CASE("the dot and Mermaid pictures show every stage, link and the bottleneck", "[stats][picture]") {
   plumb::Pipeline pipeline{plumb::stage(numbers, kPackets).name("say \"hi\"").in_flight(6),
                            plumb::stage(slow).name("slow").workers(2).in_flight(3),

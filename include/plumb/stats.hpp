@@ -167,6 +167,11 @@ class Stats {
   /// upstream blocked 80%, downstream starved 75%".
   [[nodiscard]] std::string bottleneck_summary() const;
 
+  /// Advice when the work per packet is tiny everywhere and the workers spent most of the run
+  /// waiting on links (moving a packet then costs more than making it): batch, raise
+  /// in_flight, or fuse. Empty otherwise, or with too few packets (under 1000) to tell.
+  [[nodiscard]] std::string hint() const;
+
   /// A text table: one row per stage (mode, workers, in_flight, packets, rate, busy, starved,
   /// blocked, mean queue), then the bottleneck sentence, and where workers were lent (thread
   /// mode, `Scheduling::adaptive`) the share of each stage's packets made on the next stage's
@@ -305,6 +310,30 @@ inline std::string Stats::bottleneck_summary() const {
   return text;
 }
 
+inline std::string Stats::hint() const {
+  if (!timed || stages.empty() || graph() || stages.front().packets_out < 1000) return {};
+  constexpr double kTinyNs = 2000;  // work per packet this small is cheaper than a hand-off
+  double costliest_ns = 0;          // the largest work per packet of any stage
+  double busy_ns = 0;               // all stages' busy time
+  double worker_ns = 0;             // the run's time times the workers that own a thread
+  std::size_t shortest = 0;         // the smallest in_flight of a link
+  for (const StageStats& stage : stages) {
+    const auto packets = static_cast<double>(std::max(stage.packets_in, stage.packets_out));
+    const auto busy = static_cast<double>(stage.busy.count());
+    if (packets > 0) costliest_ns = std::max(costliest_ns, busy / packets);
+    busy_ns += busy;
+    if (!stage.fused) worker_ns += static_cast<double>(elapsed.count()) * static_cast<double>(stage.workers);
+    if (stage.output && (shortest == 0 || stage.output->capacity < shortest)) shortest = stage.output->capacity;
+  }
+  if (costliest_ns >= kTinyNs || worker_ns <= 0 || busy_ns / worker_ns >= 0.5) return {};
+  return detail::format(
+      "hint: no stage works more than {:.2f} us per packet, and the workers spent {} of the run "
+      "waiting on links: passing a packet on costs more than making it. Batch (a std::vector of "
+      "many items per packet), raise .in_flight() (the shortest link holds {}), or fuse cheap "
+      "stages into the stage before them (.mode(plumb::Mode::sequential))",
+      costliest_ns / 1000.0, detail::percent(1.0 - busy_ns / worker_ns), shortest);
+}
+
 inline std::string Stats::table() const {
   if (graph()) return detail::graph_table(*this);
   std::string text = detail::format("plumb: {} stages, {:.3f} s, {}\n", stages.size(),
@@ -337,6 +366,7 @@ inline std::string Stats::table() const {
   }
   text += bottleneck_summary();
   text += '\n';
+  if (const std::string advice = hint(); !advice.empty()) text += advice + '\n';
   // Lent workers (Scheduling::adaptive): which stages ran on the next stage's threads.
   std::string lent;
   for (const StageStats& stage : stages) {
