@@ -367,21 +367,24 @@ inline std::string Stats::table() const {
   text += bottleneck_summary();
   text += '\n';
   if (const std::string advice = hint(); !advice.empty()) text += advice + '\n';
+  // A line naming the stages that `value` (empty: none) describes, after `title`.
+  const auto stage_line = [&](std::string_view title, auto value) {
+    std::string line;
+    for (const StageStats& stage : stages) {
+      const std::string shown = value(stage);
+      if (!shown.empty()) detail::format_to(line, "{}'{}' {}", line.empty() ? "" : ", ", stage.name, shown);
+    }
+    if (!line.empty()) detail::format_to(text, "{}: {}\n", title, line);
+  };
   // Lent workers (Scheduling::adaptive): which stages ran on the next stage's threads.
-  std::string lent;
-  for (const StageStats& stage : stages) {
-    if (stage.helped_out == 0 || stage.packets_out == 0) continue;
-    detail::format_to(lent, "{}'{}' {:.0f}%", lent.empty() ? "" : ", ", stage.name,
-                      100.0 * static_cast<double>(stage.helped_out) / static_cast<double>(stage.packets_out));
-  }
-  if (!lent.empty()) text += "lent (packets made on the next stage's threads): " + lent + '\n';
+  stage_line("lent (packets made on the next stage's threads)", [](const StageStats& stage) {
+    if (stage.helped_out == 0 || stage.packets_out == 0) return std::string();
+    return detail::format("{:.0f}%", 100.0 * static_cast<double>(stage.helped_out) / static_cast<double>(stage.packets_out));
+  });
   // A Service's failed items: counted as packets where they passed, named here.
-  std::string failed;
-  for (const StageStats& stage : stages) {
-    if (stage.failed_items == 0) continue;
-    detail::format_to(failed, "{}'{}' {}", failed.empty() ? "" : ", ", stage.name, stage.failed_items);
-  }
-  if (!failed.empty()) text += "failed items (answered with the stage's error): " + failed + '\n';
+  stage_line("failed items (answered with the stage's error)", [](const StageStats& stage) {
+    return stage.failed_items == 0 ? std::string() : detail::format("{}", stage.failed_items);
+  });
   return text;
 }
 

@@ -12,7 +12,6 @@
 #include <plumb/stage.hpp>
 
 #include <array>
-#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -27,8 +26,8 @@ struct GraphSetup {
   static constexpr std::size_t kCount = sizeof...(Nodes);
 
   GraphSetup(const std::tuple<Nodes...>& nodes, const RunOptions& options, std::size_t value_sink)
-      : shapes(kCount), least_message_size_(options.max_message_size) {
-    [&]<std::size_t... K>(std::index_sequence<K...>) { (describe<K>(nodes, value_sink), ...); }(
+      : shapes(kCount) {
+    [&]<std::size_t... K>(std::index_sequence<K...>) { (describe<K>(nodes, options, value_sink), ...); }(
         std::index_sequence_for<Nodes...>{});
     validate_run_options(options);
     plan = make_graph_plan(stage_options, names, shapes, options.mode);
@@ -41,13 +40,11 @@ struct GraphSetup {
   GraphPlan plan;
 
  private:
-  std::size_t least_message_size_;  // RunOptions::max_message_size
-
   template <std::size_t K>
-  void describe(const std::tuple<Nodes...>& nodes, std::size_t value_sink) {
+  void describe(const std::tuple<Nodes...>& nodes, const RunOptions& options, std::size_t value_sink) {
     const auto& node = std::get<K>(nodes);
     stage_options[K] = &node.stage.options();
-    max_message_sizes[K] = std::max(node.stage.options().max_message_size, least_message_size_);
+    max_message_sizes[K] = message_size_of(node.stage.options(), options);
     names.push_back(node.stage.options().name);
     GraphNodeShape& shape = shapes[K];
     for (std::string_view input : Topo::template input_names<K>()) {

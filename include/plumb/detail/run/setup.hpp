@@ -12,7 +12,6 @@
 #include <plumb/stage.hpp>
 
 #include <array>
-#include <algorithm>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -39,7 +38,7 @@ class RunSetup {
         [&](const auto&... spec) {
           std::size_t index = 0;
           ((stage_options_[index] = &spec.options(),
-            max_message_sizes_[index] = std::max(spec.options().max_message_size, options.max_message_size),
+            max_message_sizes_[index] = message_size_of(spec.options(), options),
             names_.push_back(spec.options().name.empty() ? detail::format("stage {}", index)
                                                          : spec.options().name),
             ++index),

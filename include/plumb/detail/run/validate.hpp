@@ -9,6 +9,7 @@
 #include <plumb/stage.hpp>
 
 #include <chrono>
+#include <algorithm>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -68,6 +69,12 @@ inline void validate_stages(std::span<const StageOptions* const> stages,
 }
 
 // Throws ConfigError for a negative duration in `options`.
+// The slot size of a stage's output link (where it crosses processes) in a run with `run`:
+// its own max_message_size, raised to RunOptions::max_message_size.
+inline std::size_t message_size_of(const StageOptions& stage, const RunOptions& run) noexcept {
+  return std::max(stage.max_message_size, run.max_message_size);
+}
+
 inline void validate_run_options(const RunOptions& options) {
   const auto check = [](std::chrono::steady_clock::duration value, std::string_view what) {
     if (value < std::chrono::steady_clock::duration::zero()) {

@@ -168,14 +168,13 @@ class ServiceCore : public ServiceErrors {
       PLUMB_ASSERT(found != promises_.end(), "plumb::Service: an answer for an unknown item");
       promise = std::move(found->second);
       promises_.erase(found);
-    }
-    if (packet.error) {
-      {
-        std::lock_guard lock(mutex_);
+      if (packet.error) {
         const auto stage = static_cast<std::size_t>(packet.error->stage_index);
         if (failed_.size() <= stage) failed_.resize(stage + 1, 0);
         ++failed_[stage];
       }
+    }
+    if (packet.error) {
       promise.set_exception(take_error(packet.id, *packet.error));
     } else {
       promise.set_value(std::move(*packet.value));
