@@ -35,6 +35,41 @@ template <class T>
 struct GeneratorAccess;
 template <class>
 inline constexpr bool dependent_false = false;
+// What a Generator<T> or Stream<T> whose T breaks their rule (a reference, an array, const)
+// holds instead: an object type close to T, else a stand-in that converts to anything. The
+// class stays well-formed, so the rule's static_assert is the one error (no "forming pointer to
+// reference", no error in the stage's body). Never used at run time: the program does not
+// compile.
+struct NotAValue {
+  template <class U>
+  operator U&() const;
+};
+template <class T>
+using StoredAs =
+    std::conditional_t<std::is_object_v<T> && !std::is_array_v<T>, std::remove_cv_t<T>, NotAValue>;
+template <class T>
+inline constexpr bool kPacketType =
+    std::is_object_v<T> && !std::is_const_v<T> && !std::is_volatile_v<T> && !std::is_array_v<T>;
+
+// The rules on a Generator's and a Stream's T, each a function called from a static_assert in
+// the class: a failed static_assert inside a function leaves the class well-formed, so Clang
+// adds no error of its own for each use of the class (a class whose static_assert fails is
+// invalid there). They return true: the failure is the static_assert inside.
+template <class T>
+constexpr bool check_generator_element() {
+  static_assert(kPacketType<T>,
+                "plumb::Generator<T>: T must be a non-const, non-array object type (not a "
+                "reference); yield values, e.g. Generator<std::string> rather than "
+                "Generator<const std::string&>");
+  return true;
+}
+template <class T>
+constexpr bool check_stream_element() {
+  static_assert(kPacketType<T>,
+                "plumb::Stream<T>: T must be a non-const, non-array object type (not a "
+                "reference), the same T as the previous stage's Generator<T>");
+  return true;
+}
 }  // namespace detail
 
 /// A lazy, move-only coroutine generator of `T` values: the return type of every source and
@@ -59,11 +94,11 @@ inline constexpr bool dependent_false = false;
 /// ```
 template <class T>
 class [[nodiscard]] Generator {
-  static_assert(std::is_object_v<T> && !std::is_const_v<T> && !std::is_volatile_v<T> &&
-                    !std::is_array_v<T>,
-                "plumb::Generator<T>: T must be a non-const, non-array object type (not a "
-                "reference); yield values, e.g. Generator<std::string> rather than "
-                "Generator<const std::string&>");
+  static_assert(detail::check_generator_element<T>());
+  static constexpr bool kValidT = detail::kPacketType<T>;
+  // What the body's values are held as: T, or a stand-in for a T the rule rejects (so that the
+  // class stays well-formed and the rule's static_assert is the one error).
+  using Value = detail::StoredAs<T>;
 
  public:
   class promise_type;
@@ -71,7 +106,7 @@ class [[nodiscard]] Generator {
   /// The type of the values the body yields.
   using value_type = T;
   /// What an iterator gives: the current value, which the consumer may move from.
-  using reference = T&;
+  using reference = Value&;
   using handle_type = std::coroutine_handle<promise_type>;
 
   class promise_type {
@@ -84,18 +119,30 @@ class [[nodiscard]] Generator {
 
     // An rvalue lives in the coroutine frame until the body is resumed (end of the full
     // expression that contains co_yield), so pointing at it is enough: no copy, no move.
-    std::suspend_always yield_value(T&& value) noexcept {
+    std::suspend_always yield_value(Value&& value) noexcept {
       value_ = std::addressof(value);
       return {};
     }
 
     // An lvalue is copied into the awaiter (which also lives until the body resumes), so the
     // consumer may move from what it receives without disturbing the body's variable.
-    auto yield_value(const T& value) noexcept(std::is_nothrow_copy_constructible_v<T>) {
-      static_assert(std::is_copy_constructible_v<T>,
-                    "plumb::Generator: co_yield of an lvalue hands over a copy, and T is not "
-                    "copyable; write co_yield std::move(value)");
-      return CopyAwaiter{value};
+    auto yield_value(const Value& value) noexcept(std::is_nothrow_copy_constructible_v<Value>) {
+      if constexpr (std::is_copy_constructible_v<Value>) {
+        return CopyAwaiter{value};
+      } else {  // the one error: no "deleted copy constructor" after it
+        static_assert(std::is_copy_constructible_v<Value>,
+                      "plumb::Generator: co_yield of an lvalue hands over a copy, and T is not "
+                      "copyable; write co_yield std::move(value)");
+        return std::suspend_always{};
+      }
+    }
+
+    // A body of a Generator<T> whose T breaks the rule yields anything without an error of its
+    // own: the class's static_assert reports the rule.
+    template <class U>
+      requires(!kValidT)
+    std::suspend_always yield_value(U&&) noexcept {
+      return {};
     }
 
     // Any co_await in the body lands here; the static_assert names the rule (instead of the
@@ -115,7 +162,7 @@ class [[nodiscard]] Generator {
     friend struct detail::GeneratorAccess;
 
     struct CopyAwaiter {
-      T copy;
+      Value copy;
       bool await_ready() const noexcept { return false; }
       void await_suspend(handle_type handle) noexcept {
         handle.promise().value_ = std::addressof(copy);
@@ -125,7 +172,7 @@ class [[nodiscard]] Generator {
 
     // Resumes the body; returns the next value or nullptr once it finished. Rethrows what the
     // body threw.
-    T* resume(handle_type handle) {
+    Value* resume(handle_type handle) {
       handle.resume();
       if (handle.done()) {
         value_ = nullptr;
@@ -135,7 +182,7 @@ class [[nodiscard]] Generator {
       return value_;
     }
 
-    T* value_ = nullptr;
+    Value* value_ = nullptr;
     std::exception_ptr exception_;
   };
 
@@ -145,7 +192,7 @@ class [[nodiscard]] Generator {
     /// The type of the values the body yields.
     using value_type = T;
     /// What `*it` gives: the current value, which the consumer may move from.
-    using reference = T&;
+    using reference = Value&;
     /// Required by `std::input_iterator`; never used for arithmetic.
     using difference_type = std::ptrdiff_t;
     /// Single pass: an input iterator.
@@ -156,7 +203,7 @@ class [[nodiscard]] Generator {
     /// Returns the current value. Valid until the next `++it`.
     reference operator*() const noexcept { return *value_; }
     /// Points at the current value. Valid until the next `++it`.
-    T* operator->() const noexcept { return value_; }
+    Value* operator->() const noexcept { return value_; }
     /// Resumes the body until its next value. Throws what the body throws.
     iterator& operator++() {
       value_ = handle_.promise().resume(handle_);
@@ -171,9 +218,9 @@ class [[nodiscard]] Generator {
 
    private:
     friend class Generator;
-    iterator(handle_type handle, T* value) noexcept : handle_(handle), value_(value) {}
+    iterator(handle_type handle, Value* value) noexcept : handle_(handle), value_(value) {}
     handle_type handle_{};
-    T* value_ = nullptr;
+    Value* value_ = nullptr;
   };
 
   /// An empty generator: no body, yields nothing.

@@ -78,7 +78,7 @@ class Graph {
 
  public:
   /// What `run()` returns: the value of the one sink that returns one, else void.
-  using result_type = std::conditional_t<kOk, typename Base::Result, void>;
+  using result_type = std::conditional_t<kOk, typename Base::Result, detail::Rejected>;
   /// True when the graph has an output: a node that yields and that no node reads, whose
   /// packets `stream()` gives.
   static constexpr bool yields = kOk && kOutput < kCount;
@@ -86,7 +86,7 @@ class Graph {
   using value_type = std::conditional_t<yields, typename detail::Topology<Nodes...>::template Output<(yields ? kOutput : 0)>, void>;
 
  private:
-  using streamed_type = std::conditional_t<yields, value_type, detail::Invalid>;
+  using streamed_type = std::conditional_t<yields, value_type, detail::Rejected>;
 
  public:
   /// Number of nodes.

@@ -38,7 +38,7 @@ constexpr bool pipeline_ok() {
 // stream() iterates (the last stage's packets; void for a pipeline that ends in a sink).
 template <bool Ok, class... Stages>
 struct PipelineResult {
-  using type = Invalid;
+  using type = Rejected;
   using streamed = void;
   static constexpr bool yields = false;
 };
@@ -104,11 +104,8 @@ class Pipeline {
   static_assert((detail::IsStage<Stages>::value && ...),
                 "plumb::Pipeline: every argument must be a stage, written "
                 "plumb::stage(callable, constants...)");
-  static constexpr bool kShapeOk = sizeof...(Stages) >= 2 && (detail::IsStage<Stages>::value && ...);
+  // Every broken rule is one static_assert, in the stage's check (core/type_rules.hpp).
   static constexpr bool kOk = detail::pipeline_ok<Stages...>();
-  static_assert(!kShapeOk || kOk,
-                "plumb::Pipeline: the stages do not fit together; the first plumb:: error above "
-                "names the rule and the stage");
 
  public:
   /// What `run()` returns: the sink's return type (void when the last stage yields).
@@ -121,7 +118,7 @@ class Pipeline {
  private:
   // What Results iterates: value_type, or a placeholder for a pipeline that ends in a sink (so
   // that stream()'s declaration stays valid and its static_assert is the one error).
-  using streamed_type = std::conditional_t<yields, value_type, detail::Invalid>;
+  using streamed_type = std::conditional_t<yields, value_type, detail::Rejected>;
 
  public:
   /// Number of stages.

@@ -92,6 +92,9 @@ template <class... Stages>
 class Service {
   static_assert(sizeof...(Stages) >= 1, "plumb::Service: give it at least one stage");
   using Rules = detail::ServiceRules<Stages...>;
+  // Instantiated with the class, so it runs the stages' checks: each broken rule is one
+  // static_assert naming the stage (detail/service/rules.hpp).
+  using Checked = std::bool_constant<Rules::ok>;
 
  public:
   /// The type submit() takes: what the first stage's Stream yields.
@@ -296,7 +299,9 @@ class Service {
   void run() {
     std::exception_ptr error;
     try {
-      Runner(specs(), *setup_, arena_, stats_).run();
+      if constexpr (Checked::value) {  // a broken rule's error stands alone
+        Runner(specs(), *setup_, arena_, stats_).run();
+      }
     } catch (...) {
       error = std::current_exception();
       failure_ = setup_->failure();

@@ -95,16 +95,16 @@ class RangeInput final : public Input<T> {
 /// Thread or process affinity: one thread at a time.
 template <class T>
 class Stream {
-  static_assert(std::is_object_v<T> && !std::is_const_v<T> && !std::is_volatile_v<T> &&
-                    !std::is_array_v<T>,
-                "plumb::Stream<T>: T must be a non-const, non-array object type (not a "
-                "reference), the same T as the previous stage's Generator<T>");
+  static_assert(detail::check_stream_element<T>());
+  // What the packets are held as: T, or a stand-in for a T the rule rejects (so that the class
+  // stays well-formed, and a stage taking it adds no error to the rule's).
+  using Value = detail::StoredAs<T>;
 
  public:
   /// The type of the packets.
   using value_type = T;
   /// What an iterator gives: the current packet, which the stage may move from.
-  using reference = T&;
+  using reference = Value&;
 
   /// The input iterator of a Stream; `*it` is the current packet as `T&`.
   class iterator {
@@ -112,7 +112,7 @@ class Stream {
     /// The type of the packets.
     using value_type = T;
     /// What `*it` gives: the current packet, which the stage may move from.
-    using reference = T&;
+    using reference = Value&;
     /// Required by `std::input_iterator`; never used for arithmetic.
     using difference_type = std::ptrdiff_t;
     /// Single pass: an input iterator.
@@ -122,7 +122,7 @@ class Stream {
     /// Returns the current packet. Valid until the next `++it`.
     reference operator*() const noexcept { return *stream_->current_; }
     /// Points at the current packet. Valid until the next `++it`.
-    T* operator->() const noexcept { return stream_->current_; }
+    Value* operator->() const noexcept { return stream_->current_; }
     /// Releases the current packet and waits for the next one. Throws what the producer threw.
     iterator& operator++() {
       stream_->current_ = stream_->input_->next();
@@ -191,11 +191,11 @@ class Stream {
   template <class>
   friend struct detail::StreamAccess;
 
-  explicit Stream(detail::Input<T>& input) noexcept : input_(&input) {}
+  explicit Stream(detail::Input<Value>& input) noexcept : input_(&input) {}
 
-  std::unique_ptr<detail::Input<T>> owned_;
-  detail::Input<T>* input_ = nullptr;
-  T* current_ = nullptr;
+  std::unique_ptr<detail::Input<Value>> owned_;
+  detail::Input<Value>* input_ = nullptr;
+  Value* current_ = nullptr;
   bool started_ = false;
 };
 

@@ -1,5 +1,5 @@
 // expect-error: plumb::stage: the callable must be copy-constructible, because every worker gets its own copy
-// expect-error: CheckStage<1, 2,
+// expect-error: callable_is_copyable<plumb::detail::at_stage<1>,
 // A sink lambda that owns a move-only resource.
 #include <plumb/plumb.hpp>
 

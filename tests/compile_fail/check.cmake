@@ -1,11 +1,15 @@
 # Compiles one compile-fail source and checks the outcome against its expectations:
 #   // expect-error: <regex>   (one or more) the compile must fail and every regex must match
 #   // expect-success          the compile must succeed (a control for the harness itself)
+#   // several-errors: <why>   the compile may report more than one error (a third-party
+#                              library's own check); otherwise it must report exactly one, so
+#                              that a broken rule never brings a cascade of errors after it
 # Usage: cmake -DCOMMANDS=<build>/compile_commands.json -DSOURCE=<source> -P check.cmake
 # The compile command is the build's own (flags, warnings as errors, include paths), run
 # directly: sources that must fail stop at -fsyntax-only, controls compile to their object.
 file(STRINGS ${SOURCE} expect_errors REGEX "^// expect-error: ")
 file(STRINGS ${SOURCE} expect_success REGEX "^// expect-success")
+file(STRINGS ${SOURCE} several_errors REGEX "^// several-errors: ")
 if(NOT expect_errors AND NOT expect_success)
   message(FATAL_ERROR "${SOURCE}: no // expect-error: or // expect-success line")
 endif()
@@ -49,4 +53,12 @@ foreach(line ${expect_errors})
     message(FATAL_ERROR "${name} failed, but its output lacks /${pattern}/:\n${output}")
   endif()
 endforeach()
-message(STATUS "${name}: failed as expected with every expected message")
+if(NOT several_errors)
+  string(REGEX MATCHALL ": error: " errors "${output}")
+  list(LENGTH errors error_count)
+  if(NOT error_count EQUAL 1)
+    message(FATAL_ERROR "${name} failed with ${error_count} errors, one expected (a cascade after the rule's "
+                        "own error):\n${output}")
+  endif()
+endif()
+message(STATUS "${name}: failed as expected with every expected message, one error")

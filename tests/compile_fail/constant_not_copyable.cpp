@@ -1,5 +1,5 @@
 // expect-error: plumb::stage: every constant must be copy-constructible, because every worker gets its own copy
-// expect-error: CheckStage<0, 2,
+// expect-error: constant_is_copyable<plumb::detail::at_stage<0>, plumb::detail::constant<0>,
 // A move-only constant.
 #include <plumb/plumb.hpp>
 

@@ -1,5 +1,5 @@
-// expect-error: plumb::stage: the constants do not fit the callable
-// expect-error: CheckStage<1, 3,
+// expect-error: plumb::stage: the callable takes a different number of constants than plumb::stage\(\) was given
+// expect-error: constants_count_matches<plumb::detail::at_stage<1>, plumb::detail::takes<1>, plumb::detail::given<0> ?>
 // The processor needs a constant (the increment) that is not given.
 #include <plumb/plumb.hpp>
 

@@ -1,6 +1,7 @@
-// expect-error: plumb::stage: the constants do not fit the callable
-// expect-error: CheckStage<0, 2,
-// A generic lambda source given a constant of the wrong type.
+// expect-error: plumb::stage: a constant does not convert to its parameter's type
+// expect-error: constant_converts_to_parameter<plumb::detail::at_stage<0>, plumb::detail::constant<0>, std::(__cxx11::)?basic_string<char(, std::char_traits<char>, std::allocator<char>)?>, int>
+// A source lambda given a constant of the wrong type: the error names the stage (0), the
+// constant (0, a std::string) and the parameter type (int).
 #include <plumb/plumb.hpp>
 
 #include <string>

@@ -1,5 +1,5 @@
 // expect-error: plumb::Pipeline: every stage after the first must take a plumb::Stream<T> as its first parameter
-// expect-error: CheckStage<1, 3,
+// expect-error: consumer_takes_a_stream<plumb::detail::at_stage<1>,
 // A second source in the middle of the pipeline.
 #include <plumb/plumb.hpp>
 

@@ -1,5 +1,5 @@
 // expect-error: plumb::Graph: several nodes yield \(return plumb::Generator<T>\) but no node takes input from them
-// expect-error: Chars<'t', 'w', 'i', 'c', 'e'>
+// expect-error: Chars<'t', 'h', 'r', 'i', 'c', 'e'>
 // Nodes "twice" and "thrice" yield, and nothing reads them: one could be the graph's output
 // (read with stream()), not two.
 #include <plumb/graph.hpp>

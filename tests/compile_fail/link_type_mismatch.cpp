@@ -1,5 +1,5 @@
 // expect-error: plumb::Pipeline: a stage's input must match the previous stage's output
-// expect-error: CheckLink<1, std::(__cxx11::)?basic_string<char>, int>
+// expect-error: input_matches_previous_output<plumb::detail::at_stage<1>, std::(__cxx11::)?basic_string<char(, std::char_traits<char>, std::allocator<char>)?>, int>
 // The source yields strings, the sink reads ints.
 #include <plumb/plumb.hpp>
 

@@ -1,5 +1,5 @@
 // expect-error: plumb::Pipeline: only the last stage may be a sink
-// expect-error: CheckStage<1, 3,
+// expect-error: middle_stage_returns_generator<plumb::detail::at_stage<1>,
 // The middle stage returns a value instead of a Generator.
 #include <plumb/plumb.hpp>
 

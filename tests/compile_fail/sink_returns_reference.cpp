@@ -1,5 +1,5 @@
 // expect-error: plumb::Pipeline: a sink must return void or a value, not a reference
-// expect-error: CheckStage<1, 2,
+// expect-error: sink_returns_a_value<plumb::detail::at_stage<1>,
 // The sink returns a reference that would dangle.
 #include <plumb/plumb.hpp>
 

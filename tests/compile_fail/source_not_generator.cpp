@@ -1,5 +1,5 @@
 // expect-error: plumb::Pipeline: the first stage .the source. must return plumb::Generator<T>
-// expect-error: CheckStage<0, 2,
+// expect-error: source_returns_generator<plumb::detail::at_stage<0>,
 // The source returns a plain value.
 #include <plumb/plumb.hpp>
 

@@ -1,5 +1,5 @@
 // expect-error: plumb::Pipeline: the first stage must be a source, callable as Generator<T>.constants.... without a plumb::Stream parameter
-// expect-error: CheckStage<0, 2,
+// expect-error: source_takes_no_stream<plumb::detail::at_stage<0>,
 // The first stage consumes a Stream: nothing feeds it.
 #include <plumb/plumb.hpp>
 

@@ -1,5 +1,5 @@
 // expect-error: plumb::Pipeline: take the plumb::Stream<T> parameter by value
-// expect-error: CheckStage<1, 2,
+// expect-error: stream_taken_by_value<plumb::detail::at_stage<1>,
 // The sink takes its Stream by lvalue reference.
 #include <plumb/plumb.hpp>
 

@@ -110,19 +110,20 @@ constexpr bool check_source_shape() {
   return !DeclaresStream;
 }
 
-// `Outputs`: the graph's nodes that yield and that no node reads (at most one: the graph's
-// output, whose packets stream() gives the caller).
-template <class Node, bool HasSuccessors, bool Yields, std::size_t Outputs>
+// `OutputsBefore`: the nodes listed before this one that yield and that no node reads (at most
+// one such node in all: the graph's output, whose packets stream() gives the caller). The
+// second such node reports, once, naming itself.
+template <class Node, bool HasSuccessors, bool Yields, std::size_t OutputsBefore>
 constexpr bool check_ends() {
   static_assert(!HasSuccessors || Yields,
                 "plumb::Graph: a node that other nodes take input from must return "
                 "plumb::Generator<T> (the error's context shows check_ends<node>)");
-  static_assert(HasSuccessors || !Yields || Outputs <= 1,
+  static_assert(HasSuccessors || !Yields || OutputsBefore != 1,
                 "plumb::Graph: several nodes yield (return plumb::Generator<T>) but no node takes "
                 "input from them; a graph has at most one such node, its output, which "
                 "graph.stream() reads: add a node with plumb::from<\"this node\">, or make it a "
-                "sink (the error's context shows check_ends<node>)");
-  return (!HasSuccessors || Yields) && (HasSuccessors || !Yields || Outputs <= 1);
+                "sink (the error's context shows check_ends<node>, the second such node)");
+  return (!HasSuccessors || Yields) && (HasSuccessors || !Yields || OutputsBefore == 0);
 }
 
 template <class Node, class Target, bool Named, bool Takes>

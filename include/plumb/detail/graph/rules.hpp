@@ -286,11 +286,20 @@ struct NodeRules {
     using result = Invalid;
     using output = Invalid;
   };
+  static constexpr std::size_t kStageIndex = is_source ? 0 : 1;
   using StageCheck =
       std::conditional_t<types_ok,
-                         CheckStage<(is_source ? 0 : 1), 2, element, Spec, Ending::sink_or_generator>,
+                         StageFacts<kStageIndex, 2, element, Spec, Ending::sink_or_generator>,
                          Failed>;
-  static constexpr bool stage_ok = StageCheck::ok;
+  static constexpr bool compute_stage_ok() {
+    if constexpr (types_ok) {  // reports a broken rule, naming the node
+      return check_stage<SelfName, kStageIndex, 2, element, Ending::sink_or_generator>(
+          std::type_identity<Spec>{});
+    } else {
+      return false;
+    }
+  }
+  static constexpr bool stage_ok = compute_stage_ok();
 
   // The node's own rules; its ends (check_ends) are the graph's (GraphRules).
   static constexpr bool ok = types_ok && stage_ok;
@@ -387,17 +396,19 @@ struct GraphRules {
   }
   static constexpr bool names_ok = compute_names_ok();
 
-  // The nodes that yield and that no node reads (at most one: the output).
-  template <std::size_t... K>
-  static constexpr std::size_t outputs(std::index_sequence<K...>) {
-    return ((NodeRules<K, Nodes...>::is_output ? std::size_t{1} : std::size_t{0}) + ... + 0);
+  // The nodes before node `Before` that yield and that no node reads (at most one in all: the
+  // output).
+  template <std::size_t Before, std::size_t... K>
+  static constexpr std::size_t outputs_before(std::index_sequence<K...>) {
+    return (((K < Before && NodeRules<K, Nodes...>::is_output) ? std::size_t{1} : std::size_t{0}) +
+            ... + 0);
   }
   template <std::size_t K>
   static constexpr bool ends_ok() {
     using Rules = NodeRules<K, Nodes...>;
     if constexpr (Rules::ok) {
       return check_ends<typename Rules::SelfName, Rules::has_successors, !Rules::is_sink,
-                        outputs(std::index_sequence_for<Nodes...>{})>();
+                        outputs_before<K>(std::index_sequence_for<Nodes...>{})>();
     } else {
       return false;
     }
