@@ -122,6 +122,7 @@ TEST_CASE("process mode: a worker killed by SIGKILL under heavy traffic is repor
     pipeline.run(Mode::process);
     FAIL("run() returned");
   } catch (const plumb::WorkerDiedError& error) {
+    CHECK_THAT(error.what(), Catch::Matchers::StartsWith("plumb.worker_died: "));
     CHECK_THAT(error.what(), Catch::Matchers::Contains("stage 1 ('victim') worker 2"));
     CHECK_THAT(error.what(), Catch::Matchers::Contains("was killed by signal SIGKILL (9)"));
     CHECK(error.pid() > 0);

@@ -432,7 +432,7 @@ TEST_CASE("an error in a later stage stops an infinite source and wakes blocked 
       }
     }
   };
-  plumb::Pipeline at_the_end{plumb::stage(forever).workers(3).in_flight(8),
+  plumb::Pipeline at_the_end{plumb::stage(forever).workers(3).unpartitioned().in_flight(8),
                              plumb::stage(plus, 1).workers(4).in_flight(8), plumb::stage(slow_fail)};
   const auto start = Clock::now();
   CHECK_THROWS_WITH(at_the_end.run(mode), "sink gave up");
@@ -563,7 +563,7 @@ TEST_CASE("cancellation through the stop token stops a running pipeline", "[pipe
   auto sink = [](Stream<int> in, std::atomic<long>* seen) {
     for (int x : in) seen->fetch_add(x >= 0 ? 1 : 0);
   };
-  plumb::Pipeline pipeline{plumb::stage(forever).workers(2), plumb::stage(plus, 1).workers(2),
+  plumb::Pipeline pipeline{plumb::stage(forever).workers(2).unpartitioned(), plumb::stage(plus, 1).workers(2),
                            plumb::stage(sink, seen.get()).workers(2)};
   std::thread canceller([&] {
     eventually([&] { return seen.load() > 1000; });

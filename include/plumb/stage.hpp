@@ -41,6 +41,9 @@ struct StageOptions {
   bool ordered = false;
   /// The stage's workers run only on their own threads (see `Stage::pinned()`).
   bool pinned = false;
+  /// A source whose workers do not split the work by `this_worker()` (see
+  /// `Stage::unpartitioned()`).
+  bool unpartitioned = false;
 };
 
 /// A stage of a pipeline: a callable, the constants it is called with, and its options.
@@ -135,6 +138,20 @@ class Stage {
   }
   /// As `pinned()` above, on a temporary stage: returns the stage by value.
   Stage pinned(bool value = true) && { return std::move(pinned(value)); }
+
+  /// Lets a source stage with several workers run without splitting its work by
+  /// `plumb::this_worker()`. Every worker of a source runs the whole body, so a body that does
+  /// not ask `this_worker()` which share is its own, before its first `co_yield`, makes each
+  /// packet once per worker; plumb stops such a run with a `StageError` at that first packet.
+  /// Say `.unpartitioned()` where that is intended: workers that take their jobs from one
+  /// shared queue (and so never make the same packet), or that should each make every packet.
+  /// No effect on a stage with an input, or with one worker.
+  Stage& unpartitioned(bool value = true) & {
+    options_.unpartitioned = value;
+    return *this;
+  }
+  /// As `unpartitioned()` above, on a temporary stage: returns the stage by value.
+  Stage unpartitioned(bool value = true) && { return std::move(unpartitioned(value)); }
 
   /// The options set so far with the chainable setters.
   [[nodiscard]] const StageOptions& options() const noexcept { return options_; }

@@ -30,6 +30,9 @@ inline constinit thread_local const WorkerInfo* current_worker = nullptr;
 // The stop word of that worker's run (RunState::stop_flag(); in shared memory in a run with
 // worker processes), for stop_requested().
 inline constinit thread_local const std::atomic<std::uint32_t>* current_stop_word = nullptr;
+// How many times the calling thread has called this_worker(): whether a source's body asked
+// which share of the work is its own before its first packet (SplitCheck).
+inline constinit thread_local std::uint64_t this_worker_calls = 0;
 
 // Sets current_worker for one scope and restores the previous value at its end. Per call into
 // and resume of a stage body: fused stages share a thread.
@@ -84,6 +87,7 @@ class CurrentStopWordScope {
 /// ```
 [[nodiscard]] inline const WorkerInfo& this_worker() noexcept {
   static const WorkerInfo outside_a_pipeline{};
+  ++detail::this_worker_calls;
   return detail::current_worker != nullptr ? *detail::current_worker : outside_a_pipeline;
 }
 

@@ -225,6 +225,9 @@ class GraphParallelRun : public GraphRunBase<Nodes...> {
         auto constants = node.stage.constants();
         GeneratorInput<Output<K>> output(invoke_stage(callable, constants, input, info, context), info,
                                          input, context, false);
+        if constexpr (Topo::template is_source<K>) {
+          if (info.count > 1 && !node.stage.options().unpartitioned) output.check_split();
+        }
         Deliver<K> deliver{links_, context, info};
         std::size_t own_turn = info.index;  // round robin: workers start at different edges
         while (Output<K>* packet = output.next()) {

@@ -12,6 +12,7 @@
 #include <plumb/detail/run/run_state.hpp>
 #include <plumb/detail/stats/tally.hpp>
 #include <plumb/detail/sync/stop_flag.hpp>
+#include <plumb/detail/worker/split_check.hpp>
 #include <plumb/error.hpp>
 #include <plumb/generator.hpp>
 #include <plumb/stream.hpp>
@@ -120,6 +121,10 @@ class GeneratorInput final : public Input<T> {
   // What serves the stage's make_buffer() (for a stage that yields plumb::Buffer).
   [[nodiscard]] StageBuffers<T>& buffers() noexcept { return buffers_; }
 
+  // For a worker of a source stage with several workers, not .unpartitioned(): checks that
+  // the body splits the work (SplitCheck), until its first packet.
+  void check_split() noexcept { split_.arm(); }
+
  private:
   // The per-packet path of sequential mode: keep it to a stop check, the resume, a counter and
   // one compare for the timing schedule (whose path is out of line).
@@ -142,6 +147,9 @@ class GeneratorInput final : public Input<T> {
     const CurrentWorkerScope scope(&info_);
     const typename StageBuffers<T>::Scope buffers(buffers_);
     try {
+      if (split_.armed()) [[unlikely]] {
+        return split_.watch(info_, [this] { return GeneratorAccess<T>::next(generator_); });
+      }
       return GeneratorAccess<T>::next(generator_);
     } catch (...) {
       context_.attribute_current(info_);
@@ -167,6 +175,7 @@ class GeneratorInput final : public Input<T> {
   StageSlot& slot_;
   Monitor* monitor_;
   ResumeSchedule schedule_;
+  SplitCheck split_;
   [[no_unique_address]] StageBuffers<T> buffers_;
 };
 

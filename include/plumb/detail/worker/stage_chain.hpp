@@ -97,6 +97,9 @@ class ChainBuilder {
       auto& output = node.output.emplace(
           invoke_stage(node.callable, node.constants, input, info, context_), info, input,
           context_, fused_next, plan_.capacity[Index] + 2);
+      if constexpr (Index == 0) {
+        if (info.count > 1 && !std::get<Index>(specs_).options().unpartitioned) output.check_split();
+      }
       if (!fused_next) return end.template at_output<Index>(output);
       if constexpr (kReadsViews<Index + 1>) {
         auto& views = store_.add<ViewInput<Output<Index>>>(static_cast<Input<Output<Index>>&>(output));
