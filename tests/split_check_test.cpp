@@ -33,6 +33,15 @@ plumb::Generator<int> asks_late(int count) {
   for (int i = int(me.index); i < count; i += int(me.count)) co_yield i;
 }
 
+// A plain callable that asks this_worker() before it makes the generator: it splits.
+plumb::Generator<int> range(int first, int step, int count) {
+  for (int i = first; i < count; i += step) co_yield i;
+}
+plumb::Generator<int> split_outside(int count) {
+  const plumb::WorkerInfo& me = plumb::this_worker();
+  return range(int(me.index), int(me.count), count);
+}
+
 struct Tally {
   long sum = 0;
   long packets = 0;
@@ -86,6 +95,8 @@ TEST_CASE("a source with several workers that splits by this_worker() makes each
   CAPTURE(plumb::test::mode_name(mode));
   plumb::Pipeline pipeline{plumb::stage(split, 100).workers(3), plumb::stage(tally)};
   CHECK(pipeline.run(mode) == Tally{4950, 100});
+  plumb::Pipeline outside{plumb::stage(split_outside, 100).workers(3), plumb::stage(tally)};
+  CHECK(outside.run(mode) == Tally{4950, 100});
 }
 
 TEST_CASE(".unpartitioned() lets every worker of a source run its whole body", "[split]") {

@@ -238,7 +238,8 @@ inline constexpr bool middle_stage_returns_generator = IsGenerator<Result>::valu
 template <class Where, class Result>
 inline constexpr bool last_stage_returns_no_generator = !IsGenerator<Result>::value;
 template <class Where, class Result>
-inline constexpr bool sink_returns_a_value = std::is_void_v<Result> || std::is_object_v<Result>;
+inline constexpr bool sink_returns_a_value =
+    std::is_void_v<Result> || (std::is_object_v<Result> && std::is_move_constructible_v<Result>);
 
 // Ends every message: where to read the stage's position.
 #define PLUMB_DETAIL_WHERE_NOTE                                                              \

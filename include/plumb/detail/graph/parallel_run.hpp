@@ -223,10 +223,11 @@ class GraphParallelRun : public GraphRunBase<Nodes...> {
         const auto& node = std::get<K>(this->nodes_);
         auto callable = node.stage.callable();
         auto constants = node.stage.constants();
+        const std::uint64_t asked_before = this_worker_calls;  // SplitCheck
         GeneratorInput<Output<K>> output(invoke_stage(callable, constants, input, info, context), info,
                                          input, context, false);
         if constexpr (Topo::template is_source<K>) {
-          if (info.count > 1 && !node.stage.options().unpartitioned) output.check_split();
+          if (info.count > 1 && !node.stage.options().unpartitioned) output.check_split(asked_before);
         }
         Deliver<K> deliver{links_, context, info};
         std::size_t own_turn = info.index;  // round robin: workers start at different edges

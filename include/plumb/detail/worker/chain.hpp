@@ -123,7 +123,7 @@ class GeneratorInput final : public Input<T> {
 
   // For a worker of a source stage with several workers, not .unpartitioned(): checks that
   // the body splits the work (SplitCheck), until its first packet.
-  void check_split() noexcept { split_.arm(); }
+  void check_split(std::uint64_t calls_before_call) noexcept { split_.arm(calls_before_call); }
 
  private:
   // The per-packet path of sequential mode: keep it to a stop check, the resume, a counter and

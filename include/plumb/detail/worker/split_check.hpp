@@ -30,7 +30,12 @@ namespace plumb::detail {
 class SplitCheck {
  public:
   // Starts watching (a source worker of a stage with several workers, not .unpartitioned()).
-  void arm() noexcept { armed_ = true; }
+  // `calls_before_call`: this_worker_calls before the stage's callable was called (a plain
+  // callable may ask this_worker() before it makes the generator; the first packet comes on the
+  // same thread).
+  void arm(std::uint64_t calls_before_call) noexcept {
+    armed_ = this_worker_calls == calls_before_call;
+  }
   [[nodiscard]] bool armed() const noexcept { return armed_; }
 
   // Runs one resume of the body (`resume()`, returning the packet or nullptr at the end) and

@@ -12,6 +12,7 @@
 #include <plumb/worker.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <tuple>
@@ -93,12 +94,13 @@ class ChainBuilder {
       auto& node = store_.add<StageNode<Spec, Output<Index>>>(std::get<Index>(specs_));
       const WorkerInfo& info = context_.info(Index);
       const bool fused_next = plan_.fused[Index + 1];
+      const std::uint64_t asked_before = this_worker_calls;  // SplitCheck
       // A Buffer-yielding stage's pool keeps a block per packet its link can hold, and two.
       auto& output = node.output.emplace(
           invoke_stage(node.callable, node.constants, input, info, context_), info, input,
           context_, fused_next, plan_.capacity[Index] + 2);
       if constexpr (Index == 0) {
-        if (info.count > 1 && !std::get<Index>(specs_).options().unpartitioned) output.check_split();
+        if (info.count > 1 && !std::get<Index>(specs_).options().unpartitioned) output.check_split(asked_before);
       }
       if (!fused_next) return end.template at_output<Index>(output);
       if constexpr (kReadsViews<Index + 1>) {
