@@ -10,6 +10,7 @@
 
 #include <compare>
 #include <cstddef>
+#include <initializer_list>
 #include <tuple>
 #include <type_traits>
 
@@ -429,18 +430,22 @@ using PipelineRules =
                typename InputOf<Ending::sink_or_generator, Index, Stages...>::type,
                std::tuple_element_t<Index, std::tuple<Stages...>>, Ending::sink_or_generator>;
 
+// Whether every check held. The checks are the elements of a braced list, so every one is
+// evaluated (and reports its broken rule), unlike a fold of &&, which stops at the first false.
+constexpr bool all_hold(std::initializer_list<bool> checks) {
+  for (const bool held : checks) {
+    if (!held) return false;
+  }
+  return true;
+}
+
 // Checks every stage of a Pipeline's `Stages...` (so each broken rule reports, the rules that
 // depend on a broken one excepted) and returns whether they all hold.
 template <class... Stages, std::size_t... Indices>
 constexpr bool all_stages_ok(std::index_sequence<Indices...>) {
-  const bool ok[] = {
-      check_stage<at_stage<int(Indices)>, Indices, sizeof...(Stages),
-                  typename InputOf<Ending::sink_or_generator, Indices, Stages...>::type,
-                  Ending::sink_or_generator>(std::type_identity<Stages>{})...};
-  for (const bool stage_ok : ok) {
-    if (!stage_ok) return false;
-  }
-  return true;
+  return all_hold({check_stage<at_stage<int(Indices)>, Indices, sizeof...(Stages),
+                               typename InputOf<Ending::sink_or_generator, Indices, Stages...>::type,
+                               Ending::sink_or_generator>(std::type_identity<Stages>{})...});
 }
 
 }  // namespace plumb::detail

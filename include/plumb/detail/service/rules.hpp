@@ -155,12 +155,8 @@ struct ServiceRules {
   // excepted).
   template <std::size_t... I>
   static constexpr bool all_ok(std::index_sequence<I...>) {
-    const bool ok[] = {check_service_stage<I + 1, typename ServiceInput<I, Stages...>::type>(
-        std::type_identity<Stages>{})...};
-    for (const bool stage_ok : ok) {
-      if (!stage_ok) return false;
-    }
-    return true;
+    return all_hold({check_service_stage<I + 1, typename ServiceInput<I, Stages...>::type>(
+        std::type_identity<Stages>{})...});
   }
   static constexpr bool ok = all_ok(std::index_sequence_for<Stages...>{});
   using input = typename ServiceTypes<std::tuple_element_t<0, std::tuple<Stages...>>>::input;
