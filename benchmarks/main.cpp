@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -517,8 +518,23 @@ class Tables {
 }  // namespace
 }  // namespace bench
 
+namespace {
+// One line of a sysfs file, or "unknown" where it cannot be read.
+std::string sysfs_line(const char* path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line.empty() ? std::string("unknown") : line;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  // What the big/ and image/ rows measure depends on them (docs/guide.md, huge pages): private
+  // Buffers use THP where `enabled` allows, process-mode slots where `shmem_enabled` does.
+  benchmark::AddCustomContext("thp_enabled", sysfs_line("/sys/kernel/mm/transparent_hugepage/enabled"));
+  benchmark::AddCustomContext("thp_shmem_enabled",
+                              sysfs_line("/sys/kernel/mm/transparent_hugepage/shmem_enabled"));
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   for (bench::Workload workload : bench::kWorkloads) {
     for (const bench::Config& config : bench::kConfigs) {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // tests/shared_memory_test.cpp: detail::SharedArena, the anonymous shared mapping of a
 // process-mode run: zeroed, shared with a forked child both ways, moved without a second
-// unmap, and a mapping that cannot be made is an IpcError that says so.
+// unmap, a large one advised onto transparent huge pages, and a mapping that cannot be made is
+// an IpcError that says so.
 
 #include <plumb/detail/run/shared_memory.hpp>
 #include <plumb/error.hpp>
@@ -13,7 +14,12 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <utility>
 
@@ -57,6 +63,40 @@ TEST_CASE("SharedArena moves its mapping", "[shared_memory]") {
   third = std::move(second);
   CHECK(third.size() == 4096);
   CHECK(third.at(0)[0] == std::byte{42});
+}
+
+// The VmFlags line of the mapping of this process that starts at `start`, from /proc/self/smaps;
+// empty if there is none.
+std::optional<std::string> vm_flags_of(const void* start) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::ostringstream wanted;
+  wanted << std::hex << reinterpret_cast<std::uintptr_t>(start) << '-';
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    if (line.find('-') != std::string::npos && line.find(' ') > line.find('-') &&
+        line.find(':') > line.find(' ')) {
+      inside = line.rfind(wanted.str(), 0) == 0;  // a mapping's first line: "start-end perms ..."
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return line;
+    }
+  }
+  return std::nullopt;
+}
+
+TEST_CASE("SharedArena advises transparent huge pages for a large arena only", "[shared_memory]") {
+  if (!std::filesystem::exists("/sys/kernel/mm/transparent_hugepage")) {
+    WARN("this kernel has no transparent huge pages: nothing to check");
+    return;
+  }
+  // 'hg' in VmFlags: madvise(MADV_HUGEPAGE) was given, whatever shmem_enabled then makes of it.
+  const SharedArena large(std::size_t{16} << 20);
+  const auto large_flags = vm_flags_of(large.at(0));
+  REQUIRE(large_flags.has_value());
+  CHECK_THAT(*large_flags, Catch::Matchers::Contains(" hg"));
+  const SharedArena small(std::size_t{1} << 20);  // a run of small messages keeps 4 KiB pages
+  const auto small_flags = vm_flags_of(small.at(0));
+  REQUIRE(small_flags.has_value());
+  CHECK_THAT(*small_flags, !Catch::Matchers::Contains(" hg"));
 }
 
 TEST_CASE("SharedArena reports a mapping it cannot make as an IpcError", "[shared_memory]") {

@@ -332,9 +332,7 @@ class LinkSet {
         if (context.order() == nullptr) return drain_buffers<Index>(link, output, context, info);
       }
       drain_into(link.core(), output, context, info, [&](std::uint32_t slot, const T& packet) {
-        if (const std::size_t size = link.fill(slot, packet, stop); size != 0) {
-          throw_oversized(context, info, size, link.slot_bytes());
-        }
+        fill_or_throw(link, slot, packet, stop, context, info);
       });
     }
   }

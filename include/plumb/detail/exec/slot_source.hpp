@@ -147,7 +147,7 @@ class SlotSource final : public BufferHome {
 
 // Drains `output` (the generator of an unordered group's last stage, whose make_buffer() the
 // worker's SlotSource `source` serves) into `link`: a Buffer that is the worker's held slot is
-// queued as it is (no copy); any other packet gets a slot and is copied in, as drain_into does.
+// queued as it is (no copy); any other packet gets a slot and is copied in (fill_or_throw), as drain_into does.
 // Unlike drain_into, no slot is taken before the generator is resumed (make_buffer takes it,
 // B1), so a packet that is not a make_buffer Buffer (a copy, a Buffer sent on from the input)
 // is built before it has a slot: a producer runs at most one such packet ahead of in_flight.
@@ -169,9 +169,7 @@ void drain_in_place(ShmLink<Buffer<U>>& link, SlotSource<U>& source, Input<Buffe
     }
     if (source.holding() && !second_slot) throw_slot_held(context, info, capacity);
     const std::uint32_t slot = core.acquire_slot(stop, context.tally().output_timer());
-    if (const std::size_t size = link.fill(slot, *packet, stop); size != 0) {
-      throw_oversized(context, info, size, link.slot_bytes());
-    }
+    fill_or_throw(link, slot, *packet, stop, context, info);
     core.enqueue(slot, stop);
   }
 }

@@ -7,6 +7,7 @@
 #include <plumb/detail/core/format.hpp>
 #include <plumb/detail/core/input.hpp>
 #include <plumb/detail/order/order_gate.hpp>
+#include <plumb/detail/sync/stop_flag.hpp>
 #include <plumb/detail/worker/chain.hpp>
 #include <plumb/error.hpp>
 #include <plumb/worker.hpp>
@@ -29,6 +30,16 @@ namespace plumb::detail {
       info.stage_index, info.stage_name, info.index));
   context.attribute(info, error);
   std::rethrow_exception(error);
+}
+
+// Serializes `packet` into `slot` of `link` (a ShmLink, which gives the slot back when the
+// packet does not fit); a packet larger than the slot is the stage's error.
+template <class Link, class T>
+void fill_or_throw(Link& link, std::uint32_t slot, const T& packet, StopFlag stop,
+                   WorkerContext& context, const WorkerInfo& info) {
+  if (const std::size_t size = link.fill(slot, packet, stop); size != 0) {
+    throw_oversized(context, info, size, link.slot_bytes());
+  }
 }
 
 // An ordered group's packet yielded before its worker took any input has no place in the order.
