@@ -26,10 +26,20 @@ while (($#)); do
   case $1 in
     --json) json=$(realpath -m "$2"); shift 2 ;;
     --filter) filter=$2; shift 2 ;;
-    --shmem-thp) shmem_thp=$2; shift 2 ;;
+    --shmem-thp)
+      case $2 in
+        never | advise | within_size | always) shmem_thp=$2 ;;
+        *) echo "$0: --shmem-thp takes never, advise, within_size or always, not '$2'" >&2; exit 2 ;;
+      esac
+      shift 2 ;;
     *) echo "usage: $0 [--filter REGEX] [--json FILE] [--shmem-thp never|advise]" >&2; exit 2 ;;
   esac
 done
+thp_knob=/sys/kernel/mm/transparent_hugepage/shmem_enabled
+if [[ -n $shmem_thp && ! -w $thp_knob ]]; then
+  echo "$0: --shmem-thp needs $thp_knob to exist and be writable (run as root)" >&2
+  exit 2
+fi
 "$root/.ci/install-deps.sh"
 
 build="$root/build/bench"
@@ -47,7 +57,6 @@ done
 
 # --shmem-thp: the kernel's transparent huge pages for shared memory during this run (root only),
 # put back as they were at exit; process-mode slots use them where allowed (docs/guide.md).
-thp_knob=/sys/kernel/mm/transparent_hugepage/shmem_enabled
 if [[ -n $shmem_thp ]]; then
   previous=$(sed -E 's/.*\[([a-z_]+)\].*/\1/' "$thp_knob")
   trap 'echo "$previous" > "$thp_knob"' EXIT

@@ -20,6 +20,7 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <string_view>
 #include <string>
 #include <utility>
 
@@ -65,9 +66,9 @@ TEST_CASE("SharedArena moves its mapping", "[shared_memory]") {
   CHECK(third.at(0)[0] == std::byte{42});
 }
 
-// The VmFlags line of the mapping of this process that starts at `start`, from /proc/self/smaps;
-// empty if there is none.
-std::optional<std::string> vm_flags_of(const void* start) {
+// The line starting with `field` ("VmFlags:", "THPeligible:") of the mapping of this process
+// that starts at `start`, from /proc/self/smaps; empty if there is none.
+std::optional<std::string> smaps_field(const void* start, std::string_view field) {
   std::ifstream smaps("/proc/self/smaps");
   std::ostringstream wanted;
   wanted << std::hex << reinterpret_cast<std::uintptr_t>(start) << '-';
@@ -76,7 +77,7 @@ std::optional<std::string> vm_flags_of(const void* start) {
     if (line.find('-') != std::string::npos && line.find(' ') > line.find('-') &&
         line.find(':') > line.find(' ')) {
       inside = line.rfind(wanted.str(), 0) == 0;  // a mapping's first line: "start-end perms ..."
-    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+    } else if (inside && line.rfind(field, 0) == 0) {
       return line;
     }
   }
@@ -90,13 +91,49 @@ TEST_CASE("SharedArena advises transparent huge pages for a large arena only", "
   }
   // 'hg' in VmFlags: madvise(MADV_HUGEPAGE) was given, whatever shmem_enabled then makes of it.
   const SharedArena large(std::size_t{16} << 20);
-  const auto large_flags = vm_flags_of(large.at(0));
+  const auto large_flags = smaps_field(large.at(0), "VmFlags:");
   REQUIRE(large_flags.has_value());
   CHECK_THAT(*large_flags, Catch::Matchers::Contains(" hg"));
   const SharedArena small(std::size_t{1} << 20);  // a run of small messages keeps 4 KiB pages
-  const auto small_flags = vm_flags_of(small.at(0));
+  const auto small_flags = smaps_field(small.at(0), "VmFlags:");
   REQUIRE(small_flags.has_value());
   CHECK_THAT(*small_flags, !Catch::Matchers::Contains(" hg"));
+  CHECK_FALSE(small.huge_pages());
+  // huge_pages() against the kernel's own answer for the mapping (THPeligible, Linux 5.0 on).
+  const auto eligible = smaps_field(large.at(0), "THPeligible:");
+  if (!eligible) {
+    WARN("this kernel's smaps has no THPeligible line: huge_pages() not compared");
+    return;
+  }
+  INFO(*eligible);
+  CHECK(large.huge_pages() == (eligible->find('1') != std::string::npos));
+  CHECK_FALSE(large.missed_huge_pages());  // the settings have not changed since it was made
+}
+
+TEST_CASE("shmem_policy_allows reads the kernel's shared-memory huge page settings", "[shared_memory]") {
+  using plumb::detail::shmem_policy_allows;
+  const std::string_view top = "always within_size advise [never] deny force";
+  // No per-size file (before Linux 6.11), or the per-size setting inherits: the top one decides.
+  CHECK_FALSE(shmem_policy_allows(top, ""));
+  CHECK(shmem_policy_allows("always within_size [advise] never deny force", ""));
+  CHECK(shmem_policy_allows("always [within_size] advise never deny force", ""));
+  CHECK(shmem_policy_allows("[always] within_size advise never deny force", ""));
+  CHECK_FALSE(shmem_policy_allows(top, "always [inherit] within_size advise never"));
+  CHECK(shmem_policy_allows("always within_size [advise] never deny force",
+                            "always [inherit] within_size advise never"));
+  // The 2 MiB size's own setting overrides the top one...
+  CHECK(shmem_policy_allows(top, "always inherit within_size [advise] never"));
+  CHECK_FALSE(shmem_policy_allows("always within_size [advise] never deny force",
+                                  "always inherit within_size advise [never]"));
+  // ...except deny and force, which override everything.
+  CHECK_FALSE(shmem_policy_allows("always within_size advise never [deny] force",
+                                  "[always] inherit within_size advise never"));
+  CHECK(shmem_policy_allows("always within_size advise never deny [force]",
+                            "always inherit within_size advise [never]"));
+  // Unreadable or malformed: no huge pages.
+  CHECK_FALSE(shmem_policy_allows("", ""));
+  CHECK_FALSE(shmem_policy_allows("always advise", ""));
+  CHECK_FALSE(shmem_policy_allows("always [advise", ""));
 }
 
 TEST_CASE("SharedArena reports a mapping it cannot make as an IpcError", "[shared_memory]") {

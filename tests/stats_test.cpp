@@ -484,6 +484,80 @@ TEST_CASE("the hint for tiny per-packet work, on hand-made stats", "[stats]") {
   CHECK_THAT(untimed.table(), !Catch::Contains("hint:"));
 }
 
+TEST_CASE("the hint for large shared memory on 4 KiB pages, on hand-made stats", "[stats]") {
+  plumb::Stats stats;
+  stats.elapsed = 1s;
+  for (const char* name : {"frames", "sink"}) {
+    plumb::StageStats stage;
+    stage.name = name;
+    stage.mode = Mode::process;
+    stats.stages.push_back(stage);
+  }
+  stats.stages[0].output = plumb::LinkStats{4, true, 0, 1.0};
+  stats.shared_memory = plumb::SharedMemoryStats{std::size_t{160} << 20, false};
+  if (!plumb::detail::shared_huge_pages_configurable()) {  // no THP: nothing an administrator can set
+    CHECK(stats.hint().empty());
+    return;
+  }
+  const std::string advice =
+      "hint: the run's 160 MiB of shared memory are on 4 KiB pages, and every worker process faults in "
+      "each page it touches, every run; allow huge pages for shared memory: echo advise | sudo tee "
+      "/sys/kernel/mm/transparent_hugepage/shmem_enabled (see the guide, section 4)";
+  CHECK(stats.hint() == advice);
+  CHECK_THAT(stats.table(), Catch::Contains("\n" + advice + "\n"));
+  plumb::Stats huge = stats;
+  huge.shared_memory.huge_pages = true;
+  CHECK(huge.hint().empty());
+  plumb::Stats small = stats;
+  small.shared_memory.bytes = plumb::Stats::kLargeSharedMemory - 1;
+  CHECK(small.hint().empty());
+  // With the tiny-work advice too: a line each.
+  plumb::Stats both = stats;
+  for (plumb::StageStats& stage : both.stages) {
+    stage.packets_in = stage.name == "frames" ? 0 : 100'000;
+    stage.packets_out = stage.name == "sink" ? 0 : 100'000;
+    stage.busy = 30ms;
+  }
+  const std::string text = both.hint();
+  CHECK_THAT(text, Catch::StartsWith("hint: no stage works more than 0.30 us per packet"));
+  CHECK_THAT(text, Catch::EndsWith("\n" + advice));
+}
+
+// Vectors of `count` bytes, a size not known in advance: their slots are max_message_size.
+Generator<std::vector<char>> chunks(int count) {
+  for (int i = 0; i < count; ++i) {
+    std::vector<char> chunk(static_cast<std::size_t>(i), 'x');
+    co_yield chunk;
+  }
+}
+
+long total_size(Stream<std::vector<char>> in) {
+  long total = 0;
+  for (const std::vector<char>& chunk : in) total += static_cast<long>(chunk.size());
+  return total;
+}
+
+TEST_CASE("process mode: Stats::shared_memory reports the run's mapping and its pages", "[stats][process]") {
+  constexpr std::size_t kSlot = std::size_t{4} << 20;  // 4 slots of 4 MiB: a mapping over 16 MiB
+  plumb::Pipeline large{plumb::stage(chunks, kPackets).in_flight(4).max_message_size(kSlot),
+                        plumb::stage(total_size)};
+  CHECK(large.run(Mode::process) == kPackets * (kPackets - 1) / 2);
+  const plumb::SharedMemoryStats mapped = large.last_stats().shared_memory;
+  CHECK(mapped.bytes >= 4 * kSlot);
+  // The mapping's own flag (compared with the kernel's answer in shared_memory_test).
+  CHECK(mapped.huge_pages == plumb::detail::shared_huge_pages_allowed());
+  CHECK(large.last_stats().hint().find("of shared memory are on 4 KiB pages") == std::string::npos);  // < 64 MiB
+  CHECK(large.run(Mode::thread) == kPackets * (kPackets - 1) / 2);
+  CHECK(large.last_stats().shared_memory.bytes == 0);  // no worker process, no mapping
+  CHECK_FALSE(large.last_stats().shared_memory.huge_pages);
+
+  plumb::Pipeline small{plumb::stage(numbers, kPackets).in_flight(2), plumb::stage(sum_ints)};
+  CHECK(small.run(Mode::process) == kPackets * (kPackets - 1) / 2);
+  CHECK(small.last_stats().shared_memory.bytes > 0);
+  CHECK(small.last_stats().shared_memory.bytes < plumb::detail::kHugeArena);
+  CHECK_FALSE(small.last_stats().shared_memory.huge_pages);  // small: not advised
+}
+
 TEST_CASE("the dot and Mermaid pictures show every stage, link and the bottleneck", "[stats][picture]") {
   plumb::Pipeline pipeline{plumb::stage(numbers, kPackets).name("say \"hi\"").in_flight(6),
                            plumb::stage(slow).name("slow").workers(2).in_flight(3),

@@ -4,6 +4,7 @@
 // its renderings: a text table, a Graphviz dot graph and a Mermaid flowchart.
 
 #include <plumb/detail/core/format.hpp>
+#include <plumb/detail/core/huge_pages.hpp>
 #include <plumb/run_options.hpp>
 
 #include <algorithm>
@@ -107,6 +108,22 @@ struct StageStats {
   std::vector<WorkerStats> per_worker;
 };
 
+/// The shared-memory mapping of a run with worker processes: its links across processes, its
+/// counters and its result. Each run's worker processes are new, so each faults in every page
+/// of it that it touches, once per run: on 4 KiB pages that can cost more than the packets'
+/// work (guide, section 4, "Huge pages for shared memory").
+struct SharedMemoryStats {
+  /// The size of the mapping the run used, in bytes (a Pipeline reuses a larger one from an
+  /// earlier run); 0 if no worker process ran.
+  std::size_t bytes = 0;
+  /// True if it was advised onto transparent huge pages (plumb does from 8 MiB on) and the
+  /// kernel's settings allowed them for shared memory when it was made
+  /// (`/sys/kernel/mm/transparent_hugepage/shmem_enabled`, and since Linux 6.11 the 2 MiB size's
+  /// own `hugepages-2048kB/shmem_enabled`): its pages are then 2 MiB ones, unless the kernel
+  /// found no free 2 MiB of memory.
+  bool huge_pages = false;
+};
+
 /// What a run measured: `Pipeline::last_stats()` after a run (successful or not), and the
 /// snapshot passed to `RunOptions::progress` while it runs.
 ///
@@ -138,6 +155,11 @@ class Stats {
   bool timed = true;
   /// Per stage, source first.
   std::vector<StageStats> stages;
+  /// The run's shared memory (empty without worker processes).
+  SharedMemoryStats shared_memory;
+
+  /// From this size on, shared memory on 4 KiB pages gets a hint().
+  static constexpr std::size_t kLargeSharedMemory = std::size_t{64} << 20;
 
   /// True before the first run (no stages).
   [[nodiscard]] bool empty() const noexcept { return stages.empty(); }
@@ -167,9 +189,13 @@ class Stats {
   /// upstream blocked 80%, downstream starved 75%".
   [[nodiscard]] std::string bottleneck_summary() const;
 
-  /// Advice when the work per packet is tiny everywhere and the workers spent most of the run
-  /// waiting on links (moving a packet then costs more than making it): batch, raise
-  /// in_flight, or fuse. Empty otherwise, or with too few packets (under 1000) to tell.
+  /// Advice, a line each:
+  /// - when the work per packet is tiny everywhere and the workers spent most of the run
+  ///   waiting on links (moving a packet then costs more than making it): batch, raise
+  ///   in_flight, or fuse (not with too few packets, under 1000, to tell; not for a Graph);
+  /// - when the run's shared memory is large (kLargeSharedMemory) and on 4 KiB pages, on a
+  ///   kernel with transparent huge pages: how to allow huge pages for it.
+  /// Empty otherwise.
   [[nodiscard]] std::string hint() const;
 
   /// A text table: one row per stage (mode, workers, in_flight, packets, rate, busy, starved,
@@ -310,8 +336,11 @@ inline std::string Stats::bottleneck_summary() const {
   return text;
 }
 
-inline std::string Stats::hint() const {
-  if (!timed || stages.empty() || graph() || stages.front().packets_out < 1000) return {};
+namespace detail {
+// Stats::hint()'s first line: tiny work per packet.
+inline std::string tiny_work_hint(const Stats& stats) {
+  const std::vector<StageStats>& stages = stats.stages;
+  if (!stats.timed || stages.empty() || stats.graph() || stages.front().packets_out < 1000) return {};
   constexpr double kTinyNs = 2000;  // work per packet this small is cheaper than a hand-off
   double costliest_ns = 0;          // the largest work per packet of any stage
   double busy_ns = 0;               // all stages' busy time
@@ -322,7 +351,7 @@ inline std::string Stats::hint() const {
     const auto busy = static_cast<double>(stage.busy.count());
     if (packets > 0) costliest_ns = std::max(costliest_ns, busy / packets);
     busy_ns += busy;
-    if (!stage.fused) worker_ns += static_cast<double>(elapsed.count()) * static_cast<double>(stage.workers);
+    if (!stage.fused) worker_ns += static_cast<double>(stats.elapsed.count()) * static_cast<double>(stage.workers);
     if (stage.output && (shortest == 0 || stage.output->capacity < shortest)) shortest = stage.output->capacity;
   }
   if (costliest_ns >= kTinyNs || worker_ns <= 0 || busy_ns / worker_ns >= 0.5) return {};
@@ -332,6 +361,22 @@ inline std::string Stats::hint() const {
       "many items per packet), raise .in_flight() (the shortest link holds {}), or fuse cheap "
       "stages into the stage before them (.mode(plumb::Mode::sequential))",
       costliest_ns / 1000.0, detail::percent(1.0 - busy_ns / worker_ns), shortest);
+}
+}  // namespace detail
+
+inline std::string Stats::hint() const {
+  std::string text = detail::tiny_work_hint(*this);
+  if (shared_memory.bytes >= kLargeSharedMemory && !shared_memory.huge_pages &&
+      detail::shared_huge_pages_configurable()) {
+    detail::format_to(
+        text,
+        "{}hint: the run's {} MiB of shared memory are on 4 KiB pages, and every worker process "
+        "faults in each page it touches, every run; allow huge pages for shared memory: echo "
+        "advise | sudo tee /sys/kernel/mm/transparent_hugepage/shmem_enabled (see the guide, "
+        "section 4)",
+        text.empty() ? "" : "\n", shared_memory.bytes >> 20);
+  }
+  return text;
 }
 
 inline std::string Stats::table() const {

@@ -169,7 +169,7 @@ class ProcessExecutor final : public Executor {
   // reserve() placed; from here on the run's stop word and first-error claim live in it.
   // Preconditions: the layout did not overflow and is at most kMaxArenaBytes.
   void map(const ArenaLayout& layout) {
-    if (!arena_ || arena_->size() < layout.size()) {
+    if (!arena_ || arena_->size() < layout.size() || arena_->missed_huge_pages()) {
       arena_.reset();  // unmap the old one first: both at once could exceed memory
       arena_.emplace(layout.size());
     }

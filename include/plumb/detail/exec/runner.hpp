@@ -265,7 +265,10 @@ class Runner {
       blocks_.emplace(infos_.size(), kCount);
     }
     monitor_.emplace(options(), state_, *blocks_,
-                     RunLayout{setup_.names(), plan_, links_.shared(), group_of_}, start_);
+                     RunLayout{setup_.names(), plan_, links_.shared(), group_of_, nullptr,
+                               processes ? shared_memory_stats(processes_.arena())
+                                         : SharedMemoryStats{}},
+                     start_);
     links_.make(state_, processes ? &processes_.arena() : nullptr);
 
     // Who runs each worker: a process, a thread, or the calling thread (the source's group in

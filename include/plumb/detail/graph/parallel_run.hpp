@@ -97,7 +97,8 @@ class GraphParallelRun : public GraphRunBase<Nodes...> {
     } else {
       blocks_.emplace(this->infos_.size(), kCount);
     }
-    monitor_ = &this->make_monitor(*blocks_, this->options_);
+    monitor_ = &this->make_monitor(*blocks_, this->options_,
+                                   forked.empty() ? nullptr : &processes_.arena());
     links_.make(this->state_, forked.empty() ? nullptr : &processes_.arena());
     // From the first fork on, nothing may throw until finish() reaped every process.
     if (!forked.empty()) {

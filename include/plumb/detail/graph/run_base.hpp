@@ -12,6 +12,7 @@
 #include <plumb/detail/run/monitor.hpp>
 #include <plumb/detail/run/plan.hpp>
 #include <plumb/detail/run/run_state.hpp>
+#include <plumb/detail/run/shared_memory.hpp>
 #include <plumb/detail/stats/tally.hpp>
 #include <plumb/detail/worker/chain.hpp>
 #include <plumb/detail/worker/stage_chain.hpp>
@@ -160,8 +161,11 @@ class GraphRunBase {
     state_.fail(error, std::move(failure));
   }
 
-  Monitor& make_monitor(StatsBlocks& blocks, const RunOptions& options) {
-    monitor_.emplace(options, state_, blocks, RunLayout{names_, monitor_plan_, shared_, node_of_, &graph_layout_},
+  // `arena`: the run's shared mapping, or null without worker processes.
+  Monitor& make_monitor(StatsBlocks& blocks, const RunOptions& options, const SharedArena* arena) {
+    monitor_.emplace(options, state_, blocks,
+                     RunLayout{names_, monitor_plan_, shared_, node_of_, &graph_layout_,
+                               arena != nullptr ? shared_memory_stats(*arena) : SharedMemoryStats{}},
                      start_);
     return *monitor_;
   }

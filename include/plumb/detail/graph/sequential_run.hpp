@@ -91,7 +91,7 @@ class GraphSequentialRun : public GraphRunBase<Nodes...> {
     monitor_options_ = this->options_;
     monitor_options_.timing = false;  // one thread runs every node: no per-node busy times yet
     blocks_.emplace(this->infos_.size(), kCount);
-    monitor_ = &this->make_monitor(*blocks_, monitor_options_);
+    monitor_ = &this->make_monitor(*blocks_, monitor_options_, nullptr);
     Monitor* inline_monitor = Monitor::wanted_inline(this->options_) ? monitor_ : nullptr;
     for (std::size_t k = 0; k < kCount; ++k) {
       tallies_[k].emplace(blocks_->clock(k), blocks_->slots(k), false, 1.0);

@@ -48,6 +48,7 @@ struct RunLayout {
   const std::vector<bool>& shared_link;      // per stage: its output link crosses processes
   std::span<const std::size_t> group_of_worker;  // per worker id
   const GraphLayout* graph = nullptr;        // a Graph's shape; null for a Pipeline
+  SharedMemoryStats shared_memory{};         // the run's shared mapping, if it has one
 };
 
 // Builds plumb::Stats from the tallies and watches the run. Created for every run: the
@@ -175,6 +176,7 @@ class Monitor {
     stats.elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start_);
     stats.finished = finished;
     stats.timed = options_.timing;
+    stats.shared_memory = layout_.shared_memory;
     stats.stages.resize(layout_.names.size());
     const std::vector<GroupPlan>& groups = layout_.plan.groups;
     for (std::size_t g = 0; g < groups.size(); ++g) {

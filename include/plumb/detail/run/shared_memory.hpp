@@ -5,7 +5,9 @@
 
 #include <plumb/detail/core/cache_line.hpp>
 #include <plumb/detail/core/format.hpp>
+#include <plumb/detail/core/huge_pages.hpp>
 #include <plumb/error.hpp>
+#include <plumb/stats.hpp>
 
 #include <sys/mman.h>
 
@@ -63,13 +65,18 @@ class SharedArena {
  public:
   // Throws IpcError when the mapping cannot be made (its code() is mmap's errno).
   explicit SharedArena(std::size_t bytes)
-      : size_(bytes == 0 ? 1 : bytes), memory_(map(size_, bytes)) {}
+      : size_(bytes == 0 ? 1 : bytes),
+        memory_(map(size_, bytes)),
+        huge_pages_(advise_huge_pages(memory_, size_)) {}
 
   SharedArena(SharedArena&& other) noexcept
-      : size_(std::exchange(other.size_, 0)), memory_(std::exchange(other.memory_, nullptr)) {}
+      : size_(std::exchange(other.size_, 0)),
+        memory_(std::exchange(other.memory_, nullptr)),
+        huge_pages_(std::exchange(other.huge_pages_, false)) {}
   SharedArena& operator=(SharedArena&& other) noexcept {
     std::swap(size_, other.size_);
     std::swap(memory_, other.memory_);
+    std::swap(huge_pages_, other.huge_pages_);
     return *this;
   }
   SharedArena(const SharedArena&) = delete;
@@ -82,6 +89,18 @@ class SharedArena {
 
   [[nodiscard]] std::byte* at(std::size_t offset) const noexcept {
     return static_cast<std::byte*>(memory_) + offset;
+  }
+
+  // Whether the mapping was advised onto transparent huge pages (from kHugeArena on) and the
+  // kernel's settings honoured that advice when it was made (huge_pages.hpp): its pages are
+  // then 2 MiB ones, unless the kernel found no free 2 MiB of memory (Stats::shared_memory).
+  [[nodiscard]] bool huge_pages() const noexcept { return huge_pages_; }
+
+  // Whether the kernel would now give huge pages to this mapping, made without them (the
+  // administrator allowed them since): a Pipeline then makes a new mapping for its next run
+  // rather than keep 4 KiB pages for its life.
+  [[nodiscard]] bool missed_huge_pages() const noexcept {
+    return !huge_pages_ && size_ >= kHugeArena && shared_huge_pages_allowed();
   }
 
  private:
@@ -98,32 +117,23 @@ class SharedArena {
                                     asked, code.message()),
                      code);
     }
-    advise_huge_pages(memory, bytes);
     return memory;
   }
 
-  // Asks for transparent huge pages on a large arena (large slots: frames, tensors, tiles).
-  // Every worker process is new, so it takes a page fault on each page of each slot it touches,
-  // every run; with 2 MiB pages that is 512 times fewer faults (measured on a VM: a new process's
-  // first write to 320 MiB of shared memory took 0.9 s on 4 KiB pages, 0.02 s on huge pages).
-  // Honoured only where the administrator allows huge pages for shared memory
-  // (/sys/kernel/mm/transparent_hugepage/shmem_enabled is advise, within_size or always; Debian's
-  // default is never): advice, ignored otherwise. Small arenas are left alone, so that a run of
-  // small messages does not round its few pages up to a 2 MiB one.
-  static void advise_huge_pages([[maybe_unused]] void* memory, [[maybe_unused]] std::size_t bytes) noexcept {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (bytes >= kHugeArena) (void)::madvise(memory, bytes, MADV_HUGEPAGE);
-#endif
-  }
-  static constexpr std::size_t kHugeArena = std::size_t{8} << 20;
-
   std::size_t size_;
   void* memory_;
+  bool huge_pages_;
 };
 
+// What Stats::shared_memory says of `arena`.
+inline SharedMemoryStats shared_memory_stats(const SharedArena& arena) noexcept {
+  return SharedMemoryStats{arena.size(), arena.huge_pages()};
+}
+
 // A Pipeline's mapping, kept between its runs: the next process-mode run reuses it when it is
-// large enough, so its pages are not faulted in again (a fresh 40 MB of shared memory costs
-// ~31 ms to touch, eight times a 40 MB memcpy). Every structure in it is constructed afresh
+// large enough (and not on 4 KiB pages that the kernel would now make huge), so the caller does
+// not fault its pages in again (a fresh 40 MB of shared memory costs ~31 ms to touch, eight
+// times a 40 MB memcpy). Every structure in it is constructed afresh
 // by each run; only the pages stay. Safe because no worker process outlives its run (every
 // child is reaped before run() returns), and a Pipeline runs once at a time (RunGuard).
 using ArenaCache = std::optional<SharedArena>;

@@ -63,6 +63,7 @@ inline std::string graph_table(const Stats& stats) {
   }
   text += stats.bottleneck_summary();
   text += '\n';
+  if (const std::string advice = stats.hint(); !advice.empty()) text += advice + '\n';
   return text;
 }
 
