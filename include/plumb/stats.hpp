@@ -1,11 +1,14 @@
 #pragma once
 // SPDX-License-Identifier: MIT
-// plumb/stats.hpp: Stats, what a run measured per stage and per worker, its bottleneck, and
-// its renderings: a text table, a Graphviz dot graph and a Mermaid flowchart.
+// plumb/stats.hpp: Stats, what a run measured per stage and per worker (its parts are in
+// stage_stats.hpp), its bottleneck and advice, and its renderings: a text table, a Graphviz dot
+// graph and a Mermaid flowchart.
 
 #include <plumb/detail/core/format.hpp>
 #include <plumb/detail/core/huge_pages.hpp>
+#include <plumb/detail/stats/labels.hpp>
 #include <plumb/run_options.hpp>
+#include <plumb/stage_stats.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -17,112 +20,6 @@
 #include <vector>
 
 namespace plumb {
-
-/// What one worker of a stage did during a run.
-///
-/// `busy + starved + blocked` is the time from the worker's start to its end (or to the
-/// snapshot, while it runs). For a stage fused into the workers of the stage before it, `busy`
-/// is this stage's estimated share of the worker's busy time (see `StageStats::busy`).
-struct WorkerStats {
-  /// Packets this worker took from its input (0 for a source).
-  std::uint64_t packets_in = 0;
-  /// Packets this worker yielded (0 for the sink).
-  std::uint64_t packets_out = 0;
-  /// Time in user code and in plumb's own per-packet work (moving, serializing, copying).
-  std::chrono::nanoseconds busy{};
-  /// Time waiting for an input packet.
-  std::chrono::nanoseconds starved{};
-  /// Time waiting for a free slot on the output link.
-  std::chrono::nanoseconds blocked{};
-  /// Of `packets_out`, those yielded while the worker was lent: made on the thread of a worker
-  /// of the next stage, which ran this worker's step instead of waiting for its packet (see
-  /// `Scheduling::adaptive`). Their time counts as this worker's `busy` (and as the helper's
-  /// `starved`). For a run of fused stages: on the last one.
-  std::uint64_t helped_out = 0;
-  /// False once the worker has ended.
-  bool running = false;
-};
-
-/// The link from a stage to the next (absent where the next stage is fused: no link).
-struct LinkStats {
-  /// Its slots: the producing stage's in_flight.
-  std::size_t capacity = 0;
-  /// True if it crosses a process boundary (a shared-memory ring).
-  bool shared = false;
-  /// Packets queued (produced, not yet taken) at the snapshot; 0 after a run that finished.
-  std::uint64_t queued = 0;
-  /// Packets queued, averaged over the run (sampled about every 10 ms); `queued` until the
-  /// first sample.
-  double mean_queued = 0;
-};
-
-/// What one stage did during a run: the sums over its workers, and each worker's part.
-struct StageStats {
-  /// Its name (`.name()`, else "stage N").
-  std::string name;
-  /// Where its workers ran: thread, process, or sequential (in the calling thread, or fused).
-  Mode mode = Mode::thread;
-  /// True if it ran inside the workers of the stage before it (no link, no workers of its own).
-  bool fused = false;
-  /// Its workers (for a fused stage: those of the stage it is fused into).
-  std::size_t workers = 1;
-  /// Packets taken from its input, summed over its workers (0 for the source).
-  std::uint64_t packets_in = 0;
-  /// Packets yielded, summed over its workers (0 for the sink).
-  std::uint64_t packets_out = 0;
-  /// Of `packets_out`, those made on the next stage's threads (see `WorkerStats::helped_out`).
-  std::uint64_t helped_out = 0;
-  /// A plumb::Service's stage: the items that failed in it (their futures got its exception).
-  /// A failed item still passes on to the next stages, which let it by: it counts in their
-  /// `packets_in` and `packets_out`, and in this stage's `packets_out`. 0 in a Pipeline.
-  std::uint64_t failed_items = 0;
-  /// Busy time (see `WorkerStats::busy`), summed over its workers. A run of fused stages shares
-  /// its workers' time: their `starved` goes to the first stage of the run, their `blocked` to
-  /// the last, and their `busy` is split among them by sampling (each stage's first 16 packets
-  /// and 16 in every 16384 are timed, or every packet of a stage that takes 2 us or more), so
-  /// for fused stages it is an estimate, rough for stages that take well under a microsecond
-  /// per packet.
-  std::chrono::nanoseconds busy{};
-  /// Time waiting for an input packet, summed over its workers (see `busy` for fused stages).
-  std::chrono::nanoseconds starved{};
-  /// Time waiting for a free output slot, summed over its workers (see `busy` for fused
-  /// stages).
-  std::chrono::nanoseconds blocked{};
-  /// Share of the run's time its workers were busy: `busy / (elapsed * workers)`, in [0, 1].
-  double busy_fraction = 0;
-  /// Share of the run's time its workers were starved: `starved / (elapsed * workers)`, in [0, 1].
-  double starved_fraction = 0;
-  /// Share of the run's time its workers were blocked: `blocked / (elapsed * workers)`, in [0, 1].
-  double blocked_fraction = 0;
-  /// Packets out (for the sink: in) per second of the run.
-  double rate = 0;
-  /// Its output link, if it has one (a Pipeline's stages).
-  std::optional<LinkStats> output;
-  /// A plumb::Graph's node: the nodes it reads, by index, one per input (empty for a source,
-  /// and for every stage of a Pipeline).
-  std::vector<std::size_t> inputs;
-  /// A plumb::Graph's node: its one input link, which every node it reads writes (its slots:
-  /// the sum of their in_flight), if it has inputs.
-  std::optional<LinkStats> input;
-  /// Per worker, by worker index.
-  std::vector<WorkerStats> per_worker;
-};
-
-/// The shared-memory mapping of a run with worker processes: its links across processes, its
-/// counters and its result. Each run's worker processes are new, so each faults in every page
-/// of it that it touches, once per run: on 4 KiB pages that can cost more than the packets'
-/// work (guide, section 4, "Huge pages for shared memory").
-struct SharedMemoryStats {
-  /// The size of the mapping the run used, in bytes (a Pipeline reuses a larger one from an
-  /// earlier run); 0 if no worker process ran.
-  std::size_t bytes = 0;
-  /// True if it was advised onto transparent huge pages (plumb does from 8 MiB on) and the
-  /// kernel's settings allowed them for shared memory when it was made
-  /// (`/sys/kernel/mm/transparent_hugepage/shmem_enabled`, and since Linux 6.11 the 2 MiB size's
-  /// own `hugepages-2048kB/shmem_enabled`): its pages are then 2 MiB ones, unless the kernel
-  /// found no free 2 MiB of memory.
-  bool huge_pages = false;
-};
 
 /// What a run measured: `Pipeline::last_stats()` after a run (successful or not), and the
 /// snapshot passed to `RunOptions::progress` while it runs.
@@ -215,93 +112,6 @@ class Stats {
 };
 
 namespace detail {
-
-inline std::string_view mode_label(const StageStats& stage, std::size_t index) {
-  if (stage.fused) return "fused";
-  switch (stage.mode) {
-    case Mode::thread: return "thread";
-    case Mode::process: return "process";
-    case Mode::sequential: return index == 0 ? "caller" : "fused";
-  }
-  return "?";
-}
-
-inline std::string percent(double fraction) { return detail::format("{:.0f}%", 100 * fraction); }
-
-// 1234567 -> "1.23M": rates and counts in a few characters.
-inline std::string compact(double value) {
-  if (value >= 1e9) return detail::format("{:.3g}G", value / 1e9);
-  if (value >= 1e6) return detail::format("{:.3g}M", value / 1e6);
-  if (value >= 1e4) return detail::format("{:.3g}k", value / 1e3);
-  if (value >= 100) return detail::format("{:.0f}", value);
-  return detail::format("{:.3g}", value);
-}
-
-// The stage's workers and mode in words: "4 processes", "1 thread", "fused", "caller".
-inline std::string workers_label(const StageStats& stage, std::size_t index) {
-  const std::string_view place = mode_label(stage, index);
-  if (place == "fused") return "fused";
-  if (place == "caller") return "calling thread";
-  const bool one = stage.workers == 1;
-  return detail::format(
-      "{} {}", stage.workers,
-      stage.mode == Mode::process ? (one ? "process" : "processes") : (one ? "thread" : "threads"));
-}
-
-// A stage's box colour: white when idle, through yellow, to red when busy all the time.
-inline std::string heat_colour(double busy) {
-  const double x = std::clamp(busy, 0.0, 1.0);
-  // value is in [0, 1]: rounds half up, as std::lround does for it (<cmath> is a big include).
-  const auto channel = [](double value) { return static_cast<int>(255 * value + 0.5); };
-  // white (1,1,1) -> yellow (1,0.85,0.4) -> red (0.95,0.45,0.4)
-  const double g = x < 0.5 ? 1.0 - 0.3 * x : 0.85 - 0.8 * (x - 0.5);
-  const double b = x < 0.5 ? 1.0 - 1.2 * x : 0.4;
-  const double r = x < 0.5 ? 1.0 : 1.0 - 0.1 * (x - 0.5);
-  return detail::format("#{:02x}{:02x}{:02x}", channel(r), channel(g), channel(b));
-}
-
-// Text inside a dot "..." string.
-inline std::string dot_escape(std::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out;
-}
-
-// Text inside a Mermaid "..." label: quotes and markup characters as entity codes.
-inline std::string mermaid_escape(std::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-      case '"': out += "#quot;"; break;
-      case '<': out += "#lt;"; break;
-      case '>': out += "#gt;"; break;
-      case '#': out += "#35;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
-// Calls on_run(first, last) for each run of stages that share workers: a stage and the stages
-// fused after it (first == last for a stage with nothing fused after it).
-template <class OnRun>
-void for_each_run(const std::vector<StageStats>& stages, OnRun&& on_run) {
-  for (std::size_t first = 0; first < stages.size();) {
-    std::size_t last = first;
-    while (last + 1 < stages.size() && stages[last + 1].fused) ++last;
-    on_run(first, last);
-    first = last + 1;
-  }
-}
-
-inline std::string link_label(const LinkStats& link) {
-  const double fill = link.capacity == 0 ? 0 : link.mean_queued / static_cast<double>(link.capacity);
-  return detail::format("{} slots{}, {} full", link.capacity, link.shared ? " (shm)" : "",
-                        percent(std::clamp(fill, 0.0, 1.0)));
-}
 
 // A plumb::Graph's views (detail/stats/graph_view.hpp, included at the end).
 inline std::string graph_table(const Stats& stats);

@@ -93,12 +93,11 @@ inline bool shared_huge_pages_allowed() noexcept {
 inline bool shared_huge_pages_configurable() noexcept { return ::access(kShmemThpSetting, F_OK) == 0; }
 
 // Advises `bytes` of shared memory at `memory` onto huge pages if it is large (kHugeArena).
-// Returns whether the advice was given and the kernel's settings honour it now. Even then the
-// kernel may fall back to 4 KiB pages where it finds no free 2 MiB of memory.
+// Returns whether the kernel took the advice (whether it honours it is shared_huge_pages_allowed();
+// even then it may fall back to 4 KiB pages where it finds no free 2 MiB of memory).
 inline bool advise_huge_pages([[maybe_unused]] void* memory, [[maybe_unused]] std::size_t bytes) noexcept {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (bytes < kHugeArena || ::madvise(memory, bytes, MADV_HUGEPAGE) != 0) return false;
-  return shared_huge_pages_allowed();
+  return bytes >= kHugeArena && ::madvise(memory, bytes, MADV_HUGEPAGE) == 0;
 #else
   return false;
 #endif

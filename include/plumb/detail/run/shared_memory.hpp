@@ -67,15 +67,18 @@ class SharedArena {
   explicit SharedArena(std::size_t bytes)
       : size_(bytes == 0 ? 1 : bytes),
         memory_(map(size_, bytes)),
-        huge_pages_(advise_huge_pages(memory_, size_)) {}
+        advised_(advise_huge_pages(memory_, size_)),
+        huge_pages_(advised_ && shared_huge_pages_allowed()) {}
 
   SharedArena(SharedArena&& other) noexcept
       : size_(std::exchange(other.size_, 0)),
         memory_(std::exchange(other.memory_, nullptr)),
+        advised_(std::exchange(other.advised_, false)),
         huge_pages_(std::exchange(other.huge_pages_, false)) {}
   SharedArena& operator=(SharedArena&& other) noexcept {
     std::swap(size_, other.size_);
     std::swap(memory_, other.memory_);
+    std::swap(advised_, other.advised_);
     std::swap(huge_pages_, other.huge_pages_);
     return *this;
   }
@@ -96,11 +99,12 @@ class SharedArena {
   // then 2 MiB ones, unless the kernel found no free 2 MiB of memory (Stats::shared_memory).
   [[nodiscard]] bool huge_pages() const noexcept { return huge_pages_; }
 
-  // Whether the kernel would now give huge pages to this mapping, made without them (the
-  // administrator allowed them since): a Pipeline then makes a new mapping for its next run
-  // rather than keep 4 KiB pages for its life.
+  // Whether the kernel would now give huge pages to this mapping, which took the advice but was
+  // made without them (the administrator allowed them since): a Pipeline then makes a new
+  // mapping for its next run rather than keep 4 KiB pages for its life. A mapping the kernel
+  // refused the advice for is never missed: a new one would be refused too.
   [[nodiscard]] bool missed_huge_pages() const noexcept {
-    return !huge_pages_ && size_ >= kHugeArena && shared_huge_pages_allowed();
+    return advised_ && !huge_pages_ && shared_huge_pages_allowed();
   }
 
  private:
@@ -122,7 +126,8 @@ class SharedArena {
 
   std::size_t size_;
   void* memory_;
-  bool huge_pages_;
+  bool advised_;     // madvise(MADV_HUGEPAGE) took
+  bool huge_pages_;  // advised_, and the kernel's settings honoured it when it was made
 };
 
 // What Stats::shared_memory says of `arena`.
